@@ -1,0 +1,190 @@
+"""The ``du`` command line: ``du list``, ``du compare``, ``du train``.
+
+Also available as ``python -m du_framework``. See docs/cli.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import DUError, TrainingDivergedError
+
+__all__ = ["main", "build_parser"]
+
+
+def _default_out() -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path("runs") / stamp
+    suffix = 1
+    while out.exists():
+        suffix += 1
+        out = Path("runs") / f"{stamp}-{suffix}"
+    return out
+
+
+def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE.toml", help="experiment configuration (default: the reference experiment)")
+    parser.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
+                        help="override a configuration key, e.g. --set train.depth=10 --set solvers.dugd.period=8 (repeatable)")
+    parser.add_argument("--out", metavar="DIR", help="output directory (default: runs/<timestamp>/)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="du", description="Deep unfolding on JAX: train and compare unfolded solvers.")
+    parser.add_argument("--version", action="version", version=f"du-framework {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    listing = commands.add_parser("list", help="list problems, solvers and schedules with their plugins")
+    listing.add_argument("--json", action="store_true", help="print the registry as JSON")
+
+    compare = commands.add_parser("compare", help="train every solver, evaluate all on the same fresh instances, report")
+    _add_experiment_options(compare)
+    compare.add_argument("--checkpoints", metavar="DIR",
+                         help="load <label>.npz from DIR (written by `du train`) instead of training those solvers")
+    compare.add_argument("--no-plots", action="store_true", help="skip mse.png and params.png")
+
+    train = commands.add_parser("train", help="train the learnable solvers and save their checkpoints")
+    _add_experiment_options(train)
+    return parser
+
+
+def _cmd_list(args) -> int:
+    from .interfaces import capability_name
+    from .plugins import get_registry
+
+    registry = get_registry()
+    problems = {name: entry.cls for name, entry in registry.entries["problem"].items()}
+    instances = {}
+    for name, cls in problems.items():  # a default instance tells which solvers fit
+        try:
+            instances[name] = cls.from_options(cls.Options())
+        except Exception:  # a problem whose defaults need user data still lists
+            instances[name] = None
+
+    def fits(solver_cls) -> list[str]:
+        return sorted(
+            name for name, cls in problems.items()
+            if (solver_cls.fits(instances[name]) if instances[name] is not None else issubclass(cls, solver_cls.requires))
+        )
+
+    if args.json:
+        payload = {
+            "problems": {n: {"plugin": e.plugin, "description": e.cls.description}
+                         for n, e in registry.entries["problem"].items()},
+            "solvers": {n: {"plugin": e.plugin, "description": e.cls.description,
+                            "requires": capability_name(e.cls.requires), "fits": fits(e.cls)}
+                        for n, e in registry.entries["solver"].items()},
+            "schedules": {n: {"plugin": e.plugin, "description": e.cls.description}
+                          for n, e in registry.entries["schedule"].items()},
+            "failed_plugins": registry.failures,
+        }
+        print(json.dumps(payload, indent=2))
+        return 0
+
+    def section(title: str, kind: str, extra=lambda cls: "") -> None:
+        print(f"{title}:")
+        entries = registry.entries[kind]
+        if not entries:
+            print("  (none)")
+        width = max((len(n) for n in entries), default=0)
+        for name in sorted(entries):
+            entry = entries[name]
+            print(f"  {name.ljust(width)}  [{entry.plugin}]  {entry.cls.description}{extra(entry.cls)}")
+        print()
+
+    section("Problems", "problem")
+    section("Solvers", "solver",
+            lambda cls: f"\n  {' ' * max(len(n) for n in registry.entries['solver'])}  requires: "
+                        f"{capability_name(cls.requires)}; fits: {', '.join(fits(cls)) or '(no installed problem)'}")
+    section("Schedules", "schedule")
+    if registry.failures:
+        print("Plugins that failed to load (skipped):")
+        for name, error in registry.failures.items():
+            print(f"  {name}: {error}")
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    from .compare import run_comparison
+    from .config import load_config
+    from .report import format_table, write_report
+
+    config = load_config(args.config, args.overrides)
+    out = Path(args.out) if args.out else _default_out()
+    comparison = run_comparison(config, progress=not args.no_progress,
+                                checkpoint_dir=out / "checkpoints", load_dir=args.checkpoints)
+    problem = comparison.problem.describe()
+    facts = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in problem.items() if k != "name")
+    print(f"problem {problem['name']} ({facts})")
+    print(f"MSE on {config.evaluation.batches} x {config.evaluation.batch_size} fresh instances "
+          f"(evaluation seed {config.evaluation.seed}):")
+    print(format_table(comparison))
+    written = write_report(comparison, out, plots=not args.no_plots)
+    print(f"\nwrote {', '.join(sorted(written))} to {out}/")
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from .checkpoint import save_checkpoint
+    from .compare import build_problem, build_schedule, build_solver, train_solver
+    from .config import load_config
+    from .atomic import atomic_write
+
+    config = load_config(args.config, args.overrides)
+    out = Path(args.out) if args.out else _default_out()
+    problem = build_problem(config)
+    schedule = build_schedule(config)
+    for entry in config.solvers:  # refuse every mismatch before training anything
+        build_solver(entry, problem, config.train.depth)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out / "config.json") as handle:
+        handle.write(json.dumps(config.to_dict(), indent=2))
+    trained = 0
+    for index, entry in enumerate(config.solvers):
+        solver = build_solver(entry, problem, config.train.depth)
+        if not solver.is_trainable:
+            print(f"{entry.label}: nothing to learn (classical method), skipped")
+            continue
+        try:
+            result = train_solver(config, index, problem, schedule, progress=not args.no_progress)
+        except TrainingDivergedError as error:
+            path = save_checkpoint(out / "checkpoints" / f"{entry.label}.last-good.npz", error.solver,
+                                   extra={"label": entry.label, "status": "diverged",
+                                          "stage": error.stage, "step": error.step})
+            print(f"{entry.label}: last good parameters saved to {path}", file=sys.stderr)
+            raise
+        path = save_checkpoint(out / "checkpoints" / f"{entry.label}.npz", result.solver,
+                               extra={"label": entry.label, "status": "trained", "problem": problem.describe(),
+                                      "train_seconds": result.train_seconds})
+        final = result.stage_losses[-1] if result.stage_losses else float("nan")
+        print(f"{entry.label}: trained in {result.train_seconds:.2f} s wall "
+              f"(compile {result.compile_seconds:.2f} s, {result.compilations} compilation, "
+              f"{len(result.losses)} steps, final training loss {final:.3e}) -> {path}")
+        trained += 1
+    print(f"trained {trained} solver(s); evaluate with: du compare --checkpoints {out / 'checkpoints'}"
+          + (f" --config {args.config}" if args.config else "")
+          + "".join(f" --set {override}" for override in args.overrides))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"list": _cmd_list, "compare": _cmd_compare, "train": _cmd_train}
+    try:
+        return handlers[args.command](args)
+    except TrainingDivergedError as error:
+        print(f"du: error: {error}", file=sys.stderr)
+        return 1
+    except DUError as error:
+        print(f"du: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

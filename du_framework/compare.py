@@ -1,0 +1,181 @@
+"""Side-by-side comparison: train every solver of a configuration, evaluate all on
+the same fresh instances.
+
+Training instances come from ``train.seed``; evaluation instances from
+``evaluation.seed``, a separate key stream, so no evaluation instance is ever
+used in training (the keys are derived with ``jax.random.fold_in`` on distinct
+tags). Every solver is evaluated on exactly the same instances.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import ExperimentConfig, SolverConfig
+from .engine import TrainResult, evaluate, train
+from .errors import TrainingDivergedError
+from .interfaces import Problem, TrainingSchedule, UnfoldedSolver
+from .options import options_to_dict
+from .plugins import Registry, get_registry
+
+__all__ = ["SolverResult", "Comparison", "build_problem", "build_solver", "build_schedule",
+           "train_solver", "run_comparison", "training_key", "evaluation_key"]
+
+_TRAIN_TAG, _EVAL_TAG = 0, 1
+
+
+def training_key(seed: int, solver_index: int) -> jax.Array:
+    """Key of the training instances of the ``solver_index``-th solver."""
+    return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), _TRAIN_TAG), solver_index)
+
+
+def evaluation_key(seed: int) -> jax.Array:
+    """Key of the evaluation instances (shared by every solver, disjoint from training)."""
+    return jax.random.fold_in(jax.random.key(seed), _EVAL_TAG)
+
+
+@dataclasses.dataclass
+class SolverResult:
+    """One solver's row of a comparison."""
+
+    label: str
+    name: str
+    options: dict[str, Any]
+    mse: np.ndarray
+    params: dict[str, list]
+    trainable: bool
+    train_seconds: float
+    compile_seconds: float
+    compilations: int
+    loaded_from: str | None = None
+    solver: UnfoldedSolver | None = dataclasses.field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "options": self.options,
+            "mse": [float(v) for v in self.mse],
+            "params": self.params,
+            "trainable": self.trainable,
+            "train_seconds": self.train_seconds,
+            "compile_seconds": self.compile_seconds,
+            "compilations": self.compilations,
+            "loaded_from": self.loaded_from,
+        }
+
+
+@dataclasses.dataclass
+class Comparison:
+    """Everything a report needs."""
+
+    config: ExperimentConfig
+    problem: Problem
+    results: dict[str, SolverResult]
+
+
+def build_problem(config: ExperimentConfig, registry: Registry | None = None) -> Problem:
+    registry = registry or get_registry()
+    return registry.problem(config.problem.name).from_options(config.problem.options)
+
+
+def build_schedule(config: ExperimentConfig, registry: Registry | None = None) -> TrainingSchedule:
+    registry = registry or get_registry()
+    return registry.schedule(config.train.schedule)(config.schedule_options)
+
+
+def build_solver(entry: SolverConfig, problem: Problem, depth: int, registry: Registry | None = None) -> UnfoldedSolver:
+    """Construct a solver, refusing a problem that lacks its capability."""
+    registry = registry or get_registry()
+    cls = registry.solver(entry.name)
+    cls.check_problem(problem)
+    return cls(entry.options, problem=problem, depth=depth)
+
+
+def train_solver(config: ExperimentConfig, index: int, problem: Problem, schedule: TrainingSchedule,
+                 *, registry: Registry | None = None, progress: bool = True) -> TrainResult:
+    """Build and train the ``index``-th solver of ``config`` (the engine's call, nothing more)."""
+    entry = config.solvers[index]
+    solver = build_solver(entry, problem, config.train.depth, registry)
+    return train(
+        solver, problem, schedule,
+        steps_per_stage=config.train.steps_per_stage,
+        batch_size=config.train.batch_size,
+        key=training_key(config.train.seed, index),
+        chunk_size=config.train.chunk_size,
+        remat=config.train.remat,
+        progress=progress,
+        label=entry.label,
+    )
+
+
+def run_comparison(
+    config: ExperimentConfig,
+    *,
+    registry: Registry | None = None,
+    progress: bool = True,
+    checkpoint_dir: str | Path | None = None,
+    load_dir: str | Path | None = None,
+) -> Comparison:
+    """Train (or load) every solver, then evaluate them all on shared instances.
+
+    Args:
+        checkpoint_dir: if given, each trained solver is saved there as
+            ``<label>.npz``.
+        load_dir: if given, solvers with a checkpoint ``<label>.npz`` there are
+            loaded instead of trained (a mismatched file is refused).
+
+    Raises:
+        TrainingDivergedError: a solver's training diverged; when
+            ``checkpoint_dir`` is given its last good parameters are saved as
+            ``<label>.last-good.npz`` first.
+    """
+    registry = registry or get_registry()
+    problem = build_problem(config, registry)
+    schedule = build_schedule(config, registry)
+    # Refuse every mismatch before spending time on training.
+    solvers = [build_solver(entry, problem, config.train.depth, registry) for entry in config.solvers]
+    eval_key = evaluation_key(config.evaluation.seed)
+    results: dict[str, SolverResult] = {}
+    for index, (entry, solver) in enumerate(zip(config.solvers, solvers)):
+        loaded_from = None
+        checkpoint = Path(load_dir) / f"{entry.label}.npz" if load_dir is not None else None
+        if checkpoint is not None and solver.is_trainable and checkpoint.is_file():
+            solver = load_checkpoint(checkpoint, solver)
+            loaded_from = str(checkpoint)
+            outcome = TrainResult(solver, np.zeros(0), [], 0.0, 0.0, 0)
+        else:
+            try:
+                outcome = train_solver(config, index, problem, schedule, registry=registry, progress=progress)
+            except TrainingDivergedError as error:
+                if checkpoint_dir is not None and error.solver is not None:
+                    save_checkpoint(Path(checkpoint_dir) / f"{entry.label}.last-good.npz", error.solver,
+                                    extra={"label": entry.label, "status": "diverged", "stage": error.stage,
+                                           "step": error.step})
+                raise
+            if checkpoint_dir is not None and solver.is_trainable:
+                save_checkpoint(Path(checkpoint_dir) / f"{entry.label}.npz", outcome.solver,
+                                extra={"label": entry.label, "status": "trained",
+                                       "problem": problem.describe(),
+                                       "train_seconds": outcome.train_seconds})
+        mse = evaluate(outcome.solver, problem, key=eval_key,
+                       batch_size=config.evaluation.batch_size, batches=config.evaluation.batches)
+        results[entry.label] = SolverResult(
+            label=entry.label,
+            name=entry.name,
+            options=options_to_dict(entry.options),
+            mse=mse,
+            params={k: np.asarray(v).tolist() for k, v in outcome.solver.learned_parameters().items()},
+            trainable=solver.is_trainable,
+            train_seconds=outcome.train_seconds,
+            compile_seconds=outcome.compile_seconds,
+            compilations=outcome.compilations,
+            loaded_from=loaded_from,
+            solver=outcome.solver,
+        )
+    return Comparison(config, problem, results)

@@ -1,0 +1,374 @@
+"""The training engine: any solver, any problem, any schedule, compiled once.
+
+How a run is compiled:
+
+* The unroll is a fixed-length ``lax.scan`` over the solver's full depth; the
+  active depth of a stage is a traced value, and iterations past it are skipped
+  with ``lax.cond`` (so early stages cost less, and a stage change never
+  retraces).
+* A *chunk* of optimiser steps runs inside one jitted call (``lax.scan`` over
+  steps); the chunk length is fixed for the whole run and shorter stages mask
+  the surplus steps, so every stage of every schedule reuses one executable. It
+  is compiled ahead of time once per :func:`train` call and
+  :attr:`TrainResult.compilations` reports how many times it was traced.
+* Parameter slots not used by the stage (inactive iterations, or all but the
+  newest under ``train="newest"``) get zero gradient, zero update, and keep their
+  optimiser state unchanged (Adam moments included).
+* A step whose loss or new parameters are not finite is not applied; the run
+  stops after that chunk with :class:`~du_framework.errors.TrainingDivergedError`
+  naming the stage and step, holding the last good parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from .errors import TrainingDivergedError
+from .interfaces import Problem, Stage, TrainingSchedule, UnfoldedSolver
+
+__all__ = ["TrainResult", "train", "evaluate", "unroll", "make_optimizer", "split_solver"]
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        solver: the solver with its learned parameters (a new module).
+        losses: training loss of every optimiser step, in order (host array).
+        stage_losses: mean loss over the last chunk of each stage.
+        train_seconds: wall time of the whole training, compilation included.
+        compile_seconds: time spent tracing and compiling the training program.
+        compilations: how many times the training program was traced (1 for any
+            schedule; 0 for a solver with nothing to learn).
+    """
+
+    solver: UnfoldedSolver
+    losses: np.ndarray
+    stage_losses: list[float]
+    train_seconds: float
+    compile_seconds: float
+    compilations: int
+
+
+def split_solver(solver: UnfoldedSolver):
+    """``(merge, params, rest)``: a pure rebuild function and the solver's arrays.
+
+    ``params`` is a plain nested dict of the ``nnx.Param`` values; ``merge(params,
+    rest)`` returns an equivalent module and is safe to call inside ``jax.jit``.
+    """
+    graphdef, param_state, rest = nnx.split(solver, nnx.Param, ...)
+    params = nnx.to_pure_dict(param_state)
+
+    def merge(params, rest):
+        state = jax.tree.map(lambda leaf: leaf, param_state)  # a fresh container
+        nnx.replace_by_pure_dict(state, params)
+        return nnx.merge(graphdef, state, rest)
+
+    return merge, params, rest
+
+
+def unroll(
+    solver: UnfoldedSolver,
+    problem: Problem,
+    instance: dict,
+    active_depth: jax.Array | int | None = None,
+    *,
+    record: Callable[[jax.Array], jax.Array] | None = None,
+    remat: bool = False,
+):
+    """Run the solver's iterations on a batch; return ``(x_final, recorded)``.
+
+    Args:
+        active_depth: iterations actually applied (traced or static); ``None``
+            applies all ``solver.depth``. Later iterations leave the state alone.
+        record: if given, called on the estimate after every iteration; its
+            outputs are stacked along a new leading axis of length ``depth``.
+        remat: rematerialise each iteration in the backward pass
+            (``jax.checkpoint``), trading compute for memory at large depth.
+    """
+    context = solver.prepare(problem, instance)
+    state0 = solver.init_state(problem, context)
+
+    def advance(state, k):
+        if active_depth is None:
+            return solver.step(state, context, k)
+        return jax.lax.cond(
+            k < active_depth, lambda s: solver.step(s, context, k), lambda s: s, state
+        )
+
+    if remat:
+        advance = jax.checkpoint(advance)
+
+    def body(state, k):
+        state = advance(state, k)
+        return state, (record(solver.estimate(state)) if record is not None else None)
+
+    state, recorded = jax.lax.scan(body, state0, jnp.arange(solver.depth, dtype=jnp.int32))
+    return solver.estimate(state), recorded
+
+
+def make_optimizer(learning_rates: dict[str, float], params: dict) -> optax.GradientTransformation:
+    """Adam with one learning rate per named parameter (one Adam per group, as in the book).
+
+    ``learning_rates`` maps dotted parameter paths to rates; ``params`` is the
+    nested dict whose leaves they name.
+    """
+    labels = _map_with_paths(lambda path, _: path, params)
+    missing = set(jax.tree.leaves(labels)) - set(learning_rates)
+    if missing:
+        raise ValueError(f"no learning rate given for parameter(s) {sorted(missing)}")
+    groups = {path: optax.scale(-float(lr)) for path, lr in learning_rates.items()}
+    return optax.chain(optax.scale_by_adam(), optax.multi_transform(groups, labels))
+
+
+def _map_with_paths(fn, tree: dict, prefix: str = "") -> dict:
+    return {
+        key: _map_with_paths(fn, value, f"{prefix}{key}.")
+        if isinstance(value, dict)
+        else fn(f"{prefix}{key}", value)
+        for key, value in tree.items()
+    }
+
+
+def _slot_masks(params: dict, active_depth: jax.Array, newest_only: jax.Array) -> dict:
+    """Boolean masks (shape of each leaf): which per-iteration slots train now."""
+
+    def mask(leaf):
+        slots = leaf.shape[0] if leaf.ndim else 1
+        index = jnp.arange(slots)
+        used = index < jnp.minimum(active_depth, slots)
+        newest = index == (active_depth - 1) % slots
+        chosen = jnp.where(newest_only, newest, used)
+        return jnp.broadcast_to(chosen.reshape((slots,) + (1,) * max(leaf.ndim - 1, 0)), leaf.shape)
+
+    return jax.tree.map(mask, params)
+
+
+def _tree_where(condition, new, old):
+    return jax.tree.map(lambda a, b: jnp.where(condition, a, b), new, old)
+
+
+def _all_finite(tree) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+def _stages_of(schedule: TrainingSchedule | Sequence[Stage], depth: int, steps_per_stage: int):
+    stages = list(schedule.stages(depth, steps_per_stage)) if isinstance(schedule, TrainingSchedule) else list(schedule)
+    for number, stage in enumerate(stages, 1):
+        if stage.active_depth > depth:
+            raise ValueError(
+                f"stage {number} asks for active depth {stage.active_depth} but the solver "
+                f"is unrolled to depth {depth}"
+            )
+    return stages
+
+
+def train(
+    solver: UnfoldedSolver,
+    problem: Problem,
+    schedule: TrainingSchedule | Sequence[Stage],
+    *,
+    steps_per_stage: int = 20,
+    batch_size: int = 100,
+    key: jax.Array | int = 0,
+    chunk_size: int = 256,
+    remat: bool = False,
+    progress: bool = True,
+    label: str | None = None,
+) -> TrainResult:
+    """Train ``solver`` on random instances of ``problem`` following ``schedule``.
+
+    Args:
+        schedule: a :class:`TrainingSchedule` (expanded with ``solver.depth`` and
+            ``steps_per_stage``) or an explicit list of :class:`Stage`.
+        batch_size: instances drawn per optimiser step (fresh every step).
+        key: PRNG key or integer seed for the training instances.
+        chunk_size: most optimiser steps per jitted call.
+        remat: rematerialise iterations in the backward pass (memory-bounded depth).
+        progress: show a progress bar that advances per stage.
+        label: name shown on the progress bar.
+
+    Raises:
+        TrainingDivergedError: a loss or parameter became non-finite.
+    """
+    solver.check_problem(problem)
+    stages = _stages_of(schedule, solver.depth, steps_per_stage)
+    if not solver.is_trainable or not any(stage.steps for stage in stages):
+        return TrainResult(solver, np.zeros(0), [], 0.0, 0.0, 0)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if isinstance(key, int):
+        key = jax.random.key(key)
+
+    start = time.perf_counter()
+    merge, params, rest = split_solver(solver)
+    optimizer = make_optimizer(solver.learning_rates(), params)
+    opt_state = optimizer.init(params)
+    chunk = max(1, min(chunk_size, max(stage.steps for stage in stages)))
+    traces = 0
+
+    def run_chunk(params, opt_state, rest, problem, key, active_depth, newest_only, lr_scale, n_valid):
+        nonlocal traces
+        traces += 1
+
+        def loss_fn(params, instance):
+            module = merge(params, rest)
+            x, _ = unroll(module, problem, instance, active_depth, remat=remat)
+            return problem.loss(x, instance["target"])
+
+        masks = _slot_masks(params, active_depth, newest_only)
+
+        def one_step(carry, i):
+            params, opt_state, key, failed, fail_at = carry
+            key, sample_key = jax.random.split(key)
+            live = (i < n_valid) & ~failed
+
+            def apply(operand):
+                params, opt_state = operand
+                instance = problem.sample(sample_key, batch_size)
+                loss, grads = jax.value_and_grad(loss_fn)(params, instance)
+                grads = _tree_where_masks(masks, grads)
+                updates, new_opt_state = optimizer.update(grads, opt_state, params)
+                updates = jax.tree.map(lambda u, m: jnp.where(m, u * lr_scale, 0), updates, masks)
+                new_params = optax.apply_updates(params, updates)
+                state_masks = optax.tree_utils.tree_map_params(
+                    optimizer, lambda _, m: m, new_opt_state, masks,
+                    transform_non_params=lambda _: jnp.array(True),
+                )
+                new_opt_state = jax.tree.map(jnp.where, state_masks, new_opt_state, opt_state)
+                ok = jnp.isfinite(loss) & _all_finite(new_params)
+                kept = (_tree_where(ok, new_params, params), _tree_where(ok, new_opt_state, opt_state))
+                return kept, loss, ok
+
+            def skip(operand):
+                return operand, jnp.array(jnp.nan, jnp.float32), jnp.array(True)
+
+            (params, opt_state), loss, ok = jax.lax.cond(live, apply, skip, (params, opt_state))
+            newly_failed = live & ~ok
+            fail_at = jnp.where(newly_failed & (fail_at < 0), i, fail_at)
+            failed = failed | newly_failed
+            return (params, opt_state, key, failed, fail_at), loss.astype(jnp.float32)
+
+        carry = (params, opt_state, key, jnp.array(False), jnp.array(-1, jnp.int32))
+        (params, opt_state, key, failed, fail_at), losses = jax.lax.scan(
+            one_step, carry, jnp.arange(chunk, dtype=jnp.int32)
+        )
+        return params, opt_state, key, failed, fail_at, losses
+
+    example = (
+        params, opt_state, rest, problem, key,
+        jnp.int32(1), jnp.bool_(False), jnp.float32(1.0), jnp.int32(chunk),
+    )
+    compiled = jax.jit(run_chunk).lower(*example).compile()
+    compile_seconds = time.perf_counter() - start
+
+    losses: list[jax.Array] = []
+    stage_losses: list[float] = []
+    bar = _progress(len(stages), label or solver.name, progress)
+    try:
+        for stage_number, stage in enumerate(stages, 1):
+            done = 0
+            last = None
+            while done < stage.steps:
+                n_valid = min(chunk, stage.steps - done)
+                params, opt_state, key, failed, fail_at, chunk_losses = compiled(
+                    params, opt_state, rest, problem, key,
+                    jnp.int32(stage.active_depth), jnp.bool_(stage.train == "newest"),
+                    jnp.float32(stage.lr_scale), jnp.int32(n_valid),
+                )
+                if bool(failed):
+                    step = done + int(fail_at) + 1
+                    history = np.concatenate([np.asarray(l) for l in losses] + [np.asarray(chunk_losses)[: int(fail_at)]])
+                    raise TrainingDivergedError(
+                        f"training of {label or solver.name!r} diverged: the loss or a parameter "
+                        f"became non-finite at stage {stage_number} of {len(stages)} (active depth "
+                        f"{stage.active_depth}), step {step} of {stage.steps}; the last good "
+                        f"parameters are kept. Try a smaller learning rate or initial step size.",
+                        stage=stage_number, step=step, solver=merge(params, rest), history=history,
+                    )
+                losses.append(chunk_losses[:n_valid])
+                last = chunk_losses[:n_valid]
+                done += n_valid
+            if last is not None:
+                stage_losses.append(last)
+            bar.update(1)
+    finally:
+        bar.close()
+    jax.block_until_ready(params)
+    train_seconds = time.perf_counter() - start
+    history = np.concatenate([np.asarray(l) for l in losses]) if losses else np.zeros(0)
+    return TrainResult(
+        solver=merge(params, rest),
+        losses=history,
+        stage_losses=[float(np.mean(np.asarray(l))) for l in stage_losses],
+        train_seconds=train_seconds,
+        compile_seconds=compile_seconds,
+        compilations=traces,
+    )
+
+
+def _tree_where_masks(masks, tree):
+    return jax.tree.map(lambda m, g: jnp.where(m, g, 0), masks, tree)
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(total: int, label: str, enabled: bool):
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"training {label}", unit="stage", leave=False)
+
+
+def evaluate(
+    solver: UnfoldedSolver,
+    problem: Problem,
+    *,
+    key: jax.Array | int,
+    batch_size: int = 100,
+    batches: int = 10,
+) -> np.ndarray:
+    """MSE after each iteration ``t = 1..depth``, averaged over ``batches`` fresh batches.
+
+    The instances depend only on ``key``, ``batch_size`` and ``batches``, so every
+    solver evaluated with the same arguments sees the same instances. Returns a
+    float64 host array of shape ``(depth,)``.
+    """
+    solver.check_problem(problem)
+    if isinstance(key, int):
+        key = jax.random.key(key)
+    merge, params, rest = split_solver(solver)
+
+    @jax.jit
+    def curve(params, rest, problem, key):
+        module = merge(params, rest)
+
+        def one_batch(total, batch_key):
+            instance = problem.sample(batch_key, batch_size)
+            target = instance["target"]
+            _, per_iteration = unroll(module, problem, instance, record=lambda x: problem.loss(x, target))
+            return total + per_iteration.astype(jnp.float32), None
+
+        total, _ = jax.lax.scan(one_batch, jnp.zeros(solver.depth, jnp.float32), jax.random.split(key, batches))
+        return total / batches
+
+    return np.asarray(curve(params, rest, problem, key), dtype=np.float64)

@@ -1,0 +1,135 @@
+"""The ridge-regularised least-squares problem of the reference experiment."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from du_framework import Problem, ProblemDataError, RegularizedLeastSquares
+
+
+class RidgeProblem(Problem, RegularizedLeastSquares):
+    """Minimise ``1/2 ||y - A x||^2 + lam/2 ||x||^2`` for random ``y ~ N(0, I_m)``.
+
+    ``A`` (``m x n``) is fixed: drawn once with i.i.d. N(0, 1) entries from
+    ``seed``, or read from a ``.npy`` file. Each instance is a fresh ``y``; its
+    target is the closed-form minimiser ``x_opt = (A^T A + lam I)^{-1} A^T y``.
+
+    Attributes:
+        n, m: sizes of ``x`` and ``y``.
+        lam: regularisation weight.
+        mu_min, mu_max: extreme eigenvalues of ``A^T A + lam I``.
+
+    >>> problem = RidgeProblem.from_options(RidgeProblem.Options(n=4, m=8, lam=1.0))
+    >>> batch = problem.sample(jax.random.key(0), 3)
+    >>> batch["y"].shape, batch["target"].shape
+    ((3, 8), (3, 4))
+    """
+
+    @dataclasses.dataclass(frozen=True)
+    class Options:
+        n: int = 50
+        m: int = 100
+        lam: float = 3.0
+        seed: int = 0
+        matrix: str = ""
+
+        def validate(self):
+            if self.n < 1 or self.m < 1:
+                raise ValueError(f"problem.n and problem.m must be >= 1, got n={self.n}, m={self.m}")
+            if not self.lam >= 0:
+                raise ValueError(f"problem.lam must be >= 0, got {self.lam}")
+
+    name = "ridge"
+    description = "ridge least squares, fixed Gaussian A, fresh y ~ N(0, I) per instance"
+
+    def __init__(self, matrix: np.ndarray, lam: float, *, source: str = "generated"):
+        matrix = np.asarray(matrix, dtype=np.float64)
+        hessian = matrix.T @ matrix + lam * np.eye(matrix.shape[1])
+        eigenvalues = np.linalg.eigvalsh(hessian)
+        if not eigenvalues[0] > 1e-12 * max(eigenvalues[-1], 1.0):
+            raise ProblemDataError(
+                f"A^T A + lam I is singular (smallest eigenvalue {eigenvalues[0]:.3g}): "
+                f"use lam > 0 or a matrix A of full column rank"
+            )
+        self.n = int(matrix.shape[1])
+        self.m = int(matrix.shape[0])
+        self._lam = float(lam)
+        self.mu_min = float(eigenvalues[0])
+        self.mu_max = float(eigenvalues[-1])
+        self.source = source
+        self.A = jnp.asarray(matrix, dtype=jnp.float32)
+        self.AtA = jnp.asarray(matrix.T @ matrix, dtype=jnp.float32)
+        # Regularised pseudo-inverse, formed once in float64 on the host.
+        self.pinv = jnp.asarray(np.linalg.solve(hessian, matrix.T), dtype=jnp.float32)
+
+    @classmethod
+    def from_options(cls, options: "RidgeProblem.Options") -> "RidgeProblem":
+        if options.matrix:
+            matrix = load_matrix(options.matrix, shape=(options.m, options.n))
+            return cls(matrix, options.lam, source=str(options.matrix))
+        rng = np.random.default_rng(options.seed)
+        return cls(rng.standard_normal((options.m, options.n)), options.lam, source=f"seed {options.seed}")
+
+    @property
+    def dim(self) -> int:
+        return self.n
+
+    @property
+    def matrix(self) -> jax.Array:
+        return self.A
+
+    @property
+    def gram(self) -> jax.Array:
+        return self.AtA
+
+    @property
+    def lam(self) -> float:
+        return self._lam
+
+    def spectrum_bounds(self) -> tuple[float, float]:
+        return self.mu_min, self.mu_max
+
+    def sample(self, key: jax.Array, batch_size: int) -> dict:
+        y = jax.random.normal(key, (batch_size, self.m), dtype=jnp.float32)
+        return {"y": y, "target": y @ self.pinv.T}
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name, "dim": self.n, "n": self.n, "m": self.m, "lam": self.lam,
+            "matrix": self.source, "mu_min": self.mu_min, "mu_max": self.mu_max,
+            "condition_number": self.mu_max / self.mu_min,
+        }
+
+
+def load_matrix(path: str | Path, *, shape: tuple[int, int]) -> np.ndarray:
+    """Read a user's operator ``A`` from a ``.npy`` file (never with pickle) and validate it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ProblemDataError(f"problem.matrix: no file at {str(path)!r}; give the path of a .npy file holding A ({shape[0]} x {shape[1]})")
+    try:
+        matrix = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as error:
+        raise ProblemDataError(
+            f"problem.matrix: {str(path)!r} is not a readable .npy array ({error}); save A with numpy.save"
+        ) from error
+    if not isinstance(matrix, np.ndarray) or not np.issubdtype(matrix.dtype, np.number) or np.iscomplexobj(matrix):
+        raise ProblemDataError(f"problem.matrix: {str(path)!r} must hold a real numeric array, got dtype {getattr(matrix, 'dtype', type(matrix))}")
+    if matrix.shape != tuple(shape):
+        raise ProblemDataError(
+            f"problem.matrix: {str(path)!r} holds an array of shape {matrix.shape}, but "
+            f"problem.m x problem.n = {shape[0]} x {shape[1]}; set problem.m and problem.n to the "
+            f"matrix's shape (rows, columns) or save A with that shape"
+        )
+    bad = ~np.isfinite(matrix)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ProblemDataError(
+            f"problem.matrix: {str(path)!r} has {int(bad.sum())} non-finite entries (NaN or inf), "
+            f"the first at index {first}; A must be finite"
+        )
+    return matrix.astype(np.float64)

@@ -1,0 +1,116 @@
+"""DU-GD (learned step sizes, optionally learned regularisation) and classical GD."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from du_framework import QuadraticProblem, RegularizedLeastSquares, UnfoldedSolver, per_iteration
+
+
+class DUGD(UnfoldedSolver):
+    """Deep-unfolded gradient descent for regularised least squares.
+
+    ``x^(0) = 0``, ``x^(t+1) = x^(t) - eta_t (A^T (A x^(t) - y) + lambda_t x^(t))``.
+
+    ``eta`` has ``period`` entries (``eta_t = eta[t mod period]``; period 0 learns
+    one step per iteration). With ``learn_lambda``, ``lambda_t = |xi_t|`` is
+    learned too (kept non-negative, initialised at the problem's lambda), with
+    ``lambda_period`` entries (0: one per iteration).
+
+    Attributes:
+        eta: learned step sizes, shape ``(period,)``.
+        xi: learned regularisation weights before ``abs``, present with ``learn_lambda``.
+    """
+
+    @dataclasses.dataclass(frozen=True)
+    class Options:
+        period: int = 4
+        learn_lambda: bool = False
+        lambda_period: int = 0
+        init_step: float = 0.0
+        lr: float = 1e-3
+        lambda_lr: float = 1e-2
+
+        def validate(self):
+            if self.period < 0 or self.lambda_period < 0:
+                raise ValueError("period and lambda_period must be >= 0 (0 means one value per iteration)")
+            if not (self.lr > 0 and self.lambda_lr > 0):
+                raise ValueError(f"learning rates must be > 0, got lr={self.lr}, lambda_lr={self.lambda_lr}")
+
+    name = "dugd"
+    requires = RegularizedLeastSquares
+    description = "DU-GD: learned step sizes eta_t (period T), optionally learned lambda_t"
+
+    def __init__(self, options: "DUGD.Options", *, problem: RegularizedLeastSquares, depth: int):
+        super().__init__(options, problem=problem, depth=depth)
+        steps = options.period or depth
+        self.eta = nnx.Param(jnp.full((steps,), options.init_step, dtype=jnp.float32))
+        if options.learn_lambda:
+            slots = options.lambda_period or depth
+            self.xi = nnx.Param(jnp.full((slots,), problem.lam, dtype=jnp.float32))
+
+    def prepare(self, problem, instance):
+        return {"gram": problem.gram, "aty": problem.adjoint_observation(instance), "lam": problem.lam}
+
+    def init_state(self, problem, context):
+        return jnp.zeros_like(context["aty"])
+
+    def step(self, x, context, k):
+        lam = jnp.abs(per_iteration(self.xi, k)) if self.options.learn_lambda else context["lam"]
+        gradient = x @ context["gram"] - context["aty"] + lam * x
+        return x - per_iteration(self.eta, k) * gradient
+
+    def learning_rates(self):
+        rates = {"eta": self.options.lr}
+        if self.options.learn_lambda:
+            rates["xi"] = self.options.lambda_lr
+        return rates
+
+    def learned_parameters(self):
+        learned = {"eta": np.asarray(self.eta[...])}
+        if self.options.learn_lambda:
+            learned["lambda"] = np.abs(np.asarray(self.xi[...]))
+        return learned
+
+
+class ConstantStepGD(UnfoldedSolver):
+    """Gradient descent with one constant step on a quadratic problem.
+
+    ``step = 0`` (the default) takes the best constant step ``2 / (mu_min + mu_max)``
+    from the problem's spectrum; its error contracts by ``(kappa - 1)/(kappa + 1)``
+    per iteration. Nothing is learned.
+    """
+
+    @dataclasses.dataclass(frozen=True)
+    class Options:
+        step: float = 0.0
+
+        def validate(self):
+            if self.step < 0:
+                raise ValueError(f"step must be >= 0 (0 = best constant step), got {self.step}")
+
+    name = "gd"
+    requires = QuadraticProblem
+    description = "gradient descent, constant step (default 2/(mu_min+mu_max))"
+
+    def __init__(self, options: "ConstantStepGD.Options", *, problem: QuadraticProblem, depth: int):
+        super().__init__(options, problem=problem, depth=depth)
+        mu_min, mu_max = problem.spectrum_bounds()
+        self.step_size = float(options.step or 2.0 / (mu_min + mu_max))
+
+    def prepare(self, problem, instance):
+        return {"problem": problem, "b": problem.linear_term(instance)}
+
+    def init_state(self, problem, context):
+        return jnp.zeros_like(context["b"])
+
+    def step(self, x, context, k):
+        return x - self.step_size * (context["problem"].hessian_apply(x) - context["b"])
+
+    def learned_parameters(self):
+        return {"step": np.array([self.step_size])}
