@@ -349,7 +349,8 @@ def evaluate(
 ) -> np.ndarray:
     """MSE after each iteration ``t = 1..depth``, averaged over ``batches`` fresh batches.
 
-    The instances depend only on ``key``, ``batch_size`` and ``batches``, so every
+    Batch ``b`` is ``problem.sample(jax.random.split(key, batches)[b], batch_size)``:
+    the instances depend only on ``key``, ``batch_size`` and ``batches``, so every
     solver evaluated with the same arguments sees the same instances. Returns a
     float64 host array of shape ``(depth,)``.
     """

@@ -1,0 +1,19 @@
+import os
+
+# Tests exercise the installed plugins only; a stray allow-list would hide them.
+os.environ.pop("DU_PLUGINS", None)
+
+import jax
+import pytest
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.fixture(autouse=True)
+def fresh_registry():
+    """Every test sees a registry loaded from the current environment."""
+    from du_framework import plugins
+
+    plugins.reset()
+    yield
+    plugins.reset()

@@ -1,0 +1,56 @@
+"""Make installed-looking plugin distributions in a temporary directory.
+
+A ``NAME.dist-info`` folder with ``METADATA`` and ``entry_points.txt`` beside a
+module on ``sys.path`` is an installed distribution to ``importlib.metadata``,
+exactly as pip leaves one.
+"""
+
+import textwrap
+from pathlib import Path
+
+
+def make_distribution(root: Path, dist: str, entry_point: str, module: str, source: str) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / f"{module}.py").write_text(textwrap.dedent(source))
+    info = root / f"{dist.replace('-', '_')}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[du_framework]\n{entry_point} = {module}\n")
+    return root
+
+
+SOLVER_SOURCE = '''
+    import dataclasses
+    import jax.numpy as jnp
+    from flax import nnx
+    from du_framework import QuadraticProblem, UnfoldedSolver, hookimpl, per_iteration
+
+    class Richardson(UnfoldedSolver):
+        """x <- x - omega_t (H x - b): one learned relaxation per iteration."""
+
+        @dataclasses.dataclass(frozen=True)
+        class Options:
+            init: float = 0.01
+            lr: float = 1e-3
+
+        name = "{name}"
+        requires = QuadraticProblem
+        description = "test plugin solver"
+
+        def __init__(self, options, *, problem, depth):
+            super().__init__(options, problem=problem, depth=depth)
+            self.omega = nnx.Param(jnp.full((depth,), options.init, jnp.float32))
+
+        def prepare(self, problem, instance):
+            return {{"problem": problem, "b": problem.linear_term(instance)}}
+
+        def init_state(self, problem, context):
+            return jnp.zeros_like(context["b"])
+
+        def step(self, x, context, k):
+            return x - per_iteration(self.omega, k) * (context["problem"].hessian_apply(x) - context["b"])
+
+    @hookimpl
+    def register_solvers(register):
+        register(Richardson)
+'''
