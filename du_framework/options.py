@@ -95,9 +95,9 @@ def parse_options(options_cls: type, values: Mapping[str, Any], *, prefix: str =
     for key, value in values.items():
         if key not in fields:
             hint = nearest(key, fields)
-            message = f"unknown key {prefix}{key!r}"
+            message = f"unknown key '{prefix}{key}'"
             if hint:
-                message += f"; did you mean {prefix}{hint!r}?"
+                message += f"; did you mean '{prefix}{hint}'?"
             message += f" Valid keys: {', '.join(prefix + f for f in fields) or '(none)'}"
             raise ConfigError(message)
         kwargs[key] = _coerce(value, hints[key], f"{prefix}{key}")

@@ -54,3 +54,62 @@ SOLVER_SOURCE = '''
     def register_solvers(register):
         register(Richardson)
 '''
+
+
+PROBLEM_AND_SCHEDULE_SOURCE = '''
+    import dataclasses
+    import jax
+    import jax.numpy as jnp
+    from du_framework import Problem, QuadraticProblem, Stage, TrainingSchedule, hookimpl
+
+    class DiagonalQuadratic(Problem, QuadraticProblem):
+        """H = diag(linspace(1, kappa, n)), b ~ N(0, I), target = H^-1 b."""
+
+        @dataclasses.dataclass(frozen=True)
+        class Options:
+            n: int = 5
+            kappa: float = 10.0
+
+        name = "diag-quadratic"
+        description = "test plugin problem"
+
+        def __init__(self, n, kappa):
+            self.n, self.kappa = n, kappa
+            self.diagonal = jnp.linspace(1.0, kappa, n, dtype=jnp.float32)
+
+        @classmethod
+        def from_options(cls, options):
+            return cls(options.n, options.kappa)
+
+        @property
+        def dim(self):
+            return self.n
+
+        def sample(self, key, batch_size):
+            b = jax.random.normal(key, (batch_size, self.n))
+            return {"b": b, "target": b / self.diagonal}
+
+        def hessian_apply(self, x):
+            return x * self.diagonal
+
+        def linear_term(self, instance):
+            return instance["b"]
+
+        def spectrum_bounds(self):
+            return 1.0, float(self.kappa)
+
+    class Halves(TrainingSchedule):
+        name = "halves"
+        description = "test plugin schedule: half the depth, then all of it"
+
+        def stages(self, depth, steps_per_stage):
+            return [Stage((depth + 1) // 2, steps_per_stage), Stage(depth, steps_per_stage)]
+
+    @hookimpl
+    def register_problems(register):
+        register(DiagonalQuadratic)
+
+    @hookimpl
+    def register_schedules(register):
+        register(Halves)
+'''
