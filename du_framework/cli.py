@@ -60,18 +60,9 @@ def _cmd_list(args) -> int:
 
     registry = get_registry()
     problems = {name: entry.cls for name, entry in registry.entries["problem"].items()}
-    instances = {}
-    for name, cls in problems.items():  # a default instance tells which solvers fit
-        try:
-            instances[name] = cls.from_options(cls.Options())
-        except Exception:  # a problem whose defaults need user data still lists
-            instances[name] = None
 
-    def fits(solver_cls) -> list[str]:
-        return sorted(
-            name for name, cls in problems.items()
-            if (solver_cls.fits(instances[name]) if instances[name] is not None else issubclass(cls, solver_cls.requires))
-        )
+    def fits(solver_cls) -> list[str]:  # capabilities are classes a problem inherits
+        return sorted(name for name, cls in problems.items() if issubclass(cls, solver_cls.requires))
 
     if args.json:
         payload = {
@@ -131,43 +122,36 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from .checkpoint import save_checkpoint
-    from .compare import build_problem, build_schedule, build_solver, train_solver
-    from .config import load_config
     from .atomic import atomic_write
+    from .compare import build_problem, build_schedule, build_solvers, train_solver
+    from .config import load_config
 
     config = load_config(args.config, args.overrides)
     out = Path(args.out) if args.out else _default_out()
     problem = build_problem(config)
     schedule = build_schedule(config)
-    for entry in config.solvers:  # refuse every mismatch before training anything
-        build_solver(entry, problem, config.train.depth)
-    out.mkdir(parents=True, exist_ok=True)
+    solvers = build_solvers(config, problem)
     with atomic_write(out / "config.json") as handle:
         handle.write(json.dumps(config.to_dict(), indent=2))
+    checkpoints = out / "checkpoints"
     trained = 0
-    for index, entry in enumerate(config.solvers):
-        solver = build_solver(entry, problem, config.train.depth)
+    for index, (entry, solver) in enumerate(zip(config.solvers, solvers)):
         if not solver.is_trainable:
             print(f"{entry.label}: nothing to learn (classical method), skipped")
             continue
         try:
-            result = train_solver(config, index, problem, schedule, progress=not args.no_progress)
-        except TrainingDivergedError as error:
-            path = save_checkpoint(out / "checkpoints" / f"{entry.label}.last-good.npz", error.solver,
-                                   extra={"label": entry.label, "status": "diverged",
-                                          "stage": error.stage, "step": error.step})
-            print(f"{entry.label}: last good parameters saved to {path}", file=sys.stderr)
+            result = train_solver(config, index, solver, problem, schedule, checkpoint_dir=checkpoints,
+                                  progress=not args.no_progress)
+        except TrainingDivergedError:
+            print(f"{entry.label}: last good parameters saved to {checkpoints / (entry.label + '.last-good.npz')}",
+                  file=sys.stderr)
             raise
-        path = save_checkpoint(out / "checkpoints" / f"{entry.label}.npz", result.solver,
-                               extra={"label": entry.label, "status": "trained", "problem": problem.describe(),
-                                      "train_seconds": result.train_seconds})
         final = result.stage_losses[-1] if result.stage_losses else float("nan")
         print(f"{entry.label}: trained in {result.train_seconds:.2f} s wall "
               f"(compile {result.compile_seconds:.2f} s, {result.compilations} compilation, "
-              f"{len(result.losses)} steps, final training loss {final:.3e}) -> {path}")
+              f"{len(result.losses)} steps, final training loss {final:.3e}) -> {checkpoints / (entry.label + '.npz')}")
         trained += 1
-    print(f"trained {trained} solver(s); evaluate with: du compare --checkpoints {out / 'checkpoints'}"
+    print(f"trained {trained} solver(s); evaluate with: du compare --checkpoints {checkpoints}"
           + (f" --config {args.config}" if args.config else "")
           + "".join(f" --set {override}" for override in args.overrides))
     return 0

@@ -25,7 +25,7 @@ from .options import options_to_dict
 from .plugins import Registry, get_registry
 
 __all__ = ["SolverResult", "Comparison", "build_problem", "build_solver", "build_schedule",
-           "train_solver", "run_comparison", "training_key", "evaluation_key"]
+           "build_solvers", "train_solver", "run_comparison", "training_key", "evaluation_key"]
 
 _TRAIN_TAG, _EVAL_TAG = 0, 1
 
@@ -97,21 +97,43 @@ def build_solver(entry: SolverConfig, problem: Problem, depth: int, registry: Re
     return cls(entry.options, problem=problem, depth=depth)
 
 
-def train_solver(config: ExperimentConfig, index: int, problem: Problem, schedule: TrainingSchedule,
-                 *, registry: Registry | None = None, progress: bool = True) -> TrainResult:
-    """Build and train the ``index``-th solver of ``config`` (the engine's call, nothing more)."""
+def build_solvers(config: ExperimentConfig, problem: Problem,
+                  registry: Registry | None = None) -> list[UnfoldedSolver]:
+    """Every solver of ``config``, built before any training so a mismatch is refused at once."""
+    return [build_solver(entry, problem, config.train.depth, registry) for entry in config.solvers]
+
+
+def train_solver(config: ExperimentConfig, index: int, solver: UnfoldedSolver, problem: Problem,
+                 schedule: TrainingSchedule, *, checkpoint_dir: str | Path | None = None,
+                 progress: bool = True) -> TrainResult:
+    """Train the ``index``-th solver of ``config`` and, with ``checkpoint_dir``, save it.
+
+    A trained solver is saved as ``<label>.npz``; when training diverges, the last
+    good parameters are saved as ``<label>.last-good.npz`` before the error propagates.
+    """
     entry = config.solvers[index]
-    solver = build_solver(entry, problem, config.train.depth, registry)
-    return train(
-        solver, problem, schedule,
-        steps_per_stage=config.train.steps_per_stage,
-        batch_size=config.train.batch_size,
-        key=training_key(config.train.seed, index),
-        chunk_size=config.train.chunk_size,
-        remat=config.train.remat,
-        progress=progress,
-        label=entry.label,
-    )
+    try:
+        result = train(
+            solver, problem, schedule,
+            steps_per_stage=config.train.steps_per_stage,
+            batch_size=config.train.batch_size,
+            key=training_key(config.train.seed, index),
+            chunk_size=config.train.chunk_size,
+            remat=config.train.remat,
+            progress=progress,
+            label=entry.label,
+        )
+    except TrainingDivergedError as error:
+        if checkpoint_dir is not None and error.solver is not None:
+            save_checkpoint(Path(checkpoint_dir) / f"{entry.label}.last-good.npz", error.solver,
+                            extra={"label": entry.label, "status": "diverged", "stage": error.stage,
+                                   "step": error.step})
+        raise
+    if checkpoint_dir is not None and solver.is_trainable:
+        save_checkpoint(Path(checkpoint_dir) / f"{entry.label}.npz", result.solver,
+                        extra={"label": entry.label, "status": "trained", "problem": problem.describe(),
+                               "train_seconds": result.train_seconds})
+    return result
 
 
 def run_comparison(
@@ -138,8 +160,7 @@ def run_comparison(
     registry = registry or get_registry()
     problem = build_problem(config, registry)
     schedule = build_schedule(config, registry)
-    # Refuse every mismatch before spending time on training.
-    solvers = [build_solver(entry, problem, config.train.depth, registry) for entry in config.solvers]
+    solvers = build_solvers(config, problem, registry)
     eval_key = evaluation_key(config.evaluation.seed)
     results: dict[str, SolverResult] = {}
     for index, (entry, solver) in enumerate(zip(config.solvers, solvers)):
@@ -150,19 +171,8 @@ def run_comparison(
             loaded_from = str(checkpoint)
             outcome = TrainResult(solver, np.zeros(0), [], 0.0, 0.0, 0)
         else:
-            try:
-                outcome = train_solver(config, index, problem, schedule, registry=registry, progress=progress)
-            except TrainingDivergedError as error:
-                if checkpoint_dir is not None and error.solver is not None:
-                    save_checkpoint(Path(checkpoint_dir) / f"{entry.label}.last-good.npz", error.solver,
-                                    extra={"label": entry.label, "status": "diverged", "stage": error.stage,
-                                           "step": error.step})
-                raise
-            if checkpoint_dir is not None and solver.is_trainable:
-                save_checkpoint(Path(checkpoint_dir) / f"{entry.label}.npz", outcome.solver,
-                                extra={"label": entry.label, "status": "trained",
-                                       "problem": problem.describe(),
-                                       "train_seconds": outcome.train_seconds})
+            outcome = train_solver(config, index, solver, problem, schedule,
+                                   checkpoint_dir=checkpoint_dir, progress=progress)
         mse = evaluate(outcome.solver, problem, key=eval_key,
                        batch_size=config.evaluation.batch_size, batches=config.evaluation.batches)
         results[entry.label] = SolverResult(

@@ -123,10 +123,10 @@ def test_dugd_refuses_a_problem_without_regularised_least_squares():
         DUGD(DUGD.Options(), problem=_BareProblem(), depth=3)
 
 
+# The core suite checks every registered solver with its default options; here the variants.
 @parametrize_with_checks([
-    SolverCase(DUGD),
     SolverCase(DUGD, DUGD.Options(learn_lambda=True, period=2), id="dugd-learned-lambda"),
-    SolverCase(ConstantStepGD),
+    SolverCase(DUGD, DUGD.Options(period=0, init_step=0.01), id="dugd-no-period"),
 ])
 def test_conformance(case, check):
     check(case)
