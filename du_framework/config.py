@@ -76,6 +76,20 @@ learn_lambda = true
 [[solvers]]
 name = "gd"
 label = "gd"
+
+# Theory baselines (plugin du-theory): how close learning gets to theory.
+[[solvers]]
+name = "gd-chebyshev"
+label = "gd-chebyshev"
+period = 4
+
+[[solvers]]
+name = "heavy-ball"
+label = "heavy-ball"
+
+[[solvers]]
+name = "cg"
+label = "cg"
 """
 
 

@@ -1,0 +1,12 @@
+"""Theory baselines for any problem with a known spectrum (``QuadraticProblem``).
+
+- ``gd-chebyshev``: gradient descent with the Chebyshev step sizes of period T;
+- ``cg``: conjugate gradient, the per-instance Krylov optimum;
+- ``heavy-ball``: Polyak's momentum method with its optimal constant parameters.
+
+None learns anything: they bound what a learned method can reach.
+"""
+
+from .solvers import ChebyshevGD, ConjugateGradient, HeavyBall
+
+__all__ = ["ChebyshevGD", "ConjugateGradient", "HeavyBall"]
