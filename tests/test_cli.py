@@ -104,7 +104,7 @@ def test_mismatched_checkpoint_is_refused(small_config, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (["solvers.0.name=dgd"], "unknown solver 'dgd'; known solvers: dugd, gd"),
+    (["solvers.0.name=dgd"], "unknown solver 'dgd'; known solvers: cg, du-heavy-ball, dugd, gd"),
     (["train.schedul=incremental"], "did you mean 'train.schedule'?"),
     (["problem.matrix=nowhere.npy"], "problem.matrix: no file at 'nowhere.npy'"),
 ])

@@ -12,7 +12,9 @@ def test_reference_experiment_is_the_default():
     assert (config.problem.options.n, config.problem.options.m, config.problem.options.lam) == (50, 100, 3.0)
     assert (config.train.schedule, config.train.depth, config.train.steps_per_stage, config.train.batch_size) == (
         "incremental", 50, 20, 100)
-    assert [(s.label, s.name) for s in config.solvers] == [("dugd", "dugd"), ("dugd-lambda", "dugd"), ("gd", "gd")]
+    assert [(s.label, s.name) for s in config.solvers] == [
+        ("dugd", "dugd"), ("dugd-lambda", "dugd"), ("gd", "gd"),
+        ("gd-chebyshev", "gd-chebyshev"), ("heavy-ball", "heavy-ball"), ("cg", "cg")]
     assert config.solvers[0].options.period == 4 and not config.solvers[0].options.learn_lambda
     assert config.solvers[1].options.learn_lambda
 

@@ -1,0 +1,17 @@
+"""Hook implementations of the ``du-linear-systems`` plugin."""
+
+from du_framework import hookimpl
+
+from .problem import LinearSystem
+from .solvers import DUPSOR, ChebyshevPSOR, Jacobi, SOR
+
+
+@hookimpl
+def register_problems(register):
+    register(LinearSystem)
+
+
+@hookimpl
+def register_solvers(register):
+    for solver in (Jacobi, SOR, DUPSOR, ChebyshevPSOR):
+        register(solver)

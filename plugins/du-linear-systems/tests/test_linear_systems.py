@@ -1,0 +1,106 @@
+"""Linear systems: the problem, the classical relaxations against numpy, DU-PSOR against theory."""
+
+import jax
+import numpy as np
+import pytest
+
+from du_framework import ProblemDataError
+from du_framework.engine import evaluate, train
+from du_framework.schedules import Incremental
+from du_framework.testing import SolverCase, parametrize_with_checks
+from du_framework.theory import chebyshev_period_factor, chebyshev_steps
+from du_linear_systems import DUPSOR, SOR, ChebyshevPSOR, Jacobi, LinearSystem
+from du_linear_systems.problem import spectrum_ensemble
+
+
+def small_system():
+    return LinearSystem.from_options(LinearSystem.Options(n=32, kappa=50.0, seed=0))
+
+
+@pytest.fixture(scope="module")
+def system():
+    problem = small_system()
+    A = spectrum_ensemble(32, 50.0, 0)
+    b = np.asarray(problem.sample(jax.random.split(jax.random.key(5), 1)[0], 50)["b"], np.float64)
+    return problem, A, b, np.linalg.solve(A, b.T).T
+
+
+def mse(x, target):
+    return np.mean(np.sum((x - target) ** 2, axis=1))
+
+
+def test_ensemble_has_the_prescribed_spectrum_and_targets_solve_the_system(system):
+    problem, A, b, x = system
+    eig = np.linalg.eigvalsh(A)
+    assert eig[0] == pytest.approx(1 / 50.0, rel=1e-9) and eig[-1] == pytest.approx(1.0, rel=1e-9)
+    target = np.asarray(problem.sample(jax.random.split(jax.random.key(5), 1)[0], 50)["target"], np.float64)
+    np.testing.assert_allclose(target @ A, b, atol=2e-3)
+    d = np.diag(A)
+    jacobi = np.linalg.eigvals(A / d[:, None]).real
+    assert problem.jacobi_spectrum_bounds() == pytest.approx((jacobi.min(), jacobi.max()), rel=1e-6)
+
+
+@pytest.mark.parametrize("solver, omega", [(Jacobi, lambda lo, hi: 1.0), (SOR, lambda lo, hi: 2 / (lo + hi))])
+def test_constant_relaxations_follow_their_recurrence(system, solver, omega):
+    problem, A, b, x_opt = system
+    curve = evaluate(solver(solver.Options(), problem=problem, depth=6), problem, key=5, batch_size=50, batches=1)
+    w = omega(*problem.jacobi_spectrum_bounds())
+    x = np.zeros_like(b)
+    for t in range(6):
+        x = x + w * (b - x @ A) / np.diag(A)
+        assert curve[t] == pytest.approx(mse(x, x_opt), rel=2e-3)
+
+
+def test_chebyshev_psor_after_whole_periods_matches_the_polynomial_and_its_bound(system):
+    problem, A, b, x_opt = system
+    period = 4
+    curve = evaluate(ChebyshevPSOR(ChebyshevPSOR.Options(period=period), problem=problem, depth=2 * period),
+                     problem, key=5, batch_size=50, batches=1)
+    lo, hi = problem.jacobi_spectrum_bounds()
+    jacobi_matrix = A / np.diag(A)[:, None]  # D^{-1} A
+    one_period = np.eye(32)
+    for w in chebyshev_steps(lo, hi, period):
+        one_period = (np.eye(32) - w * jacobi_matrix) @ one_period
+    for k in (1, 2):
+        exact = mse(x_opt @ np.linalg.matrix_power(one_period, k).T, 0)
+        assert curve[k * period - 1] == pytest.approx(exact, rel=5e-3)
+    # In the D-norm the period's polynomial is bounded by 1 / T_T((kappa+1)/(kappa-1)).
+    d_half = np.sqrt(np.diag(A))
+    symmetric = d_half[:, None] * one_period / d_half[None, :]
+    assert np.max(np.abs(np.linalg.eigvals(symmetric))) <= chebyshev_period_factor(lo, hi, period) * (1 + 1e-6)
+
+
+def test_du_psor_learns_factors_at_least_as_good_as_chebyshev_and_far_below_sor():
+    problem = small_system()
+    depth, period = 16, 8
+    learned = train(DUPSOR(DUPSOR.Options(period=period), problem=problem, depth=depth), problem, Incremental(),
+                    steps_per_stage=20, batch_size=64, key=1, progress=False).solver
+    curves = {
+        "du-psor": evaluate(learned, problem, key=9, batch_size=100, batches=2),
+        "chebyshev-psor": evaluate(ChebyshevPSOR(ChebyshevPSOR.Options(period=period), problem=problem, depth=depth),
+                                   problem, key=9, batch_size=100, batches=2),
+        "sor": evaluate(SOR(SOR.Options(), problem=problem, depth=depth), problem, key=9, batch_size=100, batches=2),
+    }
+    assert curves["du-psor"][-1] <= 2 * curves["chebyshev-psor"][-1], curves
+    assert curves["du-psor"][-1] < curves["sor"][-1] / 100, curves
+    omega = learned.learned_parameters()["omega"]
+    assert omega.shape == (period,) and np.all(np.isfinite(omega))
+
+
+def test_matrix_files_are_validated(tmp_path):
+    np.save(tmp_path / "nonsym.npy", np.array([[2.0, 1.0], [0.0, 2.0]]))
+    with pytest.raises(ProblemDataError, match="not symmetric"):
+        LinearSystem.from_options(LinearSystem.Options(n=2, matrix=str(tmp_path / "nonsym.npy")))
+    np.save(tmp_path / "indef.npy", np.array([[1.0, 2.0], [2.0, 1.0]]))
+    with pytest.raises(ProblemDataError, match="positive definite"):
+        LinearSystem.from_options(LinearSystem.Options(n=2, matrix=str(tmp_path / "indef.npy")))
+    with pytest.raises(ProblemDataError, match=r"shape \(2, 2\), expected \(3, 3\)"):
+        LinearSystem.from_options(LinearSystem.Options(n=3, matrix=str(tmp_path / "indef.npy")))
+    np.save(tmp_path / "ok.npy", np.array([[2.0, 0.5], [0.5, 1.0]]))
+    problem = LinearSystem.from_options(LinearSystem.Options(n=2, matrix=str(tmp_path / "ok.npy")))
+    assert problem.describe()["matrix"].endswith("ok.npy")
+
+
+@parametrize_with_checks([SolverCase(cls, problem=small_system) for cls in (Jacobi, SOR, ChebyshevPSOR, DUPSOR)])
+def test_conformance(case, check):
+    check(case)
