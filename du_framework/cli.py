@@ -113,7 +113,8 @@ def _cmd_compare(args) -> int:
     problem = comparison.problem.describe()
     facts = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in problem.items() if k != "name")
     print(f"problem {problem['name']} ({facts})")
-    print(f"MSE on {config.evaluation.batches} x {config.evaluation.batch_size} fresh instances "
+    metric = "NMSE (dB)" if comparison.problem.report_metric == "nmse_db" else "MSE"
+    print(f"{metric} on {config.evaluation.batches} x {config.evaluation.batch_size} fresh instances "
           f"(evaluation seed {config.evaluation.seed}):")
     print(format_table(comparison))
     written = write_report(comparison, out, plots=not args.no_plots)

@@ -18,7 +18,7 @@ import numpy as np
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ExperimentConfig, SolverConfig
-from .engine import TrainResult, evaluate, train
+from .engine import TrainResult, evaluate, target_energy, train
 from .errors import TrainingDivergedError
 from .interfaces import Problem, TrainingSchedule, UnfoldedSolver
 from .options import options_to_dict
@@ -48,6 +48,7 @@ class SolverResult:
     name: str
     options: dict[str, Any]
     mse: np.ndarray
+    nmse_db: np.ndarray
     params: dict[str, list]
     trainable: bool
     train_seconds: float
@@ -61,6 +62,7 @@ class SolverResult:
             "name": self.name,
             "options": self.options,
             "mse": [float(v) for v in self.mse],
+            "nmse_db": [float(v) for v in self.nmse_db],
             "params": self.params,
             "trainable": self.trainable,
             "train_seconds": self.train_seconds,
@@ -77,6 +79,7 @@ class Comparison:
     config: ExperimentConfig
     problem: Problem
     results: dict[str, SolverResult]
+    target_energy: float
 
 
 def build_problem(config: ExperimentConfig, registry: Registry | None = None) -> Problem:
@@ -162,6 +165,8 @@ def run_comparison(
     schedule = build_schedule(config, registry)
     solvers = build_solvers(config, problem, registry)
     eval_key = evaluation_key(config.evaluation.seed)
+    energy = target_energy(problem, key=eval_key, batch_size=config.evaluation.batch_size,
+                           batches=config.evaluation.batches)
     results: dict[str, SolverResult] = {}
     for index, (entry, solver) in enumerate(zip(config.solvers, solvers)):
         loaded_from = None
@@ -180,6 +185,7 @@ def run_comparison(
             name=entry.name,
             options=options_to_dict(entry.options),
             mse=mse,
+            nmse_db=10 * np.log10(np.maximum(mse, np.finfo(float).tiny) / energy),
             params={k: np.asarray(v).tolist() for k, v in outcome.solver.learned_parameters().items()},
             trainable=solver.is_trainable,
             train_seconds=outcome.train_seconds,
@@ -188,4 +194,4 @@ def run_comparison(
             loaded_from=loaded_from,
             solver=outcome.solver,
         )
-    return Comparison(config, problem, results)
+    return Comparison(config, problem, results, energy)

@@ -34,7 +34,7 @@ from flax import nnx
 from .errors import TrainingDivergedError
 from .interfaces import Problem, Stage, TrainingSchedule, UnfoldedSolver
 
-__all__ = ["TrainResult", "train", "evaluate", "unroll", "make_optimizer", "split_solver"]
+__all__ = ["TrainResult", "train", "evaluate", "target_energy", "unroll", "make_optimizer", "split_solver"]
 
 
 @dataclasses.dataclass
@@ -371,3 +371,23 @@ def evaluate(
         return total / batches
 
     return np.asarray(curve(params, rest, problem, key), dtype=np.float64)
+
+
+def target_energy(problem: Problem, *, key: jax.Array | int, batch_size: int = 100, batches: int = 10) -> float:
+    """Mean ``||target||^2`` over the instances :func:`evaluate` uses with the same arguments.
+
+    ``10 log10(mse / target_energy)`` is the NMSE in dB.
+    """
+    if isinstance(key, int):
+        key = jax.random.key(key)
+
+    @jax.jit
+    def energy(problem, key):
+        def one_batch(total, batch_key):
+            target = problem.sample(batch_key, batch_size)["target"]
+            return total + jnp.mean(jnp.sum(jnp.square(target), axis=-1)), None
+
+        total, _ = jax.lax.scan(one_batch, jnp.zeros((), jnp.float32), jax.random.split(key, batches))
+        return total / batches
+
+    return float(energy(problem, key))

@@ -73,11 +73,14 @@ class Problem(nnx.Pytree, abc.ABC):
         name: registry name (class attribute).
         Options: frozen dataclass of the options a configuration may set.
         description: one line shown by ``du list``.
+        report_metric: what tables and plots show: ``"mse"`` or ``"nmse_db"``
+            (``10 log10(MSE / mean ||target||^2)``); results files hold both.
     """
 
     name: ClassVar[str] = ""
     Options: ClassVar[type] = NoOptions
     description: ClassVar[str] = ""
+    report_metric: ClassVar[Literal["mse", "nmse_db"]] = "mse"
 
     @classmethod
     @abc.abstractmethod

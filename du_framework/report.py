@@ -32,14 +32,17 @@ def table_iterations(depth: int) -> list[int]:
 
 
 def format_table(comparison: Comparison, *, markdown: bool = False, iterations: list[int] | None = None) -> str:
-    """MSE at selected iterations, one row per solver, plus training time."""
+    """The problem's report metric (MSE, or NMSE in dB) at selected iterations, one row
+    per solver, plus training time."""
     depth = comparison.config.train.depth
     iterations = iterations or table_iterations(depth)
     header = ["solver"] + [f"t={t}" for t in iterations] + ["train s"]
+    in_db = comparison.problem.report_metric == "nmse_db"
     rows = []
     for label, result in comparison.results.items():
         seconds = "loaded" if result.loaded_from else (f"{result.train_seconds:.2f}" if result.trainable else "-")
-        rows.append([label] + [f"{result.mse[t - 1]:.3e}" for t in iterations] + [seconds])
+        values = [f"{result.nmse_db[t - 1]:.2f}" if in_db else f"{result.mse[t - 1]:.3e}" for t in iterations]
+        rows.append([label] + values + [seconds])
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -64,6 +67,8 @@ def results_dict(comparison: Comparison) -> dict[str, Any]:
             "batches": config.evaluation.batches,
             "iterations": config.train.depth,
             "metric": "mean over instances of ||x_target - x^(t)||^2, for t = 1..depth",
+            "target_energy": comparison.target_energy,
+            "report_metric": comparison.problem.report_metric,
         },
         "solvers": {label: result.to_dict() for label, result in comparison.results.items()},
     }
@@ -114,16 +119,21 @@ def _save(fig, path: Path) -> Path:
 
 
 def plot_mse(comparison: Comparison, path: Path) -> Path:
-    """MSE (log scale) versus iteration, one curve per solver."""
+    """MSE (log scale) or NMSE in dB versus iteration, one curve per solver."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    in_db = comparison.problem.report_metric == "nmse_db"
     for label, result in comparison.results.items():
         t = np.arange(1, len(result.mse) + 1)
-        ax.semilogy(t, np.maximum(result.mse, np.finfo(float).tiny), label=label)
+        if in_db:
+            ax.plot(t, result.nmse_db, label=label)
+        else:
+            ax.semilogy(t, np.maximum(result.mse, np.finfo(float).tiny), label=label)
     problem = comparison.problem.describe()
+    metric = "NMSE (dB)" if in_db else "MSE"
     ax.set_xlabel("iteration t")
-    ax.set_ylabel("MSE  (mean ||x_opt - x^(t)||^2)")
-    ax.set_title(f"{problem.get('name', '')}: MSE versus iteration")
+    ax.set_ylabel("NMSE  10 log10(MSE / mean ||x||^2)  [dB]" if in_db else "MSE  (mean ||x_opt - x^(t)||^2)")
+    ax.set_title(f"{problem.get('name', '')}: {metric} versus iteration")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     try:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from du_framework.cli import main
+from du_framework.plugins import get_registry
 from du_framework.checkpoint import read_checkpoint_metadata
 
 from plugin_factory import PROBLEM_AND_SCHEDULE_SOURCE, SOLVER_SOURCE, make_distribution
@@ -104,7 +105,7 @@ def test_mismatched_checkpoint_is_refused(small_config, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (["solvers.0.name=dgd"], "unknown solver 'dgd'; known solvers: cg, du-heavy-ball, dugd, gd"),
+    (["solvers.0.name=dgd"], "unknown solver 'dgd'; known solvers: {solvers} (did you mean 'dugd'?)"),
     (["train.schedul=incremental"], "did you mean 'train.schedule'?"),
     (["problem.matrix=nowhere.npy"], "problem.matrix: no file at 'nowhere.npy'"),
 ])
@@ -114,6 +115,7 @@ def test_bad_input_exits_2_with_a_clear_message(small_config, tmp_path, capsys, 
         args += ["--set", override]
     assert main(args) == 2
     err = capsys.readouterr().err
+    message = message.format(solvers=", ".join(get_registry().names("solver")))
     assert err.startswith("du: error: ") and message in err
 
 
@@ -132,7 +134,7 @@ def test_diverging_training_exits_1_and_keeps_the_last_good_parameters(small_con
 def test_list_shows_each_component_with_its_plugin(capsys):
     assert main(["list"]) == 0
     printed = capsys.readouterr().out
-    assert "ridge  [du-gd-ridge]" in printed
+    assert re.search(r"^  ridge +\[du-gd-ridge\]", printed, re.M)
     assert "requires: RegularizedLeastSquares; fits: ridge" in printed
     assert "incremental-frozen  [du-framework (built-in)]" in printed
 
@@ -147,7 +149,8 @@ def test_an_external_plugin_runs_in_list_and_compare(tmp_path):
                                         capture_output=True, text=True, check=True).stdout)
     assert listing["problems"]["diag-quadratic"]["plugin"] == "du-extra"
     assert listing["schedules"]["halves"]["plugin"] == "du-extra"
-    assert listing["solvers"]["richardson"]["fits"] == ["diag-quadratic", "ridge"]
+    fits = set(listing["solvers"]["richardson"]["fits"])
+    assert {"diag-quadratic", "ridge"} <= fits and "sparse-recovery" not in fits
     assert listing["solvers"]["dugd"]["fits"] == ["ridge"], "dugd needs RegularizedLeastSquares"
 
     config = tmp_path / "diag.toml"
