@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from du_framework import Problem, ProblemDataError, RegularizedLeastSquares
+from du_framework.matrix import load_matrix
 
 
 class RidgeProblem(Problem, RegularizedLeastSquares):
@@ -104,32 +103,3 @@ class RidgeProblem(Problem, RegularizedLeastSquares):
             "matrix": self.source, "mu_min": self.mu_min, "mu_max": self.mu_max,
             "condition_number": self.mu_max / self.mu_min,
         }
-
-
-def load_matrix(path: str | Path, *, shape: tuple[int, int]) -> np.ndarray:
-    """Read a user's operator ``A`` from a ``.npy`` file (never with pickle) and validate it."""
-    path = Path(path)
-    if not path.is_file():
-        raise ProblemDataError(f"problem.matrix: no file at {str(path)!r}; give the path of a .npy file holding A ({shape[0]} x {shape[1]})")
-    try:
-        matrix = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as error:
-        raise ProblemDataError(
-            f"problem.matrix: {str(path)!r} is not a readable .npy array ({error}); save A with numpy.save"
-        ) from error
-    if not isinstance(matrix, np.ndarray) or not np.issubdtype(matrix.dtype, np.number) or np.iscomplexobj(matrix):
-        raise ProblemDataError(f"problem.matrix: {str(path)!r} must hold a real numeric array, got dtype {getattr(matrix, 'dtype', type(matrix))}")
-    if matrix.shape != tuple(shape):
-        raise ProblemDataError(
-            f"problem.matrix: {str(path)!r} holds an array of shape {matrix.shape}, but "
-            f"problem.m x problem.n = {shape[0]} x {shape[1]}; set problem.m and problem.n to the "
-            f"matrix's shape (rows, columns) or save A with that shape"
-        )
-    bad = ~np.isfinite(matrix)
-    if bad.any():
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ProblemDataError(
-            f"problem.matrix: {str(path)!r} has {int(bad.sum())} non-finite entries (NaN or inf), "
-            f"the first at index {first}; A must be finite"
-        )
-    return matrix.astype(np.float64)

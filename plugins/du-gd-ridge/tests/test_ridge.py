@@ -97,7 +97,7 @@ def test_matrix_file_is_validated(tmp_path):
     problem = RidgeProblem.from_options(RidgeProblem.Options(n=3, m=6, lam=0.5, matrix=str(tmp_path / "A.npy")))
     np.testing.assert_allclose(np.asarray(problem.A), good, rtol=1e-6)
 
-    with pytest.raises(ProblemDataError, match=r"shape \(6, 3\).*problem.m x problem.n = 3 x 6"):
+    with pytest.raises(ProblemDataError, match=r"shape \(6, 3\), but problem.m x problem.n = 3 x 6; set problem.m and problem.n"):
         RidgeProblem.from_options(RidgeProblem.Options(n=6, m=3, matrix=str(tmp_path / "A.npy")))
     bad = good.copy()
     bad[2, 1] = np.nan

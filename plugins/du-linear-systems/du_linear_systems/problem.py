@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from du_framework import Problem, ProblemDataError, QuadraticProblem
+from du_framework.matrix import load_matrix
 
 
 class JacobiSplitting(abc.ABC):
@@ -125,19 +124,7 @@ class LinearSystem(Problem, QuadraticProblem, JacobiSplitting):
 
 
 def _load_spd(path: str, n: int) -> np.ndarray:
-    path = Path(path)
-    if not path.is_file():
-        raise ProblemDataError(f"problem.matrix: no file at {str(path)!r}; give a .npy file holding A ({n} x {n})")
-    try:
-        matrix = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as error:
-        raise ProblemDataError(f"problem.matrix: {str(path)!r} is not a readable .npy array ({error})") from error
-    if matrix.shape != (n, n):
-        raise ProblemDataError(
-            f"problem.matrix: {str(path)!r} holds shape {matrix.shape}, expected ({n}, {n}) from problem.n; "
-            f"set problem.n to the matrix size")
-    if not np.all(np.isfinite(matrix)):
-        raise ProblemDataError(f"problem.matrix: {str(path)!r} has non-finite entries; A must be finite")
+    matrix = load_matrix(path, shape=(n, n), names=("problem.n", "problem.n"))
     if not np.allclose(matrix, matrix.T, rtol=1e-6, atol=1e-9 * np.abs(matrix).max()):
         raise ProblemDataError(f"problem.matrix: {str(path)!r} is not symmetric; A must be symmetric positive definite")
     return matrix

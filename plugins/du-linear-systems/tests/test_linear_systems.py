@@ -94,7 +94,7 @@ def test_matrix_files_are_validated(tmp_path):
     np.save(tmp_path / "indef.npy", np.array([[1.0, 2.0], [2.0, 1.0]]))
     with pytest.raises(ProblemDataError, match="positive definite"):
         LinearSystem.from_options(LinearSystem.Options(n=2, matrix=str(tmp_path / "indef.npy")))
-    with pytest.raises(ProblemDataError, match=r"shape \(2, 2\), expected \(3, 3\)"):
+    with pytest.raises(ProblemDataError, match=r"shape \(2, 2\), but problem.n x problem.n = 3 x 3; set problem.n to"):
         LinearSystem.from_options(LinearSystem.Options(n=3, matrix=str(tmp_path / "indef.npy")))
     np.save(tmp_path / "ok.npy", np.array([[2.0, 0.5], [0.5, 1.0]]))
     problem = LinearSystem.from_options(LinearSystem.Options(n=2, matrix=str(tmp_path / "ok.npy")))

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from du_framework import Problem, ProblemDataError
+from du_framework.matrix import load_matrix
 
 
 class SparseLinearInverseProblem(abc.ABC):
@@ -99,7 +98,7 @@ class SparseRecovery(Problem, SparseLinearInverseProblem):
     @classmethod
     def from_options(cls, options: "SparseRecovery.Options") -> "SparseRecovery":
         if options.matrix:
-            matrix = _load(options.matrix, (options.m, options.n))
+            matrix = load_matrix(options.matrix, shape=(options.m, options.n))
             source = str(options.matrix)
         else:
             rng = np.random.default_rng(options.seed)
@@ -146,19 +145,3 @@ class SparseRecovery(Problem, SparseLinearInverseProblem):
     def describe(self):
         return {"name": self.name, "dim": self.n, "n": self.n, "m": self.m, "p": self.p, "snr_db": self.snr_db,
                 "noise_variance": self.sigma2, "lipschitz": self.L, "matrix": self.source}
-
-
-def _load(path: str, shape: tuple[int, int]) -> np.ndarray:
-    path = Path(path)
-    if not path.is_file():
-        raise ProblemDataError(f"problem.matrix: no file at {str(path)!r}; give a .npy file holding A {shape}")
-    try:
-        matrix = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as error:
-        raise ProblemDataError(f"problem.matrix: {str(path)!r} is not a readable .npy array ({error})") from error
-    if matrix.shape != shape:
-        raise ProblemDataError(
-            f"problem.matrix: {str(path)!r} holds shape {matrix.shape}, expected (problem.m, problem.n) = {shape}")
-    if not np.all(np.isfinite(matrix)):
-        raise ProblemDataError(f"problem.matrix: {str(path)!r} has non-finite entries; A must be finite")
-    return matrix
