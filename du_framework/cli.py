@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--checkpoints", metavar="DIR",
                          help="load <label>.npz from DIR (written by `du train`) instead of training those solvers")
     compare.add_argument("--no-plots", action="store_true", help="skip mse.png and params.png")
+    compare.add_argument("--markdown", action="store_true", help="print the table as Markdown")
 
     train = commands.add_parser("train", help="train the learnable solvers and save their checkpoints")
     _add_experiment_options(train)
@@ -116,7 +117,7 @@ def _cmd_compare(args) -> int:
     metric = "NMSE (dB)" if comparison.problem.report_metric == "nmse_db" else "MSE"
     print(f"{metric} on {config.evaluation.batches} x {config.evaluation.batch_size} fresh instances "
           f"(evaluation seed {config.evaluation.seed}):")
-    print(format_table(comparison))
+    print(format_table(comparison, markdown=args.markdown))
     written = write_report(comparison, out, plots=not args.no_plots)
     print(f"\nwrote {', '.join(sorted(written))} to {out}/")
     return 0

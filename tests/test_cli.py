@@ -64,6 +64,9 @@ def test_compare_prints_the_table_and_writes_every_result_file(small_config, tmp
     assert len(dugd["mse"]) == 6 and len(dugd["params"]["eta"]) == 4
     assert dugd["compilations"] == 1 and dugd["train_seconds"] > 0
     assert results["solvers"]["gd"]["trainable"] is False
+    energy = results["evaluation"]["target_energy"]
+    np.testing.assert_allclose(dugd["nmse_db"], 10 * np.log10(np.array(dugd["mse"]) / energy), rtol=1e-9)
+    assert results["evaluation"]["report_metric"] == "mse"
     assert results["config"] == json.loads((out / "config.json").read_text())
     assert results["config"]["train"]["depth"] == 6
     with open(out / "results.csv") as handle:

@@ -120,3 +120,12 @@ def test_classical_solver_trains_for_free(problem):
     gd = ConstantStepGD(ConstantStepGD.Options(), problem=problem, depth=4)
     result = train(gd, problem, Incremental(), progress=False)
     assert result.compilations == 0 and result.train_seconds == 0.0 and result.solver is gd
+
+
+def test_target_energy_is_the_mean_squared_norm_of_the_evaluation_targets(problem):
+    from du_framework.engine import target_energy
+
+    keys = jax.random.split(jax.random.key(4), 3)
+    targets = np.concatenate([np.asarray(problem.sample(k, 7)["target"], np.float64) for k in keys])
+    expected = np.mean(np.sum(targets**2, axis=1))
+    assert target_energy(problem, key=4, batch_size=7, batches=3) == pytest.approx(expected, rel=1e-5)

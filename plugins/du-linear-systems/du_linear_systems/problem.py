@@ -67,6 +67,7 @@ class LinearSystem(Problem, QuadraticProblem, JacobiSplitting):
                 raise ValueError(f"problem.kappa must be >= 1, got {self.kappa}")
 
     name = "linear-system"
+    report_metric = "nmse_db"
     description = "A x = b, fixed SPD A (prescribed-spectrum ensemble or .npy), fresh b ~ N(0, I)"
 
     def __init__(self, matrix: np.ndarray, *, source: str = "generated"):
