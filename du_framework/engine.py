@@ -195,7 +195,8 @@ def train(
         key: PRNG key or integer seed for the training instances.
         chunk_size: most optimiser steps per jitted call.
         remat: rematerialise iterations in the backward pass (memory-bounded depth).
-        progress: show a progress bar that advances per stage.
+        progress: show a progress bar (optimiser steps; it advances once per
+            chunk and names the current stage and active depth).
         label: name shown on the progress bar.
 
     Raises:
@@ -274,11 +275,12 @@ def train(
 
     losses: list[jax.Array] = []
     stage_losses: list[float] = []
-    bar = _progress(len(stages), label or solver.name, progress)
+    bar = _progress(sum(stage.steps for stage in stages), label or solver.name, progress)
     try:
         for stage_number, stage in enumerate(stages, 1):
             done = 0
             last = None
+            bar.set_postfix_str(f"stage {stage_number}/{len(stages)}, depth {stage.active_depth}", refresh=False)
             while done < stage.steps:
                 n_valid = min(chunk, stage.steps - done)
                 params, opt_state, key, failed, fail_at, chunk_losses = compiled(
@@ -299,9 +301,9 @@ def train(
                 losses.append(chunk_losses[:n_valid])
                 last = chunk_losses[:n_valid]
                 done += n_valid
+                bar.update(n_valid)
             if last is not None:
                 stage_losses.append(last)
-            bar.update(1)
     finally:
         bar.close()
     jax.block_until_ready(params)
@@ -325,6 +327,9 @@ class _NoBar:
     def update(self, n):
         pass
 
+    def set_postfix_str(self, text, refresh=True):
+        pass
+
     def close(self):
         pass
 
@@ -334,7 +339,7 @@ def _progress(total: int, label: str, enabled: bool):
         return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=f"training {label}", unit="stage", leave=False)
+    return tqdm(total=total, desc=f"training {label}", unit="step", leave=False)
 
 
 def evaluate(

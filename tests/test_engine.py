@@ -129,3 +129,11 @@ def test_target_energy_is_the_mean_squared_norm_of_the_evaluation_targets(proble
     targets = np.concatenate([np.asarray(problem.sample(k, 7)["target"], np.float64) for k in keys])
     expected = np.mean(np.sum(targets**2, axis=1))
     assert target_energy(problem, key=4, batch_size=7, batches=3) == pytest.approx(expected, rel=1e-5)
+
+
+def test_progress_bar_counts_steps_and_names_the_stage(problem, capsys, monkeypatch):
+    monkeypatch.setenv("TQDM_MININTERVAL", "0")  # draw every update, however fast
+    train(dugd(problem, depth=3), problem, Incremental(), steps_per_stage=4, batch_size=4, key=0, chunk_size=2,
+          progress=True, label="my-solver")
+    err = capsys.readouterr().err
+    assert "training my-solver" in err and "12/12" in err and "stage 3/3, depth 3" in err
