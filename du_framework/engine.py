@@ -238,9 +238,9 @@ def train(
                 params, opt_state = operand
                 instance = problem.sample(sample_key, batch_size)
                 loss, grads = jax.value_and_grad(loss_fn)(params, instance)
-                grads = _tree_where_masks(masks, grads)
+                grads = _masked(masks, grads)
                 updates, new_opt_state = optimizer.update(grads, opt_state, params)
-                updates = jax.tree.map(lambda u, m: jnp.where(m, u * lr_scale, 0), updates, masks)
+                updates = _masked(masks, updates, lr_scale)
                 new_params = optax.apply_updates(params, updates)
                 state_masks = optax.tree_utils.tree_map_params(
                     optimizer, lambda _, m: m, new_opt_state, masks,
@@ -319,8 +319,9 @@ def train(
     )
 
 
-def _tree_where_masks(masks, tree):
-    return jax.tree.map(lambda m, g: jnp.where(m, g, 0), masks, tree)
+def _masked(masks, tree, scale=1.0):
+    """``scale * tree`` where the mask is set, exactly zero elsewhere (NaN-safe)."""
+    return jax.tree.map(lambda m, value: jnp.where(m, value * scale, 0), masks, tree)
 
 
 class _NoBar:
