@@ -42,6 +42,7 @@ __all__ = [
     "QuadraticProblem",
     "RegularizedLeastSquares",
     "UnfoldedSolver",
+    "QuadraticSolver",
     "TrainingSchedule",
     "Stage",
     "per_iteration",
@@ -270,6 +271,27 @@ def flat_params(module: nnx.Module) -> dict[str, jax.Array]:
         return out
 
     return walk(nnx.to_pure_dict(nnx.state(module, nnx.Param)), "")
+
+
+class QuadraticSolver(UnfoldedSolver):
+    """Base for solvers of a :class:`QuadraticProblem` that start from ``x^(0) = 0``.
+
+    The context is ``{"problem": problem, "b": b}`` and :meth:`gradient` gives
+    ``H x - b``; subclasses write only ``step`` (and ``__init__`` for parameters).
+    """
+
+    requires: ClassVar[type] = QuadraticProblem
+
+    def prepare(self, problem: Problem, instance: Instance) -> dict[str, Any]:
+        return {"problem": problem, "b": problem.linear_term(instance)}
+
+    def init_state(self, problem: Problem, context: Any) -> Any:
+        return jnp.zeros_like(context["b"])
+
+    @staticmethod
+    def gradient(x: jax.Array, context: dict[str, Any]) -> jax.Array:
+        """``H x - b``, the gradient of the quadratic at ``x``."""
+        return context["problem"].hessian_apply(x) - context["b"]
 
 
 @dataclasses.dataclass(frozen=True)

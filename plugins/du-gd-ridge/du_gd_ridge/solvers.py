@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from du_framework import QuadraticProblem, RegularizedLeastSquares, UnfoldedSolver, per_iteration
+from du_framework import QuadraticProblem, QuadraticSolver, RegularizedLeastSquares, UnfoldedSolver, per_iteration
 
 
 class DUGD(UnfoldedSolver):
@@ -77,7 +77,7 @@ class DUGD(UnfoldedSolver):
         return learned
 
 
-class ConstantStepGD(UnfoldedSolver):
+class ConstantStepGD(QuadraticSolver):
     """Gradient descent with one constant step on a quadratic problem.
 
     ``step = 0`` (the default) takes the best constant step ``2 / (mu_min + mu_max)``
@@ -94,7 +94,6 @@ class ConstantStepGD(UnfoldedSolver):
                 raise ValueError(f"step must be >= 0 (0 = best constant step), got {self.step}")
 
     name = "gd"
-    requires = QuadraticProblem
     description = "gradient descent, constant step (default 2/(mu_min+mu_max))"
 
     def __init__(self, options: "ConstantStepGD.Options", *, problem: QuadraticProblem, depth: int):
@@ -102,14 +101,8 @@ class ConstantStepGD(UnfoldedSolver):
         mu_min, mu_max = problem.spectrum_bounds()
         self.step_size = float(options.step or 2.0 / (mu_min + mu_max))
 
-    def prepare(self, problem, instance):
-        return {"problem": problem, "b": problem.linear_term(instance)}
-
-    def init_state(self, problem, context):
-        return jnp.zeros_like(context["b"])
-
     def step(self, x, context, k):
-        return x - self.step_size * (context["problem"].hessian_apply(x) - context["b"])
+        return x - self.step_size * self.gradient(x, context)
 
     def learned_parameters(self):
         return {"step": np.array([self.step_size])}

@@ -12,8 +12,8 @@ from du_framework import Problem, ProblemDataError, QuadraticProblem
 from du_framework.matrix import load_matrix
 
 
-class JacobiSplitting(abc.ABC):
-    """Capability: ``A = D + (A - D)`` with ``D = diag(A)`` and a known spectrum of ``D^{-1} A``."""
+class JacobiSplitting(QuadraticProblem):
+    """Capability: a quadratic problem (``H = A``, ``b``) whose ``D = diag(A)`` and spectrum of ``D^{-1} A`` are known."""
 
     @property
     @abc.abstractmethod
@@ -41,7 +41,7 @@ def spectrum_ensemble(n: int, kappa: float, seed: int) -> np.ndarray:
     return (matrix + matrix.T) / 2
 
 
-class LinearSystem(Problem, QuadraticProblem, JacobiSplitting):
+class LinearSystem(Problem, JacobiSplitting):
     """Solve ``A x = b`` for a fixed SPD ``A`` and ``b ~ N(0, I)``; target ``x = A^{-1} b``.
 
     ``A`` comes from :func:`spectrum_ensemble` (``n``, ``kappa``, ``seed``) or from a

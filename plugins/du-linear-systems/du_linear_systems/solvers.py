@@ -18,28 +18,24 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from du_framework import UnfoldedSolver, per_iteration
+from du_framework import QuadraticSolver, per_iteration
 from du_framework.theory import chebyshev_steps
 
 from .problem import JacobiSplitting
 
 
-class _RelaxedJacobi(UnfoldedSolver):
+class _RelaxedJacobi(QuadraticSolver):
     requires = JacobiSplitting
 
     def prepare(self, problem, instance):
-        return {"problem": problem, "b": problem.linear_term(instance), "inverse_diagonal": (1.0 / problem.diagonal)[None, :]}
-
-    def init_state(self, problem, context):
-        return jnp.zeros_like(context["b"])
+        return {**super().prepare(problem, instance), "inverse_diagonal": (1.0 / problem.diagonal)[None, :]}
 
     def relaxation(self, k):
         """The factor ``w_k`` of iteration ``k``."""
         raise NotImplementedError
 
     def step(self, x, context, k):
-        correction = (context["b"] - context["problem"].hessian_apply(x)) * context["inverse_diagonal"]
-        return x + self.relaxation(k) * correction
+        return x - self.relaxation(k) * self.gradient(x, context) * context["inverse_diagonal"]
 
 
 class Jacobi(_RelaxedJacobi):

@@ -8,13 +8,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from du_framework import QuadraticProblem, UnfoldedSolver, hookimpl, per_iteration
+from du_framework import QuadraticSolver, hookimpl, per_iteration
 from du_framework.theory import polyak_parameters
 
 __all__ = ["DUHeavyBall"]
 
 
-class DUHeavyBall(UnfoldedSolver):
+class DUHeavyBall(QuadraticSolver):
     """``x^(t+1) = x^(t) - alpha_t (H x^(t) - b) + beta_t (x^(t) - x^(t-1))``, ``x^(-1) = x^(0) = 0``.
 
     ``alpha`` and ``beta`` are learned with ``period`` entries each (0: one per
@@ -38,7 +38,6 @@ class DUHeavyBall(UnfoldedSolver):
                 raise ValueError("learning rates must be > 0")
 
     name = "du-heavy-ball"
-    requires = QuadraticProblem
     description = "DU heavy ball: learned step alpha_t and momentum beta_t (optional period T)"
 
     def __init__(self, options, *, problem, depth):
@@ -48,17 +47,14 @@ class DUHeavyBall(UnfoldedSolver):
         self.alpha = nnx.Param(jnp.full((slots,), alpha, jnp.float32))
         self.beta = nnx.Param(jnp.full((slots,), beta, jnp.float32))
 
-    def prepare(self, problem, instance):
-        return {"problem": problem, "b": problem.linear_term(instance)}
-
     def init_state(self, problem, context):
         zeros = jnp.zeros_like(context["b"])
         return {"x": zeros, "previous": zeros}
 
     def step(self, state, context, k):
         x = state["x"]
-        gradient = context["problem"].hessian_apply(x) - context["b"]
-        moved = x - per_iteration(self.alpha, k) * gradient + per_iteration(self.beta, k) * (x - state["previous"])
+        momentum = per_iteration(self.beta, k) * (x - state["previous"])
+        moved = x - per_iteration(self.alpha, k) * self.gradient(x, context) + momentum
         return {"x": moved, "previous": x}
 
     def learning_rates(self):

@@ -7,23 +7,11 @@ import dataclasses
 import jax.numpy as jnp
 import numpy as np
 
-from du_framework import QuadraticProblem, UnfoldedSolver
+from du_framework import QuadraticSolver
 from du_framework.theory import chebyshev_steps, polyak_parameters
 
 
-class _QuadraticSolver(UnfoldedSolver):
-    """Shared plumbing: context holds the problem and ``b``; the state starts at zero."""
-
-    requires = QuadraticProblem
-
-    def prepare(self, problem, instance):
-        return {"problem": problem, "b": problem.linear_term(instance)}
-
-    def init_state(self, problem, context):
-        return jnp.zeros_like(context["b"])
-
-
-class ChebyshevGD(_QuadraticSolver):
+class ChebyshevGD(QuadraticSolver):
     """Gradient descent with the Chebyshev step sizes of period ``T``.
 
     ``x^(t+1) = x^(t) - eta_{t mod T} (H x^(t) - b)`` with
@@ -48,14 +36,13 @@ class ChebyshevGD(_QuadraticSolver):
         self.steps = jnp.asarray(chebyshev_steps(*problem.spectrum_bounds(), options.period), jnp.float32)
 
     def step(self, x, context, k):
-        gradient = context["problem"].hessian_apply(x) - context["b"]
-        return x - self.steps[k % self.steps.shape[0]] * gradient
+        return x - self.steps[k % self.steps.shape[0]] * self.gradient(x, context)
 
     def learned_parameters(self):
         return {"eta": np.asarray(self.steps)}
 
 
-class ConjugateGradient(_QuadraticSolver):
+class ConjugateGradient(QuadraticSolver):
     """Conjugate gradient on ``H x = b``, per instance; exact in ``dim`` steps in exact arithmetic."""
 
     name = "cg"
@@ -78,7 +65,7 @@ class ConjugateGradient(_QuadraticSolver):
         return {"x": x, "r": r, "p": r + beta * state["p"], "rr": rr}
 
 
-class HeavyBall(_QuadraticSolver):
+class HeavyBall(QuadraticSolver):
     """Polyak's heavy ball: ``x^(t+1) = x^(t) - alpha (H x^(t) - b) + beta (x^(t) - x^(t-1))``.
 
     ``alpha`` and ``beta`` default to the optimal constants for the problem's
@@ -110,8 +97,7 @@ class HeavyBall(_QuadraticSolver):
 
     def step(self, state, context, k):
         x = state["x"]
-        gradient = context["problem"].hessian_apply(x) - context["b"]
-        return {"x": x - self.alpha * gradient + self.beta * (x - state["previous"]), "previous": x}
+        return {"x": x - self.alpha * self.gradient(x, context) + self.beta * (x - state["previous"]), "previous": x}
 
     def learned_parameters(self):
         return {"alpha": np.array([self.alpha]), "beta": np.array([self.beta])}
