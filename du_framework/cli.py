@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -85,9 +86,11 @@ def _cmd_list(args) -> int:
         if not entries:
             print("  (none)")
         width = max((len(n) for n in entries), default=0)
+        plugin_width = max((len(e.plugin) for e in entries.values()), default=0) + 2
         for name in sorted(entries):
             entry = entries[name]
-            print(f"  {name.ljust(width)}  [{entry.plugin}]  {entry.cls.description}{extra(entry.cls)}")
+            plugin = f"[{entry.plugin}]".ljust(plugin_width)
+            print(f"  {name.ljust(width)}  {plugin}  {entry.cls.description}{extra(entry.cls)}")
         print()
 
     section("Problems", "problem")
@@ -170,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     except DUError as error:
         print(f"du: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into a reader that closed early (du list | head)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -140,6 +140,7 @@ def test_list_shows_each_component_with_its_plugin(capsys):
     assert re.search(r"^  ridge +\[du-gd-ridge\]", printed, re.M)
     assert "requires: RegularizedLeastSquares; fits: ridge" in printed
     assert "incremental-frozen  [du-framework (built-in)]" in printed
+    assert re.search(r"^  cg +\[du-theory\] +conjugate gradient", printed, re.M)
 
 
 def test_an_external_plugin_runs_in_list_and_compare(tmp_path):

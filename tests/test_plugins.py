@@ -103,3 +103,31 @@ def test_every_hook_has_a_test():
     sources += "".join(p.read_text() for p in Path(__file__).parent.glob("plugin_factory.py"))
     for name in HOOKS:
         assert re.search(rf"def {name}\(register\)", sources), f"no test plugin implements {name}"
+
+
+CATALOGUE = {
+    "problem": {"ridge": "du-gd-ridge", "sparse-recovery": "du-sparse", "linear-system": "du-linear-systems"},
+    "solver": {
+        "dugd": "du-gd-ridge", "gd": "du-gd-ridge",
+        "gd-chebyshev": "du-theory", "cg": "du-theory", "heavy-ball": "du-theory",
+        "du-heavy-ball": "du-momentum",
+        "ista": "du-sparse", "fista": "du-sparse", "du-ista": "du-sparse", "tista": "du-sparse", "lista": "du-sparse",
+        "jacobi": "du-linear-systems", "sor": "du-linear-systems", "du-psor": "du-linear-systems",
+        "chebyshev-psor": "du-linear-systems",
+    },
+}
+
+
+@pytest.mark.parametrize("kind, name, plugin", [(k, n, p) for k, names in CATALOGUE.items() for n, p in names.items()])
+def test_catalogue_names_come_from_their_own_plugin(kind, name, plugin):
+    assert get_registry().get(kind, name).plugin == plugin
+
+
+@pytest.mark.parametrize("solver, fits", [
+    ("cg", {"ridge", "linear-system"}), ("du-heavy-ball", {"ridge", "linear-system"}), ("dugd", {"ridge"}),
+    ("tista", {"sparse-recovery"}), ("du-psor", {"linear-system"}),
+])
+def test_solvers_fit_exactly_the_problems_with_their_capability(solver, fits):
+    registry = get_registry()
+    requires = registry.solver(solver).requires
+    assert {name for name in registry.names("problem") if issubclass(registry.problem(name), requires)} == fits
