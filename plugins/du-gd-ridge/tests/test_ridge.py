@@ -76,7 +76,7 @@ def test_dugd_learns_to_beat_the_best_constant_step_on_fresh_instances(problem):
     gd = ConstantStepGD(ConstantStepGD.Options(), problem=problem, depth=depth)
     learned = evaluate(trained, problem, key=77, batch_size=100, batches=2)
     baseline = evaluate(gd, problem, key=77, batch_size=100, batches=2)
-    assert learned[-1] < baseline[-1] / 10, (learned[-1], baseline[-1])
+    assert learned[-1] < baseline[-1] / 5, (learned[-1], baseline[-1])  # 11x to 92x over training seeds 0-3
 
 
 def test_learned_lambda_is_reported_non_negative(problem):
