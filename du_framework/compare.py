@@ -10,6 +10,7 @@ tags). Every solver is evaluated on exactly the same instances.
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,14 @@ __all__ = ["SolverResult", "Comparison", "build_problem", "build_solver", "build
 _TRAIN_TAG, _EVAL_TAG = 0, 1
 
 
-def training_key(seed: int, solver_index: int) -> jax.Array:
-    """Key of the training instances of the ``solver_index``-th solver."""
-    return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), _TRAIN_TAG), solver_index)
+def training_key(seed: int, label: str) -> jax.Array:
+    """Key of the training instances of the solver labelled ``label``.
+
+    It depends on the label, not on the solver's position, so adding, removing or
+    reordering other solvers leaves a solver's training unchanged.
+    """
+    stream = jax.random.fold_in(jax.random.key(seed), _TRAIN_TAG)
+    return jax.random.fold_in(stream, zlib.crc32(label.encode()) & 0x7FFFFFFF)
 
 
 def evaluation_key(seed: int) -> jax.Array:
@@ -120,7 +126,7 @@ def train_solver(config: ExperimentConfig, index: int, solver: UnfoldedSolver, p
             solver, problem, schedule,
             steps_per_stage=config.train.steps_per_stage,
             batch_size=config.train.batch_size,
-            key=training_key(config.train.seed, index),
+            key=training_key(config.train.seed, entry.label),
             chunk_size=config.train.chunk_size,
             remat=config.train.remat,
             progress=progress,

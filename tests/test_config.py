@@ -109,3 +109,25 @@ def test_overrides_do_not_mutate_their_input():
     raw = load_raw(None)
     apply_overrides(raw, ["train.depth=3"])
     assert raw["train"]["depth"] == 50
+
+
+def test_a_solvers_training_does_not_depend_on_its_position():
+    import numpy as np
+
+    from du_framework.compare import build_problem, build_schedule, build_solvers, train_solver
+
+    def trained_eta(solvers, seed=1):
+        raw = apply_overrides(load_raw(None), ["problem.n=6", "problem.m=12", "train.depth=3",
+                                               "train.steps_per_stage=5", "train.batch_size=4", f"train.seed={seed}"])
+        raw["solvers"] = solvers
+        config = build_config(raw)
+        problem = build_problem(config)
+        index = [s.label for s in config.solvers].index("dugd")
+        solver = build_solvers(config, problem)[index]
+        return np.asarray(train_solver(config, index, solver, problem, build_schedule(config), progress=False)
+                          .solver.eta[...])
+
+    alone = trained_eta([{"name": "dugd"}])
+    second = trained_eta([{"name": "gd"}, {"name": "dugd", "label": "dugd"}])
+    np.testing.assert_array_equal(alone, second)
+    assert not np.array_equal(alone, trained_eta([{"name": "dugd"}], seed=2))
