@@ -17,6 +17,11 @@ class JacobiSplitting(QuadraticProblem):
 
     @property
     @abc.abstractmethod
+    def matrix(self) -> jax.Array:
+        """``A`` (``= H``), shape ``(dim, dim)``."""
+
+    @property
+    @abc.abstractmethod
     def diagonal(self) -> jax.Array:
         """``diag(A)``, shape ``(dim,)``, all positive."""
 
@@ -97,6 +102,10 @@ class LinearSystem(Problem, JacobiSplitting):
     @property
     def dim(self) -> int:
         return self.n
+
+    @property
+    def matrix(self) -> jax.Array:
+        return self.A
 
     @property
     def diagonal(self) -> jax.Array:

@@ -9,7 +9,7 @@ from du_framework.engine import evaluate, train
 from du_framework.schedules import Incremental
 from du_framework.testing import SolverCase, parametrize_with_checks
 from du_framework.theory import chebyshev_period_factor, chebyshev_steps
-from du_linear_systems import DUPSOR, SOR, ChebyshevPSOR, Jacobi, LinearSystem
+from du_linear_systems import DUPSOR, SOR, ChebyshevPSOR, GaussSeidelSOR, Jacobi, LinearSystem
 from du_linear_systems.problem import spectrum_ensemble
 
 
@@ -48,6 +48,24 @@ def test_constant_relaxations_follow_their_recurrence(system, solver, omega):
     x = np.zeros_like(b)
     for t in range(6):
         x = x + w * (b - x @ A) / np.diag(A)
+        assert curve[t] == pytest.approx(mse(x, x_opt), rel=2e-3)
+
+
+def test_gauss_seidel_sor_follows_the_sweep_and_youngs_factor(system):
+    problem, A, b, x_opt = system
+    solver = GaussSeidelSOR(GaussSeidelSOR.Options(), problem=problem, depth=5)
+    lo, hi = problem.jacobi_spectrum_bounds()
+    rho = max(abs(1 - lo), abs(1 - hi))
+    assert solver.omega == pytest.approx(2 / (1 + np.sqrt(1 - rho**2)))
+    curve = evaluate(solver, problem, key=5, batch_size=50, batches=1)
+    w = solver.omega
+    x = np.zeros_like(b)
+    for t in range(5):
+        x_new = x.copy()
+        for i in range(32):  # the textbook sweep, one coordinate at a time
+            sigma = A[i, :i] @ x_new[:, :i].T + A[i, i + 1:] @ x[:, i + 1:].T
+            x_new[:, i] = (1 - w) * x[:, i] + w * (b[:, i] - sigma) / A[i, i]
+        x = x_new
         assert curve[t] == pytest.approx(mse(x, x_opt), rel=2e-3)
 
 
@@ -101,6 +119,6 @@ def test_matrix_files_are_validated(tmp_path):
     assert problem.describe()["matrix"].endswith("ok.npy")
 
 
-@parametrize_with_checks([SolverCase(cls, problem=small_system) for cls in (Jacobi, SOR, ChebyshevPSOR, DUPSOR)])
+@parametrize_with_checks([SolverCase(cls, problem=small_system) for cls in (Jacobi, SOR, ChebyshevPSOR, DUPSOR, GaussSeidelSOR)])
 def test_conformance(case, check):
     check(case)
