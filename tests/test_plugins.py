@@ -114,6 +114,7 @@ CATALOGUE = {
         "ista": "du-sparse", "fista": "du-sparse", "du-ista": "du-sparse", "tista": "du-sparse", "lista": "du-sparse",
         "jacobi": "du-linear-systems", "sor": "du-linear-systems", "du-psor": "du-linear-systems",
         "chebyshev-psor": "du-linear-systems", "gauss-seidel-sor": "du-linear-systems",
+        "du-sor": "du-linear-systems",
     },
 }
 

@@ -1,6 +1,6 @@
 """Linear systems ``A x = b`` and relaxation methods built on the Jacobi fixed-point map."""
 
 from .problem import JacobiSplitting, LinearSystem
-from .solvers import DUPSOR, SOR, ChebyshevPSOR, GaussSeidelSOR, Jacobi
+from .solvers import DUPSOR, DUSOR, SOR, ChebyshevPSOR, GaussSeidelSOR, Jacobi
 
-__all__ = ["LinearSystem", "JacobiSplitting", "Jacobi", "SOR", "DUPSOR", "ChebyshevPSOR", "GaussSeidelSOR"]
+__all__ = ["LinearSystem", "JacobiSplitting", "Jacobi", "SOR", "DUPSOR", "ChebyshevPSOR", "GaussSeidelSOR", "DUSOR"]

@@ -3,7 +3,7 @@
 from du_framework import hookimpl
 
 from .problem import LinearSystem
-from .solvers import DUPSOR, SOR, ChebyshevPSOR, GaussSeidelSOR, Jacobi
+from .solvers import DUPSOR, DUSOR, SOR, ChebyshevPSOR, GaussSeidelSOR, Jacobi
 
 
 @hookimpl
@@ -13,5 +13,5 @@ def register_problems(register):
 
 @hookimpl
 def register_solvers(register):
-    for solver in (Jacobi, SOR, DUPSOR, ChebyshevPSOR, GaussSeidelSOR):
+    for solver in (Jacobi, SOR, DUPSOR, ChebyshevPSOR, GaussSeidelSOR, DUSOR):
         register(solver)

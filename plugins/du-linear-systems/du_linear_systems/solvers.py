@@ -9,8 +9,9 @@ a fixed-point iteration, every solver here is ``x^(k+1) = x^(k) + w_k (f(x^(k)) 
 - ``chebyshev-psor``: Chebyshev-periodical factors of period T from that spectrum;
 - ``du-psor``: factors learned by deep unfolding (period T).
 
-``gauss-seidel-sor`` is the classical SOR sweep, a different iteration kept beside
-them as a baseline: ``(D + w L) x^(k+1) = w b - (w U + (w - 1) D) x^(k)``.
+``gauss-seidel-sor`` is the classical SOR sweep, a different iteration,
+``(D + w L) x^(k+1) = w b - (w U + (w - 1) D) x^(k)``, and ``du-sor`` learns its
+factors ``w_k`` (period T) the same way.
 """
 
 from __future__ import annotations
@@ -148,11 +149,35 @@ class DUPSOR(_RelaxedJacobi):
         return {"omega": 1.0 / np.asarray(self.nu[...])}
 
 
-class GaussSeidelSOR(QuadraticSolver):
-    """Classical SOR: a Gauss-Seidel sweep with relaxation ``w``.
+class _GaussSeidelSweep(QuadraticSolver):
+    """``(D + w L) x^(k+1) = w b - (w U + (w - 1) D) x^(k)``, ``A = L + D + U``, for a factor ``w_k``."""
 
-    ``(D + w L) x^(k+1) = w b - (w U + (w - 1) D) x^(k)`` with ``A = L + D + U``. The
-    default ``w`` is Young's ``2 / (1 + sqrt(1 - rho_J^2))`` from the Jacobi spectral
+    requires = JacobiSplitting
+
+    def __init__(self, options, *, problem, depth):
+        super().__init__(options, problem=problem, depth=depth)
+        A = np.asarray(problem.matrix, np.float64)
+        self.lower = jnp.asarray(np.tril(A, -1), jnp.float32)
+        self.upper = jnp.asarray(np.triu(A, 1), jnp.float32)
+        self.D = jnp.asarray(np.diag(np.diag(A)), jnp.float32)
+        low, high = problem.jacobi_spectrum_bounds()
+        rho = max(abs(1 - low), abs(1 - high))
+        self.young = float(2.0 / (1.0 + np.sqrt(1.0 - rho**2)) if rho < 1 else 1.0)
+
+    def relaxation(self, k):
+        """The factor ``w_k`` of iteration ``k``."""
+        raise NotImplementedError
+
+    def step(self, x, context, k):
+        w = self.relaxation(k)
+        rhs = x @ ((1 - w) * self.D - w * self.upper).T + w * context["b"]
+        return jax.scipy.linalg.solve_triangular(self.D + w * self.lower, rhs.T, lower=True).T
+
+
+class GaussSeidelSOR(_GaussSeidelSweep):
+    """Classical SOR: a Gauss-Seidel sweep with one relaxation factor ``w``.
+
+    The default ``w`` is Young's ``2 / (1 + sqrt(1 - rho_J^2))`` from the Jacobi spectral
     radius ``rho_J = max(|1 - l_min|, |1 - l_max|)``: optimal for consistently ordered
     matrices, a standard choice otherwise (1 when ``rho_J >= 1``).
     """
@@ -166,22 +191,44 @@ class GaussSeidelSOR(QuadraticSolver):
                 raise ValueError(f"omega must be in (0, 2) (0 = Young's formula), got {self.omega}")
 
     name = "gauss-seidel-sor"
-    requires = JacobiSplitting
     description = "classical SOR (Gauss-Seidel sweep), Young's relaxation factor"
 
     def __init__(self, options, *, problem, depth):
         super().__init__(options, problem=problem, depth=depth)
-        low, high = problem.jacobi_spectrum_bounds()
-        rho = max(abs(1 - low), abs(1 - high))
-        self.omega = float(options.omega or (2.0 / (1.0 + np.sqrt(1.0 - rho**2)) if rho < 1 else 1.0))
-        A = np.asarray(problem.matrix, np.float64)
-        diagonal = np.diag(np.diag(A))
-        self.sweep = jnp.asarray(diagonal + self.omega * np.tril(A, -1), jnp.float32)
-        self.carry = jnp.asarray((1 - self.omega) * diagonal - self.omega * np.triu(A, 1), jnp.float32)
+        self.omega = float(options.omega or self.young)
 
-    def step(self, x, context, k):
-        rhs = x @ self.carry.T + self.omega * context["b"]
-        return jax.scipy.linalg.solve_triangular(self.sweep, rhs.T, lower=True).T
+    def relaxation(self, k):
+        return self.omega
 
     def learned_parameters(self):
         return {"omega": np.array([self.omega])}
+
+
+class DUSOR(_GaussSeidelSweep):
+    """Deep-unfolded SOR: the Gauss-Seidel sweep with learned factors ``w_k`` of period T.
+
+    Attributes:
+        omega: learned factors, shape ``(period,)`` (0: one per iteration), initialised
+            at Young's factor (as ``gauss-seidel-sor`` uses) or ``init_omega``.
+    """
+
+    @dataclasses.dataclass(frozen=True)
+    class Options:
+        period: int = 8
+        init_omega: float = 0.0
+        lr: float = 1e-2
+
+        def validate(self):
+            if self.period < 0 or not 0 <= self.init_omega < 2 or not self.lr > 0:
+                raise ValueError("need period >= 0, 0 <= init_omega < 2 (0 = Young's factor) and lr > 0")
+
+    name = "du-sor"
+    description = "DU-SOR: Gauss-Seidel SOR sweep with learned periodical relaxation factors"
+
+    def __init__(self, options, *, problem, depth):
+        super().__init__(options, problem=problem, depth=depth)
+        start = options.init_omega or self.young
+        self.omega = nnx.Param(jnp.full((options.period or depth,), start, jnp.float32))
+
+    def relaxation(self, k):
+        return per_iteration(self.omega, k)

@@ -9,7 +9,7 @@ from du_framework.engine import evaluate, train
 from du_framework.schedules import Incremental
 from du_framework.testing import SolverCase, parametrize_with_checks
 from du_framework.theory import chebyshev_period_factor, chebyshev_steps
-from du_linear_systems import DUPSOR, SOR, ChebyshevPSOR, GaussSeidelSOR, Jacobi, LinearSystem
+from du_linear_systems import DUPSOR, DUSOR, SOR, ChebyshevPSOR, GaussSeidelSOR, Jacobi, LinearSystem
 from du_linear_systems.problem import spectrum_ensemble
 
 
@@ -105,6 +105,25 @@ def test_du_psor_learns_factors_at_least_as_good_as_chebyshev_and_far_below_sor(
     assert omega.shape == (period,) and np.all(np.isfinite(omega))
 
 
+def test_du_sor_learns_sweep_factors_well_beyond_youngs_constant():
+    problem = small_system()
+    depth = 16
+    learned = train(DUSOR(DUSOR.Options(period=8), problem=problem, depth=depth), problem, Incremental(),
+                    steps_per_stage=20, batch_size=64, key=1, progress=False).solver
+    du_sor = evaluate(learned, problem, key=9, batch_size=100, batches=2)[-1]
+    young = evaluate(GaussSeidelSOR(GaussSeidelSOR.Options(), problem=problem, depth=depth), problem, key=9,
+                     batch_size=100, batches=2)[-1]
+    assert du_sor < young / 10, (du_sor, young)  # about 21 dB lower over training seeds 0 and 1
+
+
+def test_du_sor_with_constant_factors_is_gauss_seidel_sor(system):
+    problem, *_ = system
+    constant = DUSOR(DUSOR.Options(period=1, init_omega=1.3), problem=problem, depth=6)
+    classical = GaussSeidelSOR(GaussSeidelSOR.Options(omega=1.3), problem=problem, depth=6)
+    np.testing.assert_allclose(evaluate(constant, problem, key=2, batch_size=20, batches=1),
+                               evaluate(classical, problem, key=2, batch_size=20, batches=1), rtol=1e-5)
+
+
 def test_matrix_files_are_validated(tmp_path):
     np.save(tmp_path / "nonsym.npy", np.array([[2.0, 1.0], [0.0, 2.0]]))
     with pytest.raises(ProblemDataError, match="not symmetric"):
@@ -119,6 +138,6 @@ def test_matrix_files_are_validated(tmp_path):
     assert problem.describe()["matrix"].endswith("ok.npy")
 
 
-@parametrize_with_checks([SolverCase(cls, problem=small_system) for cls in (Jacobi, SOR, ChebyshevPSOR, DUPSOR, GaussSeidelSOR)])
+@parametrize_with_checks([SolverCase(cls, problem=small_system) for cls in (Jacobi, SOR, ChebyshevPSOR, DUPSOR, GaussSeidelSOR, DUSOR)])
 def test_conformance(case, check):
     check(case)
