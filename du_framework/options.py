@@ -16,17 +16,12 @@ from typing import Any
 
 from .errors import ConfigError, nearest
 
-__all__ = ["NoOptions", "parse_options", "options_to_dict", "option_fields"]
+__all__ = ["NoOptions", "parse_options", "options_to_dict"]
 
 
 @dataclasses.dataclass(frozen=True)
 class NoOptions:
     """Options of a component that takes none."""
-
-
-def option_fields(options_cls: type) -> dict[str, dataclasses.Field]:
-    """The fields of an options dataclass, by name."""
-    return {f.name: f for f in dataclasses.fields(options_cls)}
 
 
 def _type_name(tp: Any) -> str:
@@ -90,7 +85,7 @@ def parse_options(options_cls: type, values: Mapping[str, Any], *, prefix: str =
     the user sees the key as they wrote it in the configuration file.
     """
     hints = typing.get_type_hints(options_cls)
-    fields = option_fields(options_cls)
+    fields = {f.name: f for f in dataclasses.fields(options_cls)}
     kwargs = {}
     for key, value in values.items():
         if key not in fields:

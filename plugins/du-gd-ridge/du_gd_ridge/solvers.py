@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from du_framework import QuadraticProblem, QuadraticSolver, RegularizedLeastSquares, UnfoldedSolver, per_iteration
+from du_framework import QuadraticSolver, RegularizedLeastSquares, UnfoldedSolver, per_iteration
+from du_framework.theory import best_constant_step
 
 
 class DUGD(UnfoldedSolver):
@@ -98,8 +99,7 @@ class ConstantStepGD(QuadraticSolver):
 
     def __init__(self, options: "ConstantStepGD.Options", *, problem: QuadraticProblem, depth: int):
         super().__init__(options, problem=problem, depth=depth)
-        mu_min, mu_max = problem.spectrum_bounds()
-        self.step_size = float(options.step or 2.0 / (mu_min + mu_max))
+        self.step_size = float(options.step or best_constant_step(*problem.spectrum_bounds()))
 
     def step(self, x, context, k):
         return x - self.step_size * self.gradient(x, context)
