@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from du_framework import QuadraticSolver, RegularizedLeastSquares, UnfoldedSolver, per_iteration
+from du_framework import QuadraticProblem, QuadraticSolver, RegularizedLeastSquares, UnfoldedSolver, per_iteration
 from du_framework.theory import best_constant_step
 
 
