@@ -191,7 +191,7 @@ class LISTA(_SparseSolver):
     class Options:
         lam: float = 0.05
         tied: bool = False
-        lr: float = 5e-4
+        lr: float = 1e-4
 
         def validate(self):
             if not (self.lam >= 0 and self.lr > 0):
