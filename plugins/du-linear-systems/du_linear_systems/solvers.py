@@ -102,7 +102,7 @@ class ChebyshevPSOR(_RelaxedJacobi):
         self.factors = jnp.asarray(chebyshev_steps(*problem.jacobi_spectrum_bounds(), options.period), jnp.float32)
 
     def relaxation(self, k):
-        return self.factors[k % self.factors.shape[0]]
+        return per_iteration(self.factors, k)
 
     def learned_parameters(self):
         return {"omega": np.asarray(self.factors)}

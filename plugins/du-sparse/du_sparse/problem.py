@@ -92,8 +92,6 @@ class SparseRecovery(Problem, SparseLinearInverseProblem):
         self.L = float(np.linalg.norm(matrix, 2) ** 2)
         self.A = jnp.asarray(matrix, jnp.float32)
         self.W = jnp.asarray(matrix.T @ np.linalg.inv(gram_rows), jnp.float32)
-        self.trace_gram = float(np.sum(matrix**2))
-        self.trace_wwt = float(np.trace(matrix.T @ np.linalg.inv(gram_rows) @ np.linalg.inv(gram_rows) @ matrix))
 
     @classmethod
     def from_options(cls, options: "SparseRecovery.Options") -> "SparseRecovery":

@@ -7,7 +7,7 @@ import dataclasses
 import jax.numpy as jnp
 import numpy as np
 
-from du_framework import QuadraticSolver
+from du_framework import QuadraticSolver, per_iteration
 from du_framework.theory import chebyshev_steps, polyak_parameters
 
 
@@ -36,7 +36,7 @@ class ChebyshevGD(QuadraticSolver):
         self.steps = jnp.asarray(chebyshev_steps(*problem.spectrum_bounds(), options.period), jnp.float32)
 
     def step(self, x, context, k):
-        return x - self.steps[k % self.steps.shape[0]] * self.gradient(x, context)
+        return x - per_iteration(self.steps, k) * self.gradient(x, context)
 
     def learned_parameters(self):
         return {"eta": np.asarray(self.steps)}
