@@ -129,6 +129,7 @@ def train_solver(config: ExperimentConfig, index: int, solver: UnfoldedSolver, p
             key=training_key(config.train.seed, entry.label),
             chunk_size=config.train.chunk_size,
             remat=config.train.remat,
+            log_loss=config.train.log_loss,
             progress=progress,
             label=entry.label,
         )

@@ -4,7 +4,7 @@ A configuration has four tables::
 
     [problem]            name + the problem's own options (ridge: n, m, lam, seed, matrix)
     [train]              schedule, depth, steps_per_stage, batch_size, seed, chunk_size,
-                         remat + the schedule's own options
+                         remat, log_loss + the schedule's own options
     [evaluation]         batch_size, batches, seed
     [[solvers]]          name, optional label, + the solver's own options
 
@@ -55,6 +55,7 @@ depth = 50
 steps_per_stage = 20
 batch_size = 100
 seed = 1
+log_loss = true
 
 [evaluation]
 batch_size = 100
@@ -72,6 +73,7 @@ name = "dugd"
 label = "dugd-lambda"
 period = 4
 learn_lambda = true
+lr = 1e-3
 
 [[solvers]]
 name = "gd"
@@ -104,6 +106,7 @@ class TrainConfig:
     seed: int = 1
     chunk_size: int = 256
     remat: bool = False
+    log_loss: bool = True
 
     def validate(self):
         for key in ("depth", "steps_per_stage", "batch_size", "chunk_size"):

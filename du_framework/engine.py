@@ -183,6 +183,7 @@ def train(
     key: jax.Array | int = 0,
     chunk_size: int = 256,
     remat: bool = False,
+    log_loss: bool = False,
     progress: bool = True,
     label: str | None = None,
 ) -> TrainResult:
@@ -195,6 +196,12 @@ def train(
         key: PRNG key or integer seed for the training instances.
         chunk_size: most optimiser steps per jitted call.
         remat: rematerialise iterations in the backward pass (memory-bounded depth).
+        log_loss: let the optimiser descend ``log(loss)`` instead of the loss.
+            Every stage keeps its minimiser (log is monotone), but the gradient
+            is divided by the current loss, so Adam's second-moment estimate is
+            no longer dominated by the large gradients of early, shallow stages
+            when the loss falls by orders of magnitude over an incremental
+            schedule. :attr:`TrainResult.losses` holds the loss itself either way.
         progress: show a progress bar (optimiser steps; it advances once per
             chunk and names the current stage and active depth).
         label: name shown on the progress bar.
@@ -225,7 +232,8 @@ def train(
         def loss_fn(params, instance):
             module = merge(params, rest)
             x, _ = unroll(module, problem, instance, active_depth, remat=remat)
-            return problem.loss(x, instance["target"])
+            loss = problem.loss(x, instance["target"])
+            return (jnp.log(jnp.maximum(loss, jnp.finfo(loss.dtype).tiny)) if log_loss else loss), loss
 
         masks = _slot_masks(params, active_depth, newest_only)
 
@@ -237,7 +245,7 @@ def train(
             def apply(operand):
                 params, opt_state = operand
                 instance = problem.sample(sample_key, batch_size)
-                loss, grads = jax.value_and_grad(loss_fn)(params, instance)
+                (_, loss), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, instance)
                 grads = _masked(masks, grads)
                 updates, new_opt_state = optimizer.update(grads, opt_state, params)
                 updates = _masked(masks, updates, lr_scale)

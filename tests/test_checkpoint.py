@@ -17,6 +17,8 @@ def problem():
 
 
 def make(problem, depth=6, **options):
+    # The step parametrisation, so that tests can read and set eta directly.
+    options.setdefault("parametrization", "step")
     return DUGD(DUGD.Options(**options), problem=problem, depth=depth)
 
 

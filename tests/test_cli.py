@@ -125,6 +125,7 @@ def test_bad_input_exits_2_with_a_clear_message(small_config, tmp_path, capsys, 
 def test_diverging_training_exits_1_and_keeps_the_last_good_parameters(small_config, tmp_path, capsys):
     out = tmp_path / "diverged"
     code = main(["train", "--config", str(small_config), "--set", "solvers.dugd.init_step=5.0", "--set",
+                 "solvers.dugd.parametrization=step", "--set",
                  "train.depth=40", "--out", str(out), "--no-progress"])
     assert code == 1
     err = capsys.readouterr().err

@@ -92,7 +92,8 @@ def test_config_file_round_trips_through_to_dict(tmp_path):
     assert config.train.depth == 7
     resolved = config.to_dict()
     assert resolved["solvers"][1] == {"name": "dugd", "label": "dugd-lambda", "period": 4, "learn_lambda": True,
-                                      "lambda_period": 0, "init_step": 0.0, "lr": 1e-3, "lambda_lr": 1e-2}
+                                      "lambda_period": 0, "parametrization": "reciprocal", "init_step": 0.0,
+                                      "lr": 1e-3, "lambda_lr": 1e-4}
     assert build_config(tomllib.loads(REFERENCE_TOML.replace("depth = 50", "depth = 7"))).to_dict() == resolved
 
 
@@ -124,8 +125,8 @@ def test_a_solvers_training_does_not_depend_on_its_position():
         problem = build_problem(config)
         index = [s.label for s in config.solvers].index("dugd")
         solver = build_solvers(config, problem)[index]
-        return np.asarray(train_solver(config, index, solver, problem, build_schedule(config), progress=False)
-                          .solver.eta[...])
+        trained = train_solver(config, index, solver, problem, build_schedule(config), progress=False).solver
+        return trained.learned_parameters()["eta"]
 
     alone = trained_eta([{"name": "dugd"}])
     second = trained_eta([{"name": "gd"}, {"name": "dugd", "label": "dugd"}])

@@ -17,6 +17,8 @@ def problem():
 
 
 def dugd(problem, depth=6, **options):
+    # The step parametrisation, so that tests can read and set eta directly.
+    options.setdefault("parametrization", "step")
     return DUGD(DUGD.Options(**options), problem=problem, depth=depth)
 
 
@@ -137,3 +139,16 @@ def test_progress_bar_counts_steps_and_names_the_stage(problem, capsys, monkeypa
           progress=True, label="my-solver")
     err = capsys.readouterr().err
     assert "training my-solver" in err and "12/12" in err and "stage 3/3, depth 3" in err
+
+
+def test_log_loss_reports_the_loss_itself_and_changes_only_the_descent(problem):
+    runs = [train(dugd(problem, depth=3), problem, Incremental(), steps_per_stage=5, batch_size=8, key=3,
+                  log_loss=log_loss, progress=False) for log_loss in (False, True)]
+    plain, logged = runs
+    # The first step sees the same instances and parameters: the same (positive, not log) loss.
+    assert plain.losses[0] == logged.losses[0] > 0
+    # Independent: the loss of that first batch after one iteration from x = 0 with eta = 0 is ||x_opt||^2.
+    first_key = jax.random.split(jax.random.key(3))[1]
+    target = np.asarray(problem.sample(first_key, 8)["target"], np.float64)
+    assert logged.losses[0] == pytest.approx(np.mean(np.sum(target**2, axis=1)), rel=1e-5)
+    assert not np.array_equal(plain.solver.eta[...], logged.solver.eta[...])

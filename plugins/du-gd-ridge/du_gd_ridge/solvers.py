@@ -22,23 +22,46 @@ class DUGD(UnfoldedSolver):
     learned too (kept non-negative, initialised at the problem's lambda), with
     ``lambda_period`` entries (0: one per iteration).
 
+    How the steps are learned (``parametrization``):
+
+    * ``"reciprocal"`` (default): Adam trains ``rho_t = c / eta_t``, the
+      reciprocal step in units of the best constant step
+      ``c = 2 / (mu_min + mu_max)``. ``1 / eta_t`` is a root of the residual
+      polynomial ``prod_t (1 - eta_t mu)``, so one Adam step moves every root by
+      a similar share of the spectrum; learning ``eta_t`` itself needs a
+      precision on the small steps (those near ``1/mu_max``) that an Adam rate
+      large enough to reach the large steps cannot give.
+      ``init_step = 0`` starts every step at ``c`` (``rho_t = 1``).
+    * ``"step"``: Adam trains ``eta_t`` as in the book; ``init_step`` is the
+      initial value (0, the book's choice, by default).
+
     Attributes:
-        eta: learned step sizes, shape ``(period,)``.
+        rho: learned reciprocal steps, shape ``(period,)``, with ``"reciprocal"``.
+        eta: learned step sizes, shape ``(period,)``, with ``"step"``.
         xi: learned regularisation weights before ``abs``, present with ``learn_lambda``.
     """
+
+    PARAMETRIZATIONS = ("reciprocal", "step")
 
     @dataclasses.dataclass(frozen=True)
     class Options:
         period: int = 4
         learn_lambda: bool = False
         lambda_period: int = 0
+        parametrization: str = "reciprocal"
         init_step: float = 0.0
-        lr: float = 1e-3
-        lambda_lr: float = 1e-2
+        lr: float = 1e-2
+        lambda_lr: float = 1e-4
 
         def validate(self):
             if self.period < 0 or self.lambda_period < 0:
                 raise ValueError("period and lambda_period must be >= 0 (0 means one value per iteration)")
+            if self.parametrization not in DUGD.PARAMETRIZATIONS:
+                raise ValueError(f"parametrization must be one of {list(DUGD.PARAMETRIZATIONS)}, "
+                                 f"got {self.parametrization!r}")
+            if self.parametrization == "reciprocal" and self.init_step < 0:
+                raise ValueError(f"init_step must be >= 0 with the reciprocal parametrization "
+                                 f"(0 = the best constant step), got {self.init_step}")
             if not (self.lr > 0 and self.lambda_lr > 0):
                 raise ValueError(f"learning rates must be > 0, got lr={self.lr}, lambda_lr={self.lambda_lr}")
 
@@ -49,7 +72,12 @@ class DUGD(UnfoldedSolver):
     def __init__(self, options: "DUGD.Options", *, problem: RegularizedLeastSquares, depth: int):
         super().__init__(options, problem=problem, depth=depth)
         steps = options.period or depth
-        self.eta = nnx.Param(jnp.full((steps,), options.init_step, dtype=jnp.float32))
+        if options.parametrization == "reciprocal":
+            self.unit = best_constant_step(*problem.spectrum_bounds())
+            start = self.unit / options.init_step if options.init_step else 1.0
+            self.rho = nnx.Param(jnp.full((steps,), start, dtype=jnp.float32))
+        else:
+            self.eta = nnx.Param(jnp.full((steps,), options.init_step, dtype=jnp.float32))
         if options.learn_lambda:
             slots = options.lambda_period or depth
             self.xi = nnx.Param(jnp.full((slots,), problem.lam, dtype=jnp.float32))
@@ -60,19 +88,29 @@ class DUGD(UnfoldedSolver):
     def init_state(self, problem, context):
         return jnp.zeros_like(context["aty"])
 
+    def step_size(self, k):
+        """``eta_k`` (``k`` may be traced)."""
+        if self.options.parametrization == "reciprocal":
+            return self.unit / per_iteration(self.rho, k)
+        return per_iteration(self.eta, k)
+
     def step(self, x, context, k):
         lam = jnp.abs(per_iteration(self.xi, k)) if self.options.learn_lambda else context["lam"]
         gradient = x @ context["gram"] - context["aty"] + lam * x
-        return x - per_iteration(self.eta, k) * gradient
+        return x - self.step_size(k) * gradient
 
     def learning_rates(self):
-        rates = {"eta": self.options.lr}
+        rates = {"rho" if self.options.parametrization == "reciprocal" else "eta": self.options.lr}
         if self.options.learn_lambda:
             rates["xi"] = self.options.lambda_lr
         return rates
 
     def learned_parameters(self):
-        learned = {"eta": np.asarray(self.eta[...])}
+        if self.options.parametrization == "reciprocal":
+            eta = self.unit / np.asarray(self.rho[...], dtype=np.float64)
+        else:
+            eta = np.asarray(self.eta[...])
+        learned = {"eta": eta}
         if self.options.learn_lambda:
             learned["lambda"] = np.abs(np.asarray(self.xi[...]))
         return learned

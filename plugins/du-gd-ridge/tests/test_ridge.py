@@ -54,9 +54,18 @@ def test_gd_curve_follows_the_closed_form_iteration_matrix(problem):
     assert np.all(curve <= rate ** (2 * np.arange(1, depth + 1)) * mse0 * (1 + 1e-3))
 
 
-def test_dugd_recurrence_matches_numpy(problem):
-    solver = DUGD(DUGD.Options(period=3, learn_lambda=True, lambda_period=0), problem=problem, depth=7)
-    solver.eta[...] = np.array([0.01, 0.05, 0.02], np.float32)
+@pytest.mark.parametrize("parametrization", ["step", "reciprocal"])
+def test_dugd_recurrence_matches_numpy(problem, parametrization):
+    solver = DUGD(DUGD.Options(period=3, learn_lambda=True, lambda_period=0, parametrization=parametrization),
+                  problem=problem, depth=7)
+    steps = np.array([0.01, 0.05, 0.02])
+    if parametrization == "step":
+        solver.eta[...] = steps.astype(np.float32)
+    else:  # rho_t = c / eta_t with c the best constant step, computed here from numpy's spectrum
+        A = np.random.default_rng(4).standard_normal((20, 10))
+        mu = np.linalg.eigvalsh(A.T @ A + problem.lam * np.eye(10))
+        solver.rho[...] = (2.0 / (mu[0] + mu[-1]) / steps).astype(np.float32)
+    np.testing.assert_allclose(solver.learned_parameters()["eta"], steps, rtol=1e-6)
     solver.xi[...] = -np.linspace(0.0, 3.0, 7).astype(np.float32)  # lambda_t = |xi_t|
     curve = evaluate(solver, problem, key=8, batch_size=4, batches=1)
     batch = problem.sample(jax.random.split(jax.random.key(8), 1)[0], 4)
@@ -79,11 +88,35 @@ def test_dugd_learns_to_beat_the_best_constant_step_on_fresh_instances(problem):
     assert learned[-1] < baseline[-1] / 5, (learned[-1], baseline[-1])  # 11x to 92x over training seeds 0-3
 
 
+def test_dugd_reaches_the_chebyshev_steps_with_the_reference_training(problem):
+    # The reference recipe (reciprocal steps, log loss) at test size: depth 24, T = 4, kappa = 10.5.
+    depth = 24
+    trained = train(DUGD(DUGD.Options(period=4), problem=problem, depth=depth), problem, Incremental(),
+                    steps_per_stage=20, batch_size=32, key=0, log_loss=True, progress=False).solver
+    learned = evaluate(trained, problem, key=77, batch_size=100, batches=1)[-1]
+    # Independent: Chebyshev steps (Takabe and Wadayama) applied in float64 to the same instances.
+    A = np.random.default_rng(4).standard_normal((20, 10))
+    H = A.T @ A + 2.0 * np.eye(10)
+    mu = np.linalg.eigvalsh(H)
+    k = np.arange(4)
+    chebyshev = 1.0 / ((mu[-1] + mu[0]) / 2 + (mu[-1] - mu[0]) / 2 * np.cos((2 * k + 1) * np.pi / 8))
+    y = np.asarray(problem.sample(jax.random.split(jax.random.key(77), 1)[0], 100)["y"], np.float64)
+    error = np.linalg.solve(H, A.T @ y.T)
+    for t in range(depth):
+        error = error - chebyshev[t % 4] * (H @ error)
+    theory = np.mean(np.sum(error**2, axis=0))
+    # Measured: 0.11-0.12x Chebyshev over training seeds 0-3 (100-150x above it without log loss).
+    assert learned < 3 * theory, (learned, theory)
+    np.testing.assert_allclose(np.sort(trained.learned_parameters()["eta"]), chebyshev, rtol=0.25)
+
+
 def test_learned_lambda_is_reported_non_negative(problem):
     solver = DUGD(DUGD.Options(learn_lambda=True, lambda_period=2), problem=problem, depth=4)
     solver.xi[...] = np.array([-1.5, 2.0], np.float32)
     assert solver.learned_parameters()["lambda"].tolist() == [1.5, 2.0]
-    assert solver.learning_rates() == {"eta": 1e-3, "xi": 1e-2}
+    assert solver.learning_rates() == {"rho": 1e-2, "xi": 1e-4}
+    step = DUGD(DUGD.Options(parametrization="step", lr=1e-3), problem=problem, depth=4)
+    assert step.learning_rates() == {"eta": 1e-3}
 
 
 def test_gd_takes_a_user_step(problem):
@@ -127,6 +160,7 @@ def test_dugd_refuses_a_problem_without_regularised_least_squares():
 @parametrize_with_checks([
     SolverCase(DUGD, DUGD.Options(learn_lambda=True, period=2), id="dugd-learned-lambda"),
     SolverCase(DUGD, DUGD.Options(period=0, init_step=0.01), id="dugd-no-period"),
+    SolverCase(DUGD, DUGD.Options(parametrization="step", lr=1e-3), id="dugd-step"),
 ])
 def test_conformance(case, check):
     check(case)
