@@ -13,7 +13,9 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 def fresh_registry():
     """Every test sees a registry loaded from the current environment."""
     from du_framework import plugins
+    from du_framework.engine import clear_program_cache
 
     plugins.reset()
+    clear_program_cache()  # so that each test's compilation count is its own
     yield
     plugins.reset()

@@ -130,6 +130,7 @@ def train_solver(config: ExperimentConfig, index: int, solver: UnfoldedSolver, p
             chunk_size=config.train.chunk_size,
             remat=config.train.remat,
             log_loss=config.train.log_loss,
+            devices=config.train.devices,
             progress=progress,
             label=entry.label,
         )

@@ -4,7 +4,7 @@ A configuration has four tables::
 
     [problem]            name + the problem's own options (ridge: n, m, lam, seed, matrix)
     [train]              schedule, depth, steps_per_stage, batch_size, seed, chunk_size,
-                         remat, log_loss + the schedule's own options
+                         remat, log_loss, devices + the schedule's own options
     [evaluation]         batch_size, batches, seed
     [[solvers]]          name, optional label, + the solver's own options
 
@@ -107,11 +107,14 @@ class TrainConfig:
     chunk_size: int = 256
     remat: bool = False
     log_loss: bool = True
+    devices: int = 1
 
     def validate(self):
         for key in ("depth", "steps_per_stage", "batch_size", "chunk_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
+        if self.devices < 0:
+            raise ConfigError(f"train.devices must be >= 0 (1: one device, 0: every device), got {self.devices}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,7 +21,9 @@ How a run is compiled:
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Sequence
 
@@ -34,7 +36,7 @@ from flax import nnx
 from .errors import TrainingDivergedError
 from .interfaces import Problem, Stage, TrainingSchedule, UnfoldedSolver
 
-__all__ = ["TrainResult", "train", "evaluate", "target_energy", "unroll", "make_optimizer", "split_solver"]
+__all__ = ["TrainResult", "train", "train_ensemble", "clear_program_cache", "evaluate", "target_energy", "unroll", "make_optimizer", "split_solver"]
 
 
 @dataclasses.dataclass
@@ -48,7 +50,10 @@ class TrainResult:
         train_seconds: wall time of the whole training, compilation included.
         compile_seconds: time spent tracing and compiling the training program.
         compilations: how many times the training program was traced (1 for any
-            schedule; 0 for a solver with nothing to learn).
+            schedule; 0 for a solver with nothing to learn, or when an earlier
+            call already compiled the same program).
+        program_bytes: memory the training program needs on its device (XLA's
+            estimate: arguments + outputs + temporaries), ``None`` if unknown.
     """
 
     solver: UnfoldedSolver
@@ -57,6 +62,7 @@ class TrainResult:
     train_seconds: float
     compile_seconds: float
     compilations: int
+    program_bytes: int | None = None
 
 
 def split_solver(solver: UnfoldedSolver):
@@ -92,27 +98,52 @@ def unroll(
             applies all ``solver.depth``. Later iterations leave the state alone.
         record: if given, called on the estimate after every iteration; its
             outputs are stacked along a new leading axis of length ``depth``.
-        remat: rematerialise each iteration in the backward pass
-            (``jax.checkpoint``), trading compute for memory at large depth.
+        remat: rematerialise in the backward pass (``jax.checkpoint`` on blocks
+            of about ``sqrt(depth)`` iterations and on each iteration): about
+            ``2 sqrt(depth)`` stored states instead of ``depth``, for about one
+            more forward pass of compute.
     """
     context = solver.prepare(problem, instance)
     state0 = solver.init_state(problem, context)
+    depth = solver.depth
+    if not remat:
+        def advance(state, k):
+            if active_depth is None:
+                return solver.step(state, context, k)
+            return jax.lax.cond(k < active_depth, lambda s: solver.step(s, context, k), lambda s: s, state)
 
+        def body(state, k):
+            state = advance(state, k)
+            return state, (record(solver.estimate(state)) if record is not None else None)
+
+        state, recorded = jax.lax.scan(body, state0, jnp.arange(depth, dtype=jnp.int32))
+        return solver.estimate(state), recorded
+
+    # Two-level checkpointing: blocks of about sqrt(depth) iterations. The backward
+    # pass keeps the state at each block boundary, recomputes one block at a time
+    # and keeps that block's states only, so memory grows like 2 sqrt(depth)
+    # states instead of depth (and like one state per iteration inside the block,
+    # since each iteration is checkpointed too).
+    block = max(1, math.isqrt(depth - 1) + 1) if depth > 1 else 1
+    blocks = -(-depth // block)
+    limit = depth if active_depth is None else jnp.minimum(active_depth, depth)
+
+    @jax.checkpoint
     def advance(state, k):
-        if active_depth is None:
-            return solver.step(state, context, k)
-        return jax.lax.cond(
-            k < active_depth, lambda s: solver.step(s, context, k), lambda s: s, state
-        )
+        return jax.lax.cond(k < limit, lambda s: solver.step(s, context, k), lambda s: s, state)
 
-    if remat:
-        advance = jax.checkpoint(advance)
-
-    def body(state, k):
+    def inner(state, k):
         state = advance(state, k)
         return state, (record(solver.estimate(state)) if record is not None else None)
 
-    state, recorded = jax.lax.scan(body, state0, jnp.arange(solver.depth, dtype=jnp.int32))
+    @jax.checkpoint
+    def run_block(state, ks):
+        return jax.lax.scan(inner, state, ks)
+
+    ks = jnp.arange(blocks * block, dtype=jnp.int32).reshape(blocks, block)
+    state, recorded = jax.lax.scan(run_block, state0, ks)
+    if record is not None:
+        recorded = jax.tree.map(lambda r: r.reshape((blocks * block,) + r.shape[2:])[:depth], recorded)
     return solver.estimate(state), recorded
 
 
@@ -184,6 +215,7 @@ def train(
     chunk_size: int = 256,
     remat: bool = False,
     log_loss: bool = False,
+    devices: int = 1,
     progress: bool = True,
     label: str | None = None,
 ) -> TrainResult:
@@ -202,33 +234,239 @@ def train(
             no longer dominated by the large gradients of early, shallow stages
             when the loss falls by orders of magnitude over an incremental
             schedule. :attr:`TrainResult.losses` holds the loss itself either way.
+        devices: split each batch of instances over this many devices
+            (``jax.sharding``, data parallel; parameters are replicated and XLA
+            sums the gradients); 1 runs on the default device, 0 uses every
+            device. ``batch_size`` must be a multiple of it.
         progress: show a progress bar (optimiser steps; it advances once per
             chunk and names the current stage and active depth).
         label: name shown on the progress bar.
 
+    The compiled training program is kept (per solver structure, problem
+    structure, shapes and training options), so a second call with the same
+    shapes does not compile again and reports ``compilations == 0``.
+
     Raises:
         TrainingDivergedError: a loss or parameter became non-finite.
     """
+    results = _train(solver, problem, schedule, [key], ensemble=False, steps_per_stage=steps_per_stage,
+                     batch_size=batch_size, chunk_size=chunk_size, remat=remat, log_loss=log_loss,
+                     devices=devices, progress=progress, label=label)
+    return results[0]
+
+
+def train_ensemble(
+    solver: UnfoldedSolver,
+    problem: Problem,
+    schedule: TrainingSchedule | Sequence[Stage],
+    *,
+    keys: Sequence[jax.Array | int],
+    steps_per_stage: int = 20,
+    batch_size: int = 100,
+    chunk_size: int = 256,
+    remat: bool = False,
+    log_loss: bool = False,
+    progress: bool = True,
+    label: str | None = None,
+) -> list[TrainResult]:
+    """Train one copy of ``solver`` per key, all at once (``jax.vmap`` over members).
+
+    Member ``i`` sees the instances of ``keys[i]`` and ends with the same
+    parameters as ``train(solver, ..., key=keys[i])`` up to float rounding (the
+    vectorised program may sum in another order). One program is compiled for
+    the whole ensemble; every returned :class:`TrainResult` carries the
+    ensemble's wall time, compile time and compilation count.
+
+    Raises:
+        TrainingDivergedError: a member diverged (the message names it); the
+            error holds that member's last good parameters.
+    """
+    if len(keys) < 1:
+        raise ValueError("train_ensemble needs at least one key")
+    return _train(solver, problem, schedule, list(keys), ensemble=True, steps_per_stage=steps_per_stage,
+                  batch_size=batch_size, chunk_size=chunk_size, remat=remat, log_loss=log_loss, devices=1,
+                  progress=progress, label=label)
+
+
+# Compiled training programs, most recently used last (see train's docstring).
+_PROGRAMS: "collections.OrderedDict[tuple, tuple]" = collections.OrderedDict()
+_PROGRAM_CACHE_SIZE = 16
+
+
+def clear_program_cache() -> None:
+    """Forget every compiled training program (the next :func:`train` compiles again)."""
+    _PROGRAMS.clear()
+
+
+def _signature(tree) -> tuple:
+    leaves, treedef = jax.tree.flatten(tree)
+    return treedef, tuple((tuple(np.shape(leaf)), str(getattr(leaf, "dtype", type(leaf)))) for leaf in leaves)
+
+
+def _mesh(devices: int, batch_size: int):
+    if devices == 1:
+        return None
+    available = jax.devices()
+    count = len(available) if devices == 0 else devices
+    if devices < 0 or count > len(available):
+        raise ValueError(
+            f"train.devices = {devices} but {len(available)} device(s) are available "
+            f"({available[0].platform}); use 1..{len(available)} or 0 for all. On CPU, "
+            f"XLA_FLAGS=--xla_force_host_platform_device_count=N makes N devices"
+        )
+    if batch_size % count:
+        raise ValueError(f"batch_size {batch_size} cannot be split over {count} devices: use a multiple of {count}")
+    return jax.sharding.Mesh(np.array(available[:count]), ("batch",))
+
+
+def _train(solver, problem, schedule, keys, *, ensemble, steps_per_stage, batch_size, chunk_size, remat,
+           log_loss, devices, progress, label) -> list[TrainResult]:
     solver.check_problem(problem)
     stages = _stages_of(schedule, solver.depth, steps_per_stage)
     if not solver.is_trainable or not any(stage.steps for stage in stages):
-        return TrainResult(solver, np.zeros(0), [], 0.0, 0.0, 0)
+        return [TrainResult(solver, np.zeros(0), [], 0.0, 0.0, 0) for _ in keys]
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if isinstance(key, int):
-        key = jax.random.key(key)
+    keys = [jax.random.key(k) if isinstance(k, int) else k for k in keys]
+    mesh = _mesh(devices, batch_size)
 
     start = time.perf_counter()
     merge, params, rest = split_solver(solver)
-    optimizer = make_optimizer(solver.learning_rates(), params)
-    opt_state = optimizer.init(params)
+    rates = solver.learning_rates()
+    optimizer = make_optimizer(rates, params)
     chunk = max(1, min(chunk_size, max(stage.steps for stage in stages)))
+    members = len(keys)
+    if ensemble:
+        params = jax.tree.map(lambda leaf: jnp.broadcast_to(leaf, (members,) + leaf.shape), params)
+        opt_state = jax.vmap(optimizer.init)(params)
+        key = jnp.stack(keys)
+    else:
+        opt_state = optimizer.init(params)
+        key = keys[0]
+    example = (
+        params, opt_state, rest, problem, key,
+        jnp.int32(1), jnp.bool_(False), jnp.float32(1.0), jnp.int32(chunk),
+    )
+    if mesh is not None:
+        example = jax.device_put(example, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+        params, opt_state, rest, problem, key = example[:5]
+    graphdef = nnx.graphdef(solver)
+    try:
+        cache_key = (graphdef, tuple(sorted(rates.items())), batch_size, chunk, remat, log_loss, ensemble,
+                     None if mesh is None else tuple(d.id for d in mesh.devices.flat),
+                     jax.config.jax_enable_x64, _signature(example))
+        hash(cache_key)
+    except TypeError:  # an unhashable static attribute: compile without caching
+        cache_key = None
     traces = 0
+    if cache_key is not None and cache_key in _PROGRAMS:
+        _PROGRAMS.move_to_end(cache_key)
+        compiled, memory = _PROGRAMS[cache_key]
+    else:
+        def counted(*args):
+            nonlocal traces
+            traces += 1
+            return run_chunk(*args)
+
+        run_chunk = _make_run_chunk(merge, problem_batch=batch_size, optimizer=optimizer, chunk=chunk, remat=remat,
+                                    log_loss=log_loss, mesh=mesh)
+        program = jax.vmap(counted, in_axes=(0, 0, None, None, 0, None, None, None, None)) if ensemble else counted
+        compiled = jax.jit(program).lower(*example).compile()
+        memory = _program_bytes(compiled)
+        if cache_key is not None:
+            _PROGRAMS[cache_key] = (compiled, memory)
+            while len(_PROGRAMS) > _PROGRAM_CACHE_SIZE:
+                _PROGRAMS.popitem(last=False)
+    compile_seconds = time.perf_counter() - start
+
+    losses: list[np.ndarray] = []
+    stage_losses: list[np.ndarray] = []
+    name = label or solver.name
+    bar = _progress(sum(stage.steps for stage in stages), name + (f" x{members}" if ensemble else ""), progress)
+    try:
+        for stage_number, stage in enumerate(stages, 1):
+            done = 0
+            last = None
+            bar.set_postfix_str(f"stage {stage_number}/{len(stages)}, depth {stage.active_depth}", refresh=False)
+            while done < stage.steps:
+                n_valid = min(chunk, stage.steps - done)
+                params, opt_state, key, failed, fail_at, chunk_losses = compiled(
+                    params, opt_state, rest, problem, key,
+                    jnp.int32(stage.active_depth), jnp.bool_(stage.train == "newest"),
+                    jnp.float32(stage.lr_scale), jnp.int32(n_valid),
+                )
+                failed = np.atleast_1d(np.asarray(failed))
+                if failed.any():
+                    member = int(np.argmax(failed))
+                    at = int(np.atleast_1d(np.asarray(fail_at))[member])
+                    step = done + at + 1
+                    mine = (lambda tree: jax.tree.map(lambda leaf: leaf[member], tree)) if ensemble else (lambda t: t)
+                    history = np.concatenate([np.atleast_2d(l)[member] for l in losses]
+                                             + [np.atleast_2d(np.asarray(chunk_losses))[member][:at]])
+                    who = f"{name!r}" + (f" (ensemble member {member}, of {members})" if ensemble else "")
+                    raise TrainingDivergedError(
+                        f"training of {who} diverged: the loss or a parameter "
+                        f"became non-finite at stage {stage_number} of {len(stages)} (active depth "
+                        f"{stage.active_depth}), step {step} of {stage.steps}; the last good "
+                        f"parameters are kept. Try a smaller learning rate or initial step size.",
+                        stage=stage_number, step=step, solver=merge(mine(params), rest), history=history,
+                    )
+                last = np.asarray(chunk_losses)[..., :n_valid]
+                losses.append(last)
+                done += n_valid
+                bar.update(n_valid)
+            if last is not None:
+                stage_losses.append(last)
+    finally:
+        bar.close()
+    jax.block_until_ready(params)
+    train_seconds = time.perf_counter() - start
+
+    def result(member_params, pick):
+        history = np.concatenate([pick(l) for l in losses]) if losses else np.zeros(0)
+        return TrainResult(
+            solver=merge(member_params, rest),
+            losses=history,
+            stage_losses=[float(np.mean(pick(l))) for l in stage_losses],
+            train_seconds=train_seconds,
+            compile_seconds=compile_seconds,
+            compilations=traces,
+            program_bytes=memory,
+        )
+
+    if mesh is not None:  # hand back plain single-device arrays
+        params = jax.device_put(params, jax.devices()[0])
+        rest = jax.device_put(rest, jax.devices()[0])
+    if not ensemble:
+        return [result(params, lambda l: l)]
+    return [result(jax.tree.map(lambda leaf: leaf[i], params), lambda l, i=i: l[i]) for i in range(members)]
+
+
+def _program_bytes(compiled) -> int | None:
+    """Memory the compiled program needs (XLA's estimate: arguments, outputs and temporaries)."""
+    try:
+        stats = compiled.memory_analysis()
+        return int(stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
+                   - stats.alias_size_in_bytes)
+    except Exception:  # a backend without the analysis
+        return None
+
+
+def _make_run_chunk(merge, *, problem_batch, optimizer, chunk, remat, log_loss, mesh):
+    """The jitted unit of work: ``chunk`` optimiser steps as one ``lax.scan``."""
+    batch_size = problem_batch
+    if mesh is not None:
+        split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
+
+        def shard(instance):
+            return jax.tree.map(
+                lambda leaf: jax.lax.with_sharding_constraint(leaf, split)
+                if jnp.ndim(leaf) and leaf.shape[0] == batch_size else leaf, instance)
+    else:
+        def shard(instance):
+            return instance
 
     def run_chunk(params, opt_state, rest, problem, key, active_depth, newest_only, lr_scale, n_valid):
-        nonlocal traces
-        traces += 1
-
         def loss_fn(params, instance):
             module = merge(params, rest)
             x, _ = unroll(module, problem, instance, active_depth, remat=remat)
@@ -244,7 +482,7 @@ def train(
 
             def apply(operand):
                 params, opt_state = operand
-                instance = problem.sample(sample_key, batch_size)
+                instance = shard(problem.sample(sample_key, batch_size))
                 (_, loss), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, instance)
                 grads = _masked(masks, grads)
                 updates, new_opt_state = optimizer.update(grads, opt_state, params)
@@ -274,57 +512,7 @@ def train(
         )
         return params, opt_state, key, failed, fail_at, losses
 
-    example = (
-        params, opt_state, rest, problem, key,
-        jnp.int32(1), jnp.bool_(False), jnp.float32(1.0), jnp.int32(chunk),
-    )
-    compiled = jax.jit(run_chunk).lower(*example).compile()
-    compile_seconds = time.perf_counter() - start
-
-    losses: list[jax.Array] = []
-    stage_losses: list[float] = []
-    bar = _progress(sum(stage.steps for stage in stages), label or solver.name, progress)
-    try:
-        for stage_number, stage in enumerate(stages, 1):
-            done = 0
-            last = None
-            bar.set_postfix_str(f"stage {stage_number}/{len(stages)}, depth {stage.active_depth}", refresh=False)
-            while done < stage.steps:
-                n_valid = min(chunk, stage.steps - done)
-                params, opt_state, key, failed, fail_at, chunk_losses = compiled(
-                    params, opt_state, rest, problem, key,
-                    jnp.int32(stage.active_depth), jnp.bool_(stage.train == "newest"),
-                    jnp.float32(stage.lr_scale), jnp.int32(n_valid),
-                )
-                if bool(failed):
-                    step = done + int(fail_at) + 1
-                    history = np.concatenate([np.asarray(l) for l in losses] + [np.asarray(chunk_losses)[: int(fail_at)]])
-                    raise TrainingDivergedError(
-                        f"training of {label or solver.name!r} diverged: the loss or a parameter "
-                        f"became non-finite at stage {stage_number} of {len(stages)} (active depth "
-                        f"{stage.active_depth}), step {step} of {stage.steps}; the last good "
-                        f"parameters are kept. Try a smaller learning rate or initial step size.",
-                        stage=stage_number, step=step, solver=merge(params, rest), history=history,
-                    )
-                losses.append(chunk_losses[:n_valid])
-                last = chunk_losses[:n_valid]
-                done += n_valid
-                bar.update(n_valid)
-            if last is not None:
-                stage_losses.append(last)
-    finally:
-        bar.close()
-    jax.block_until_ready(params)
-    train_seconds = time.perf_counter() - start
-    history = np.concatenate([np.asarray(l) for l in losses]) if losses else np.zeros(0)
-    return TrainResult(
-        solver=merge(params, rest),
-        losses=history,
-        stage_losses=[float(np.mean(np.asarray(l))) for l in stage_losses],
-        train_seconds=train_seconds,
-        compile_seconds=compile_seconds,
-        compilations=traces,
-    )
+    return run_chunk
 
 
 def _masked(masks, tree, scale=1.0):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from du_framework import Stage, TrainingDivergedError
-from du_framework.engine import evaluate, train, unroll
+from du_framework.engine import evaluate, train, train_ensemble, unroll
 from du_framework.schedules import EndToEnd, Incremental, IncrementalFrozen, LayerWise
 from du_gd_ridge import DUGD, RidgeProblem
 
@@ -152,3 +152,41 @@ def test_log_loss_reports_the_loss_itself_and_changes_only_the_descent(problem):
     target = np.asarray(problem.sample(first_key, 8)["target"], np.float64)
     assert logged.losses[0] == pytest.approx(np.mean(np.sum(target**2, axis=1)), rel=1e-5)
     assert not np.array_equal(plain.solver.eta[...], logged.solver.eta[...])
+
+
+def test_a_second_identical_run_reuses_the_compiled_program(problem):
+    first = train(dugd(problem), problem, Incremental(), steps_per_stage=3, batch_size=8, key=2, progress=False)
+    again = train(dugd(problem), problem, Incremental(), steps_per_stage=3, batch_size=8, key=2, progress=False)
+    assert (first.compilations, again.compilations) == (1, 0)
+    np.testing.assert_array_equal(first.solver.eta[...], again.solver.eta[...])
+    other = train(dugd(problem), problem, Incremental(), steps_per_stage=3, batch_size=4, key=2, progress=False)
+    assert other.compilations == 1, "another batch size is another program"
+
+
+def test_an_ensemble_trains_each_member_as_its_own_run_would(problem):
+    keys = [0, 1, 2]
+    members = train_ensemble(dugd(problem, period=3), problem, Incremental(), keys=keys, steps_per_stage=6,
+                             batch_size=8, progress=False)
+    assert len(members) == 3 and members[0].compilations == 1
+    for key, member in zip(keys, members):
+        alone = train(dugd(problem, period=3), problem, Incremental(), steps_per_stage=6, batch_size=8, key=key,
+                      progress=False)
+        np.testing.assert_allclose(member.solver.eta[...], alone.solver.eta[...], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(member.losses, alone.losses, rtol=1e-4)
+    assert not np.allclose(members[0].solver.eta[...], members[1].solver.eta[...])
+
+
+def test_remat_keeps_the_iteration_and_bounds_the_stored_states():
+    problem = RidgeProblem.from_options(RidgeProblem.Options(n=20, m=40, lam=1.0, seed=1))
+    solver = dugd(problem, depth=7, period=0, init_step=0.02)  # 7 = 3 blocks of 3, two padded iterations
+    instance = problem.sample(jax.random.key(0), 4)
+    record = lambda x: jnp.sum(x**2, axis=-1)
+    for active in (None, jnp.int32(5)):
+        plain = unroll(solver, problem, instance, active, record=record)
+        remat = unroll(solver, problem, instance, active, record=record, remat=True)
+        np.testing.assert_allclose(remat[0], plain[0], rtol=1e-6)
+        np.testing.assert_allclose(remat[1], plain[1], rtol=1e-6)
+    deep = [train(dugd(problem, depth=400), problem, [Stage(400, 1)], batch_size=64, key=0, remat=remat,
+                  progress=False).program_bytes for remat in (False, True)]
+    # 400 stored states of 64 x 20 floats without remat; about 2 sqrt(400) = 40 with it.
+    assert deep[1] < deep[0] / 4, deep
