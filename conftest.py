@@ -2,6 +2,8 @@ import os
 
 # Tests exercise the installed plugins only; a stray allow-list would hide them.
 os.environ.pop("DU_PLUGINS", None)
+# Tests never write JAX's persistent compilation cache into the home folder.
+os.environ["DU_COMPILE_CACHE"] = "off"
 
 import jax
 import pytest

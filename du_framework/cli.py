@@ -33,6 +33,8 @@ def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
                         help="override a configuration key, e.g. --set train.depth=10 --set solvers.dugd.period=8 (repeatable)")
     parser.add_argument("--out", metavar="DIR", help="output directory (default: runs/<timestamp>/)")
+    parser.add_argument("--only", metavar="LABEL[,LABEL...]",
+                        help="run only the solvers with these labels (default: every solver of the configuration)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
 
@@ -105,12 +107,18 @@ def _cmd_list(args) -> int:
     return 0
 
 
-def _cmd_compare(args) -> int:
-    from .compare import run_comparison
-    from .config import load_config
-    from .report import format_table, write_report
+def _load(args):
+    from .config import load_config, select_solvers
 
     config = load_config(args.config, args.overrides)
+    return select_solvers(config, args.only.split(",")) if args.only else config
+
+
+def _cmd_compare(args) -> int:
+    from .compare import run_comparison
+    from .report import format_table, write_report
+
+    config = _load(args)
     out = Path(args.out) if args.out else _default_out()
     comparison = run_comparison(config, progress=not args.no_progress,
                                 checkpoint_dir=out / "checkpoints", load_dir=args.checkpoints)
@@ -129,9 +137,8 @@ def _cmd_compare(args) -> int:
 def _cmd_train(args) -> int:
     from .atomic import atomic_write
     from .compare import build_problem, build_schedule, build_solvers, train_solver
-    from .config import load_config
 
-    config = load_config(args.config, args.overrides)
+    config = _load(args)
     out = Path(args.out) if args.out else _default_out()
     problem = build_problem(config)
     schedule = build_schedule(config)
@@ -158,12 +165,17 @@ def _cmd_train(args) -> int:
         trained += 1
     print(f"trained {trained} solver(s); evaluate with: du compare --checkpoints {checkpoints}"
           + (f" --config {args.config}" if args.config else "")
+          + (f" --only {args.only}" if args.only else "")
           + "".join(f" --set {override}" for override in args.overrides))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command != "list":
+        from .engine import enable_compile_cache
+
+        enable_compile_cache()  # a later run skips XLA compilation (DU_COMPILE_CACHE=off to disable)
     handlers = {"list": _cmd_list, "compare": _cmd_compare, "train": _cmd_train}
     try:
         return handlers[args.command](args)

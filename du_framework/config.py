@@ -38,6 +38,7 @@ __all__ = [
     "apply_overrides",
     "build_config",
     "load_config",
+    "select_solvers",
 ]
 
 REFERENCE_TOML = """\
@@ -315,6 +316,18 @@ def build_config(raw: dict[str, Any], registry: Registry | None = None) -> Exper
         options = parse_options(solver_cls.Options, entry, prefix=f"solvers.{label}.")
         solvers.append(SolverConfig(name, label, options))
     return ExperimentConfig(problem, train, schedule_options, evaluation, tuple(solvers))
+
+
+def select_solvers(config: ExperimentConfig, labels: list[str]) -> ExperimentConfig:
+    """``config`` with only the solvers labelled ``labels`` (in the configuration's order)."""
+    wanted = [label.strip() for label in labels if label.strip()]
+    known = [s.label for s in config.solvers]
+    unknown = [label for label in wanted if label not in known]
+    if unknown or not wanted:
+        hint = "".join(f" (did you mean {nearest(label, known)!r}?)" for label in unknown[:1] if nearest(label, known))
+        raise ConfigError(f"--only names no solver of this configuration: {', '.join(unknown) or '(empty)'}{hint}; "
+                          f"labels: {', '.join(known)}")
+    return dataclasses.replace(config, solvers=tuple(s for s in config.solvers if s.label in wanted))
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None,

@@ -24,8 +24,10 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -36,7 +38,7 @@ from flax import nnx
 from .errors import TrainingDivergedError
 from .interfaces import Problem, Stage, TrainingSchedule, UnfoldedSolver
 
-__all__ = ["TrainResult", "train", "train_ensemble", "clear_program_cache", "evaluate", "target_energy", "unroll", "make_optimizer", "split_solver"]
+__all__ = ["TrainResult", "train", "train_ensemble", "clear_program_cache", "enable_compile_cache", "evaluate", "target_energy", "unroll", "make_optimizer", "split_solver"]
 
 
 @dataclasses.dataclass
@@ -293,6 +295,31 @@ _PROGRAMS: "collections.OrderedDict[tuple, tuple]" = collections.OrderedDict()
 _PROGRAM_CACHE_SIZE = 16
 
 
+def enable_compile_cache(path: str | os.PathLike | None = None) -> Path | None:
+    """Keep compiled XLA programs on disk, so a new process skips compiling them again.
+
+    This is JAX's persistent compilation cache, switched on for programs of any
+    compile time. ``path`` defaults to ``$DU_COMPILE_CACHE`` or else
+    ``$XDG_CACHE_HOME/du-framework/xla`` (``~/.cache/du-framework/xla``);
+    ``DU_COMPILE_CACHE=off`` disables it. Returns the folder in use, or ``None``
+    when disabled. The ``du`` command calls this at start-up.
+    """
+    setting = os.environ.get("DU_COMPILE_CACHE", "")
+    if path is None and setting.lower() in ("off", "0", "false", "no"):
+        return None
+    if path is None:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        path = setting or base / "du-framework" / "xla"
+    folder = Path(path).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only home: compile every time, as without the cache
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    return folder
+
+
 def clear_program_cache() -> None:
     """Forget every compiled training program (the next :func:`train` compiles again)."""
     _PROGRAMS.clear()
@@ -345,7 +372,7 @@ def _train(solver, problem, schedule, keys, *, ensemble, steps_per_stage, batch_
         key = keys[0]
     example = (
         params, opt_state, rest, problem, key,
-        jnp.int32(1), jnp.bool_(False), jnp.float32(1.0), jnp.int32(chunk),
+        np.int32(1), np.bool_(False), np.float32(1.0), np.int32(chunk),
     )
     if mesh is not None:
         example = jax.device_put(example, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
@@ -392,8 +419,8 @@ def _train(solver, problem, schedule, keys, *, ensemble, steps_per_stage, batch_
                 n_valid = min(chunk, stage.steps - done)
                 params, opt_state, key, failed, fail_at, chunk_losses = compiled(
                     params, opt_state, rest, problem, key,
-                    jnp.int32(stage.active_depth), jnp.bool_(stage.train == "newest"),
-                    jnp.float32(stage.lr_scale), jnp.int32(n_valid),
+                    np.int32(stage.active_depth), np.bool_(stage.train == "newest"),
+                    np.float32(stage.lr_scale), np.int32(n_valid),
                 )
                 failed = np.atleast_1d(np.asarray(failed))
                 if failed.any():

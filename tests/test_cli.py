@@ -79,6 +79,16 @@ def test_compare_prints_the_table_and_writes_every_result_file(small_config, tmp
     assert (out / "checkpoints" / "dugd.npz").is_file() and not (out / "checkpoints" / "gd.npz").exists()
 
 
+def test_only_runs_the_named_solvers_and_refuses_an_unknown_label(small_config, tmp_path, capsys):
+    out = tmp_path / "only"
+    assert main(["compare", "--config", str(small_config), "--out", str(out), "--only", "gd", "--no-progress",
+                 "--no-plots"]) == 0
+    assert list(json.loads((out / "results.json").read_text())["solvers"]) == ["gd"]
+    assert main(["train", "--config", str(small_config), "--out", str(out), "--only", "dugf", "--no-progress"]) == 2
+    assert "--only names no solver of this configuration: dugf (did you mean 'dugd'?); labels: dugd, gd" in \
+        capsys.readouterr().err
+
+
 def test_train_then_compare_from_checkpoints_skips_training(small_config, tmp_path, capsys):
     out = tmp_path / "trained"
     assert main(["train", "--config", str(small_config), "--out", str(out), "--no-progress"]) == 0

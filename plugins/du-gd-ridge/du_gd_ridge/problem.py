@@ -61,10 +61,11 @@ class RidgeProblem(Problem, RegularizedLeastSquares):
         self.mu_min = float(eigenvalues[0])
         self.mu_max = float(eigenvalues[-1])
         self.source = source
-        self.A = jnp.asarray(matrix, dtype=jnp.float32)
-        self.AtA = jnp.asarray(matrix.T @ matrix, dtype=jnp.float32)
+        # Cast on the host: jnp.asarray(..., dtype) would compile a conversion per shape.
+        self.A = jnp.asarray(matrix.astype(np.float32))
+        self.AtA = jnp.asarray((matrix.T @ matrix).astype(np.float32))
         # Regularised pseudo-inverse, formed once in float64 on the host.
-        self.pinv = jnp.asarray(np.linalg.solve(hessian, matrix.T), dtype=jnp.float32)
+        self.pinv = jnp.asarray(np.linalg.solve(hessian, matrix.T).astype(np.float32))
 
     @classmethod
     def from_options(cls, options: "RidgeProblem.Options") -> "RidgeProblem":

@@ -75,12 +75,12 @@ class DUGD(UnfoldedSolver):
         if options.parametrization == "reciprocal":
             self.unit = best_constant_step(*problem.spectrum_bounds())
             start = self.unit / options.init_step if options.init_step else 1.0
-            self.rho = nnx.Param(jnp.full((steps,), start, dtype=jnp.float32))
+            self.rho = nnx.Param(jnp.asarray(np.full((steps,), start, dtype=np.float32)))
         else:
-            self.eta = nnx.Param(jnp.full((steps,), options.init_step, dtype=jnp.float32))
+            self.eta = nnx.Param(jnp.asarray(np.full((steps,), options.init_step, dtype=np.float32)))
         if options.learn_lambda:
             slots = options.lambda_period or depth
-            self.xi = nnx.Param(jnp.full((slots,), problem.lam, dtype=jnp.float32))
+            self.xi = nnx.Param(jnp.asarray(np.full((slots,), problem.lam, dtype=np.float32)))
 
     def prepare(self, problem, instance):
         return {"gram": problem.gram, "aty": problem.adjoint_observation(instance), "lam": problem.lam}

@@ -1,0 +1,431 @@
+"""du-framework benchmarks: ``make bench`` (or ``python benchmarks/run.py``).
+
+Four benchmarks, each measured side by side in one run and reported as ratios;
+absolute seconds are printed and stored, never asserted:
+
+1. ``reference``: the reference schedule, hand-written straightforward JAX (as a
+   process) versus ``du train`` (as a process) versus the framework's training
+   call in one process after warm-up versus one fused XLA program.
+2. ``theory``: learned DU-GD steps against the Chebyshev steps and the best
+   constant step on the same fresh instances, over several training seeds and
+   problem matrices, with the book's recipe beside the reference recipe.
+3. ``scaling``: time and memory against depth (with and without
+   rematerialisation), against problem size, and against ensemble size (vmap
+   versus one run after another).
+4. ``sharding``: the instance batch split over 1, 2 and 4 devices (on CPU
+   through ``XLA_FLAGS=--xla_force_host_platform_device_count=4``).
+
+Each writes ``benchmarks/results/<name>.json`` (or under ``--out``). ``--quick``
+shrinks every size so that the whole suite runs in about a minute (a smoke test,
+not a measurement).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+BENCHMARKS = ("reference", "theory", "scaling", "sharding")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def machine() -> dict:
+    import jax
+
+    device = jax.devices()[0]
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "device": getattr(device, "device_kind", str(device)),
+        "device_count": jax.device_count(),
+    }
+
+
+def run_process(command: list[str], env: dict | None = None) -> dict:
+    """Run ``command``; return its wall time, peak RSS (from wait4) and stdout."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        child = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=ROOT)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if child.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({child.returncode}):\n{stderr[-3000:]}")
+    return {"wall_seconds": wall, "peak_rss_bytes": usage.ru_maxrss * 1024, "stdout": stdout}
+
+
+def reference_problem(seed: int = 0, n: int = 50, m: int = 100):
+    from du_gd_ridge import RidgeProblem
+
+    return RidgeProblem.from_options(RidgeProblem.Options(n=n, m=m, lam=3.0, seed=seed))
+
+
+def mse_of_steps(problem, eta, depth: int = 50) -> np.ndarray:
+    """MSE curve of DU-GD with the given steps on the reference evaluation instances."""
+    from du_framework.compare import evaluation_key
+    from du_framework.engine import evaluate
+    from du_gd_ridge import DUGD
+
+    solver = DUGD(DUGD.Options(period=len(eta), parametrization="step"), problem=problem, depth=depth)
+    solver.eta[...] = np.asarray(eta, np.float32)
+    return evaluate(solver, problem, key=evaluation_key(2026), batch_size=100, batches=10)
+
+
+def theory_curves(problem, depth: int = 50) -> dict:
+    from du_framework.theory import best_constant_step, chebyshev_steps
+
+    bounds = problem.spectrum_bounds()
+    return {
+        "chebyshev": mse_of_steps(problem, chebyshev_steps(*bounds, 4), depth),
+        "gd": mse_of_steps(problem, [best_constant_step(*bounds)], depth),
+    }
+
+
+def table(rows: list[list], header: list[str]) -> str:
+    cells = [[str(c) for c in row] for row in [header] + rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def mib(nbytes) -> str:
+    return "-" if nbytes is None else f"{nbytes / 2**20:.1f} MiB"
+
+
+def write(out_dir: Path, name: str, data: dict) -> Path:
+    from du_framework.atomic import atomic_write
+
+    path = out_dir / f"{name}.json"
+    with atomic_write(path) as handle:
+        handle.write(json.dumps({"benchmark": name, "machine": machine(), **data}, indent=2) + "\n")
+    return path
+
+
+# ----------------------------------------------------------------------------- 1. reference
+
+def bench_reference(quick: bool) -> dict:
+    from du_framework.config import load_config
+    from du_framework.compare import build_problem, build_schedule, build_solvers, training_key
+    from du_framework.engine import clear_program_cache, train
+
+    depth = 6 if quick else 50
+    python = sys.executable
+    du = str(Path(python).with_name("du"))
+    problem = reference_problem()
+
+    # (a) the straightforward hand-written program, as a process
+    straight = run_process([python, str(HERE / "baselines.py"), "straightforward", "--depth", str(depth)])
+    straight.update(json.loads(straight.pop("stdout").strip().splitlines()[-1]))
+
+    # (b) `du train` on the reference experiment's DU-GD, as a process
+    from du_framework.checkpoint import load_checkpoint
+
+    overrides = [f"train.depth={depth}"]
+    config = load_config(None, overrides)
+    index = [s.label for s in config.solvers].index("dugd")
+    processes = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        # An empty compilation cache first (what a first run on a machine sees), then the
+        # same command again: `du` keeps compiled programs on disk (DU_COMPILE_CACHE).
+        env = dict(os.environ, DU_COMPILE_CACHE=str(Path(tmp) / "xla"))
+        for cache in ("empty", "warm"):
+            command = [du, "train", "--no-progress", "--out", str(Path(tmp) / cache), "--only", "dugd"]
+            for item in overrides:
+                command += ["--set", item]
+            process = run_process(command, env=env)
+            line = next(l for l in process.pop("stdout").splitlines() if l.startswith("dugd:"))
+            found = re.search(r"compile ([\d.]+) s, (\d+) compilation", line)
+            process["compile_seconds"], process["compilations"] = float(found.group(1)), int(found.group(2))
+            template = build_solvers(config, problem)[index]
+            trained = load_checkpoint(Path(tmp) / cache / "checkpoints" / "dugd.npz", template)
+            process["eta"] = trained.learned_parameters()["eta"].tolist()
+            processes[cache] = process
+
+    # (c) the framework's training call inside this process: cold, then warm
+    schedule = build_schedule(config)
+    calls = []
+    clear_program_cache()
+    for _ in range(4):
+        solver = build_solvers(config, problem)[index]
+        result = train(solver, problem, schedule, steps_per_stage=20, batch_size=100,
+                       key=training_key(config.train.seed, "dugd"), log_loss=True, progress=False)
+        calls.append(result)
+    cold, warm = calls[0], min(calls[1:], key=lambda r: r.train_seconds)
+
+    # (d) one fused XLA program for the whole schedule, written here by hand
+    sys.path.insert(0, str(HERE))
+    from baselines import fused
+
+    program = fused(depth=depth, repeats=3)
+
+    rows = {
+        "straightforward (process)": {"seconds": straight["wall_seconds"], "train_seconds": straight["train_seconds"],
+                                      "compilations": depth, "peak_rss_bytes": straight["peak_rss_bytes"],
+                                      "eta": straight["eta"]},
+        **{f"du train (process, {cache} compile cache)": {
+            "seconds": p["wall_seconds"], "compile_seconds": p["compile_seconds"], "compilations": p["compilations"],
+            "peak_rss_bytes": p["peak_rss_bytes"], "eta": p["eta"]} for cache, p in processes.items()},
+        "framework train(), cold": {"seconds": cold.train_seconds, "compile_seconds": cold.compile_seconds,
+                                    "compilations": cold.compilations, "program_bytes": cold.program_bytes,
+                                    "eta": cold.solver.learned_parameters()["eta"].tolist()},
+        "framework train(), warm": {"seconds": warm.train_seconds, "compile_seconds": warm.compile_seconds,
+                                    "compilations": warm.compilations, "program_bytes": warm.program_bytes,
+                                    "eta": warm.solver.learned_parameters()["eta"].tolist()},
+        "fused program (run only)": {"seconds": program["run_seconds"], "compile_seconds": program["compile_seconds"],
+                                     "compilations": 1, "program_bytes": program["program_bytes"],
+                                     "eta": program["eta"]},
+    }
+    for row in rows.values():
+        row["mse_final"] = float(mse_of_steps(problem, row["eta"], depth)[-1])
+    ratios = {
+        "straightforward_over_du_train_process_empty_cache": straight["wall_seconds"]
+        / processes["empty"]["wall_seconds"],
+        "straightforward_over_du_train_process_warm_cache": straight["wall_seconds"]
+        / processes["warm"]["wall_seconds"],
+        "framework_warm_over_fused_run": warm.train_seconds / program["run_seconds"],
+        "framework_cold_over_fused_compile_and_run": cold.train_seconds
+        / (program["run_seconds"] + program["compile_seconds"]),
+    }
+    print(f"\n== 1. reference schedule (depth {depth}, 20 Adam steps per stage, K=100)")
+    print(table([[name, f"{r['seconds']:.2f}", f"{r.get('compile_seconds', float('nan')):.2f}", r["compilations"],
+                  mib(r.get("peak_rss_bytes")), mib(r.get("program_bytes")), f"{r['mse_final']:.3e}"]
+                 for name, r in rows.items()],
+                ["implementation", "seconds", "compile s", "compilations", "process peak RSS", "program memory",
+                 f"MSE t={depth}"]))
+    for name, value in ratios.items():
+        print(f"  {name}: {value:.2f}x")
+    return {"depth": depth, "rows": rows, "ratios": ratios}
+
+
+# ----------------------------------------------------------------------------- 2. theory
+
+def bench_theory(quick: bool) -> dict:
+    from du_framework.engine import train_ensemble
+    from du_framework.compare import training_key
+    from du_framework.schedules import Incremental
+    from du_framework.theory import chebyshev_steps
+    from du_gd_ridge import DUGD
+
+    depth = 12 if quick else 50
+    seeds = range(2 if quick else 8)
+    matrices = (0,) if quick else (0, 1, 2)
+    recipes = {
+        "reference (reciprocal, log loss, lr 1e-2)": (DUGD.Options(period=4), True),
+        "book (eta from 0, MSE, lr 1e-3)": (DUGD.Options(period=4, parametrization="step", lr=1e-3), False),
+    }
+    out = {"depth": depth, "training_seeds": list(seeds), "matrices": {}}
+    print(f"\n== 2. learned versus theory (DU-GD T=4, MSE at t={depth}, fresh instances)")
+    rows = []
+    for matrix_seed in matrices:
+        problem = reference_problem(matrix_seed)
+        theory = theory_curves(problem, depth)
+        cheb, gd = theory["chebyshev"][-1], theory["gd"][-1]
+        entry = {"chebyshev_mse": cheb, "gd_mse": gd, "kappa": problem.mu_max / problem.mu_min,
+                 "chebyshev_eta": np.sort(chebyshev_steps(problem.mu_min, problem.mu_max, 4)).tolist(), "recipes": {}}
+        for recipe, (options, log_loss) in recipes.items():
+            solver = DUGD(options, problem=problem, depth=depth)
+            keys = [training_key(seed, "dugd") for seed in seeds]
+            members = train_ensemble(solver, problem, Incremental(), keys=keys, steps_per_stage=20, batch_size=100,
+                                     log_loss=log_loss, progress=False)
+            etas = [m.solver.learned_parameters()["eta"] for m in members]
+            # In the learned order: the order of the steps within a period changes the float32 rounding.
+            mses = [float(mse_of_steps(problem, eta, depth)[-1]) for eta in etas]
+            ratio = np.array(mses) / cheb
+            entry["recipes"][recipe] = {"mse": mses, "over_chebyshev": ratio.tolist(),
+                                        "below_gd": (gd / np.array(mses)).tolist(),
+                                        "sorted_eta": [np.sort(e).tolist() for e in etas],
+                                        "train_seconds_all_seeds": members[0].train_seconds}
+            rows.append([matrix_seed, f"{entry['kappa']:.1f}", recipe, f"{cheb:.2e}", f"{gd:.2e}",
+                         f"{np.median(mses):.2e}", f"{ratio.min():.2f}-{ratio.max():.2f}",
+                         f"{(gd / np.array(mses)).min():.2g}"])
+        out["matrices"][str(matrix_seed)] = entry
+    print(table(rows, ["A seed", "kappa", "recipe", "Chebyshev", "best const GD", "DU-GD median",
+                       "DU-GD / Chebyshev", f"GD / DU-GD (worst of {len(seeds)})"]))
+    first = out["matrices"][str(matrices[0])]
+    print("  sorted learned eta (A seed 0, training seed 0):",
+          np.round(first["recipes"][next(iter(recipes))]["sorted_eta"][0], 5).tolist())
+    print("  Chebyshev eta (T=4):                           ", np.round(first["chebyshev_eta"], 5).tolist())
+    return out
+
+
+# ----------------------------------------------------------------------------- 3. scaling
+
+def _step_time(problem, depth, steps, remat, batch_size=100):
+    """Seconds per optimiser step at full depth (warm program), and program bytes."""
+    from du_framework import Stage
+    from du_framework.engine import train
+    from du_gd_ridge import DUGD
+
+    def run():
+        return train(DUGD(DUGD.Options(period=4), problem=problem, depth=depth), problem, [Stage(depth, steps)],
+                     batch_size=batch_size, key=0, remat=remat, log_loss=True, chunk_size=steps, progress=False)
+
+    cold = run()
+    warm = min((run() for _ in range(2)), key=lambda r: r.train_seconds)
+    return warm.train_seconds / steps, cold.program_bytes, cold.compile_seconds
+
+
+def bench_scaling(quick: bool) -> dict:
+    from du_framework.compare import training_key
+    from du_framework.engine import clear_program_cache, train, train_ensemble
+    from du_framework.schedules import Incremental
+    from du_gd_ridge import DUGD
+
+    out: dict = {}
+    problem = reference_problem()
+    depths = (10, 40) if quick else (50, 200, 1000)
+    steps = 5 if quick else 40
+    print("\n== 3a. depth: one optimiser step at full depth (ridge n=50, K=100)")
+    rows, out["depth"] = [], []
+    for depth in depths:
+        for remat in (False, True):
+            per_step, nbytes, compile_s = _step_time(problem, depth, steps, remat)
+            out["depth"].append({"depth": depth, "remat": remat, "seconds_per_step": per_step,
+                                 "program_bytes": nbytes, "compile_seconds": compile_s})
+    base = {r["remat"]: r for r in out["depth"] if r["depth"] == depths[0]}
+    for r in out["depth"]:
+        b = base[r["remat"]]
+        r["time_ratio_per_depth"] = (r["seconds_per_step"] / b["seconds_per_step"]) / (r["depth"] / depths[0])
+        r["memory_over_first_depth_same_remat"] = r["program_bytes"] / b["program_bytes"]
+        r["memory_over_first_depth_no_remat"] = r["program_bytes"] / base[False]["program_bytes"]
+        rows.append([r["depth"], "yes" if r["remat"] else "no", f"{1e3 * r['seconds_per_step']:.2f}",
+                     f"{r['time_ratio_per_depth']:.2f}", mib(r["program_bytes"]),
+                     f"{r['memory_over_first_depth_same_remat']:.2f}", f"{r['memory_over_first_depth_no_remat']:.2f}"])
+    print(table(rows, ["D", "remat", "ms/step", f"(time/D) / (time/D at {depths[0]})", "program memory",
+                       f"memory / D={depths[0]} same remat", f"memory / D={depths[0]} no remat"]))
+
+    sizes = (20, 60) if quick else (50, 500, 2000)
+    print("\n== 3b. problem size: one optimiser step at depth 50 (m = 2n, K=100)")
+    rows, out["size"] = [], []
+    for n in sizes:
+        sized = reference_problem(0, n, 2 * n)
+        per_step, nbytes, compile_s = _step_time(sized, 10 if quick else 50, 2 if n >= 2000 else steps // 2, False)
+        schedule_estimate = per_step * 1000 * 0.51  # incremental: stage t costs about t/D of a full step
+        out["size"].append({"n": n, "m": 2 * n, "seconds_per_step": per_step, "program_bytes": nbytes,
+                            "compile_seconds": compile_s, "reference_schedule_estimate_seconds": schedule_estimate})
+        rows.append([n, 2 * n, f"{1e3 * per_step:.1f}", mib(nbytes), f"{schedule_estimate:.1f}"])
+    print(table(rows, ["n", "m", "ms/step", "program memory", "50x20-step incremental schedule, est. s"]))
+
+    members = (1, 2) if quick else (1, 2, 4, 8)
+    depth = 6 if quick else 50
+    print(f"\n== 3c. ensembles: the reference schedule (depth {depth}) for several training seeds")
+    rows, out["ensemble"] = [], []
+    for count in members:
+        keys = [training_key(seed, "dugd") for seed in range(count)]
+        clear_program_cache()
+        vm = train_ensemble(DUGD(DUGD.Options(), problem=problem, depth=depth), problem, Incremental(), keys=keys,
+                            log_loss=True, progress=False)
+        clear_program_cache()
+        start = time.perf_counter()
+        for key in keys:  # one after another; runs 2.. reuse the compiled program
+            train(DUGD(DUGD.Options(), problem=problem, depth=depth), problem, Incremental(), key=key,
+                  log_loss=True, progress=False)
+        sequential = time.perf_counter() - start
+        out["ensemble"].append({"members": count, "vmap_seconds": vm[0].train_seconds,
+                                "vmap_compile_seconds": vm[0].compile_seconds, "sequential_seconds": sequential})
+    for r in out["ensemble"]:
+        r["vmap_over_sequential"] = r["vmap_seconds"] / r["sequential_seconds"]
+        r["vmap_per_member_over_one"] = r["vmap_seconds"] / r["members"] / out["ensemble"][0]["vmap_seconds"]
+        rows.append([r["members"], f"{r['vmap_seconds']:.2f}", f"{r['sequential_seconds']:.2f}",
+                     f"{r['vmap_over_sequential']:.2f}", f"{r['vmap_per_member_over_one']:.2f}"])
+    print(table(rows, ["seeds", "vmap s (compile incl.)", "sequential s", "vmap / sequential",
+                       "vmap per seed / one seed"]))
+    return out
+
+
+# ----------------------------------------------------------------------------- 4. sharding
+
+SHARDING_SCRIPT = """
+import json, sys, time
+import jax, numpy as np
+from du_framework.compare import evaluation_key, training_key
+from du_framework.engine import evaluate, train
+from du_framework.schedules import Incremental
+from du_gd_ridge import DUGD, RidgeProblem
+depth = int(sys.argv[1])
+problem = RidgeProblem.from_options(RidgeProblem.Options())
+out = {"device_count": jax.device_count(), "runs": {}}
+for devices in (1, 2, 4):
+    runs = [train(DUGD(DUGD.Options(), problem=problem, depth=depth), problem, Incremental(),
+                  key=training_key(1, "dugd"), log_loss=True, devices=devices, progress=False) for _ in range(2)]
+    result = runs[1]
+    mse = evaluate(result.solver, problem, key=evaluation_key(2026))
+    out["runs"][devices] = {"eta": result.solver.learned_parameters()["eta"].tolist(), "mse_final": float(mse[-1]),
+                            "warm_seconds": result.train_seconds, "cold_seconds": runs[0].train_seconds,
+                            "compilations": runs[0].compilations, "losses": result.losses.tolist()}
+print(json.dumps(out))
+"""
+
+
+def bench_sharding(quick: bool) -> dict:
+    depth = 6 if quick else 50
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    done = run_process([sys.executable, "-c", SHARDING_SCRIPT, str(depth)], env=env)
+    data = json.loads(done["stdout"].strip().splitlines()[-1])
+    one = data["runs"]["1"]
+    one_losses = np.array(one["losses"])
+    rows = []
+    for devices, r in data["runs"].items():
+        r["max_relative_eta_difference"] = float(np.max(np.abs(np.array(r["eta"]) / np.array(one["eta"]) - 1)))
+        relative = np.abs(np.array(r.pop("losses")) / one_losses - 1)
+        r["max_relative_loss_difference"] = float(np.max(relative))
+        r["max_relative_loss_difference_first_10_stages"] = float(np.max(relative[:200]))
+        r["warm_over_one_device"] = r["warm_seconds"] / one["warm_seconds"]
+        rows.append([devices, f"{r['warm_seconds']:.2f}", f"{r['warm_over_one_device']:.2f}", r["compilations"],
+                     f"{r['max_relative_eta_difference']:.1e}", f"{r['max_relative_loss_difference_first_10_stages']:.1e}",
+                     f"{r['max_relative_loss_difference']:.1e}",
+                     f"{r['mse_final']:.3e}"])
+    print(f"\n== 4. batch sharded over CPU devices (reference schedule, depth {depth}, "
+          f"{data['device_count']} forced host devices)")
+    print(table(rows, ["devices", "warm s", "vs 1 device", "compilations", "max rel. eta diff",
+                       "rel. loss diff, stages 1-10", "rel. loss diff, all", f"MSE t={depth}"]))
+    return {"depth": depth, **data}
+
+
+# ----------------------------------------------------------------------------- main
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="du-framework benchmarks")
+    parser.add_argument("--only", default=",".join(BENCHMARKS),
+                        help=f"comma-separated subset of {', '.join(BENCHMARKS)}")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test, not a measurement")
+    parser.add_argument("--out", type=Path, default=HERE / "results", help="folder for the JSON results")
+    args = parser.parse_args(argv)
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(BENCHMARKS))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}")
+    runners = {"reference": bench_reference, "theory": bench_theory, "scaling": bench_scaling,
+               "sharding": bench_sharding}
+    print("machine:", json.dumps(machine()))
+    for name in chosen:
+        start = time.perf_counter()
+        data = runners[name](args.quick)
+        data["quick"] = args.quick
+        data["benchmark_seconds"] = time.perf_counter() - start
+        print(f"  -> {write(args.out, name, data)} ({data['benchmark_seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""The benchmark suite runs end to end (tiny sizes: a smoke test, no timing asserted)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quick_benchmarks_write_every_result_file(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reference.json", "scaling.json", "sharding.json",
+                                                         "theory.json"]
+    reference = json.loads((tmp_path / "reference.json").read_text())
+    rows = reference["rows"]
+    assert rows["du train (process, empty compile cache)"]["compilations"] == 1
+    assert rows["framework train(), cold"]["compilations"] == 1
+    assert rows["framework train(), warm"]["compilations"] == 0
+    # The same schedule and the same recipe reach the same steps in and out of a process.
+    assert rows["du train (process, empty compile cache)"]["eta"] == rows["framework train(), cold"]["eta"]
+    assert rows["du train (process, warm compile cache)"]["eta"] == rows["framework train(), cold"]["eta"]
+    sharding = json.loads((tmp_path / "sharding.json").read_text())
+    assert sharding["device_count"] == 4
+    assert all(run["max_relative_eta_difference"] < 1e-4 for run in sharding["runs"].values())
+    assert "straightforward_over_du_train_process_warm_cache" in reference["ratios"]
+
+
+def test_an_unknown_benchmark_is_refused():
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--only", "referense"],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 2 and "unknown benchmark(s) ['referense']" in done.stderr
