@@ -190,3 +190,10 @@ def test_remat_keeps_the_iteration_and_bounds_the_stored_states():
                   progress=False).program_bytes for remat in (False, True)]
     # 400 stored states of 64 x 20 floats without remat; about 2 sqrt(400) = 40 with it.
     assert deep[1] < deep[0] / 4, deep
+
+
+def test_a_diverging_ensemble_names_the_member(problem):
+    with pytest.raises(TrainingDivergedError, match=r"'dugd' \(ensemble member 0, of 2\) diverged") as caught:
+        train_ensemble(dugd(problem, depth=40, init_step=5.0, lr=1e-3), problem, Incremental(), keys=[0, 1],
+                       steps_per_stage=3, batch_size=4, progress=False)
+    assert np.all(np.isfinite(np.asarray(caught.value.solver.eta[...])))
