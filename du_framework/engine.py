@@ -461,9 +461,9 @@ def _train(solver, problem, schedule, keys, *, ensemble, steps_per_stage, batch_
             program_bytes=memory,
         )
 
-    if mesh is not None:  # hand back plain single-device arrays
-        params = jax.device_put(params, jax.devices()[0])
-        rest = jax.device_put(rest, jax.devices()[0])
+    if mesh is not None:  # hand back plain arrays on this process's first device
+        params = jax.device_put(params, jax.local_devices()[0])
+        rest = jax.device_put(rest, jax.local_devices()[0])
     if not ensemble:
         return [result(params, lambda l: l)]
     return [result(jax.tree.map(lambda leaf: leaf[i], params), lambda l, i=i: l[i]) for i in range(members)]

@@ -72,7 +72,7 @@ def test_tutorial_conformance_tests_pass(tutorial):
     assert re.search(r"\b12 passed\b", printed), printed
 
 
-@pytest.mark.parametrize("page", ["getting-started.md", "concepts.md"])
+@pytest.mark.parametrize("page", ["getting-started.md", "concepts.md", "performance.md"])
 def test_runnable_examples_execute(page, tmp_path, monkeypatch):
     runnable = [code for language, info, code in blocks(page) if language == "python" and "run" in info.split()]
     assert runnable, f"{page} has no runnable example"
