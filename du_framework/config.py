@@ -106,7 +106,7 @@ class TrainConfig:
     batch_size: int = 100
     seed: int = 1
     chunk_size: int = 256
-    remat: bool = False
+    remat: bool | int = False
     log_loss: bool = True
     devices: int = 1
 
@@ -114,6 +114,8 @@ class TrainConfig:
         for key in ("depth", "steps_per_stage", "batch_size", "chunk_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
+        if not isinstance(self.remat, bool) and self.remat < 0:
+            raise ConfigError(f"train.remat must be true, false or a number of levels >= 0, got {self.remat}")
         if self.devices < 0:
             raise ConfigError(f"train.devices must be >= 0 (1: one device, 0: every device), got {self.devices}")
 

@@ -38,7 +38,8 @@ from flax import nnx
 from .errors import TrainingDivergedError
 from .interfaces import Problem, Stage, TrainingSchedule, UnfoldedSolver
 
-__all__ = ["TrainResult", "train", "train_ensemble", "clear_program_cache", "enable_compile_cache", "evaluate", "target_energy", "unroll", "make_optimizer", "split_solver"]
+__all__ = ["TrainResult", "train", "train_ensemble", "remat_levels", "clear_program_cache", "enable_compile_cache",
+           "evaluate", "target_energy", "unroll", "make_optimizer", "split_solver"]
 
 
 @dataclasses.dataclass
@@ -91,7 +92,7 @@ def unroll(
     active_depth: jax.Array | int | None = None,
     *,
     record: Callable[[jax.Array], jax.Array] | None = None,
-    remat: bool = False,
+    remat: bool | int = False,
 ):
     """Run the solver's iterations on a batch; return ``(x_final, recorded)``.
 
@@ -100,15 +101,18 @@ def unroll(
             applies all ``solver.depth``. Later iterations leave the state alone.
         record: if given, called on the estimate after every iteration; its
             outputs are stacked along a new leading axis of length ``depth``.
-        remat: rematerialise in the backward pass (``jax.checkpoint`` on blocks
-            of about ``sqrt(depth)`` iterations and on each iteration): about
-            ``2 sqrt(depth)`` stored states instead of ``depth``, for about one
-            more forward pass of compute.
+        remat: rematerialise in the backward pass with nested
+            ``jax.checkpoint``: ``True`` (2 levels) checkpoints blocks of about
+            ``sqrt(depth)`` iterations and each iteration, storing about
+            ``2 sqrt(depth)`` states instead of ``depth`` for one more forward
+            pass; an integer ``k`` uses ``k`` levels of blocks of about
+            ``depth^(1/k)`` (about ``k depth^(1/k)`` states, ``k - 1`` more
+            forward passes; 1 checkpoints single iterations only).
     """
     context = solver.prepare(problem, instance)
     state0 = solver.init_state(problem, context)
     depth = solver.depth
-    if not remat:
+    if not remat_levels(remat):
         def advance(state, k):
             if active_depth is None:
                 return solver.step(state, context, k)
@@ -121,13 +125,19 @@ def unroll(
         state, recorded = jax.lax.scan(body, state0, jnp.arange(depth, dtype=jnp.int32))
         return solver.estimate(state), recorded
 
-    # Two-level checkpointing: blocks of about sqrt(depth) iterations. The backward
-    # pass keeps the state at each block boundary, recomputes one block at a time
-    # and keeps that block's states only, so memory grows like 2 sqrt(depth)
-    # states instead of depth (and like one state per iteration inside the block,
-    # since each iteration is checkpointed too).
-    block = max(1, math.isqrt(depth - 1) + 1) if depth > 1 else 1
-    blocks = -(-depth // block)
+    # Nested checkpointing with `levels` levels of blocks of b ~ depth^(1/levels)
+    # iterations (two levels: blocks of about sqrt(depth)). The backward pass keeps
+    # the state at each block boundary of the outer level, recomputes one block at a
+    # time and keeps only that block's boundaries, and so on down to single
+    # iterations: about levels * b stored states instead of depth, for about one
+    # more forward pass per level below the top.
+    levels = remat_levels(remat)
+    block = max(1, math.ceil(depth ** (1.0 / levels)))
+    while block ** levels < depth:
+        block += 1
+    while block > 1 and (block - 1) ** levels >= depth:
+        block -= 1
+    slots = block ** levels
     limit = depth if active_depth is None else jnp.minimum(active_depth, depth)
 
     @jax.checkpoint
@@ -138,15 +148,25 @@ def unroll(
         state = advance(state, k)
         return state, (record(solver.estimate(state)) if record is not None else None)
 
-    @jax.checkpoint
-    def run_block(state, ks):
-        return jax.lax.scan(inner, state, ks)
+    def nest(level):
+        if level == 1:
+            return lambda state, ks: jax.lax.scan(inner, state, ks)
+        return lambda state, ks: jax.lax.scan(jax.checkpoint(nest(level - 1)), state, ks)
 
-    ks = jnp.arange(blocks * block, dtype=jnp.int32).reshape(blocks, block)
-    state, recorded = jax.lax.scan(run_block, state0, ks)
+    ks = jnp.arange(slots, dtype=jnp.int32).reshape((block,) * levels)
+    state, recorded = nest(levels)(state0, ks)
     if record is not None:
-        recorded = jax.tree.map(lambda r: r.reshape((blocks * block,) + r.shape[2:])[:depth], recorded)
+        recorded = jax.tree.map(lambda r: r.reshape((slots,) + r.shape[levels:])[:depth], recorded)
     return solver.estimate(state), recorded
+
+
+def remat_levels(remat: bool | int) -> int:
+    """Checkpoint levels for a ``remat`` setting: False/0 none, True 2 (sqrt), k >= 1 k levels."""
+    if isinstance(remat, bool):
+        return 2 if remat else 0
+    if not isinstance(remat, (int, np.integer)) or remat < 0:
+        raise ValueError(f"remat must be true, false or a number of levels >= 0, got {remat!r}")
+    return int(remat)
 
 
 def make_optimizer(learning_rates: dict[str, float], params: dict) -> optax.GradientTransformation:
@@ -215,7 +235,7 @@ def train(
     batch_size: int = 100,
     key: jax.Array | int = 0,
     chunk_size: int = 256,
-    remat: bool = False,
+    remat: bool | int = False,
     log_loss: bool = False,
     devices: int = 1,
     progress: bool = True,
@@ -229,7 +249,8 @@ def train(
         batch_size: instances drawn per optimiser step (fresh every step).
         key: PRNG key or integer seed for the training instances.
         chunk_size: most optimiser steps per jitted call.
-        remat: rematerialise iterations in the backward pass (memory-bounded depth).
+        remat: rematerialise in the backward pass (see :func:`unroll`): ``True``
+            for about ``2 sqrt(D)`` stored states, an integer for that many levels.
         log_loss: let the optimiser descend ``log(loss)`` instead of the loss.
             Every stage keeps its minimiser (log is monotone), but the gradient
             is divided by the current loss, so Adam's second-moment estimate is
@@ -266,7 +287,7 @@ def train_ensemble(
     steps_per_stage: int = 20,
     batch_size: int = 100,
     chunk_size: int = 256,
-    remat: bool = False,
+    remat: bool | int = False,
     log_loss: bool = False,
     progress: bool = True,
     label: str | None = None,
@@ -355,6 +376,7 @@ def _train(solver, problem, schedule, keys, *, ensemble, steps_per_stage, batch_
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     keys = [jax.random.key(k) if isinstance(k, int) else k for k in keys]
+    remat_levels(remat)  # refuse a bad value before compiling
     mesh = _mesh(devices, batch_size)
 
     start = time.perf_counter()
@@ -379,7 +401,7 @@ def _train(solver, problem, schedule, keys, *, ensemble, steps_per_stage, batch_
         params, opt_state, rest, problem, key = example[:5]
     graphdef = nnx.graphdef(solver)
     try:
-        cache_key = (graphdef, tuple(sorted(rates.items())), batch_size, chunk, remat, log_loss, ensemble,
+        cache_key = (graphdef, tuple(sorted(rates.items())), batch_size, chunk, remat_levels(remat), log_loss, ensemble,
                      None if mesh is None else tuple(d.id for d in mesh.devices.flat),
                      jax.config.jax_enable_x64, _signature(example))
         hash(cache_key)

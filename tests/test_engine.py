@@ -183,13 +183,19 @@ def test_remat_keeps_the_iteration_and_bounds_the_stored_states():
     record = lambda x: jnp.sum(x**2, axis=-1)
     for active in (None, jnp.int32(5)):
         plain = unroll(solver, problem, instance, active, record=record)
-        remat = unroll(solver, problem, instance, active, record=record, remat=True)
-        np.testing.assert_allclose(remat[0], plain[0], rtol=1e-6)
-        np.testing.assert_allclose(remat[1], plain[1], rtol=1e-6)
+        for levels in (True, 1, 3):  # 3 levels of blocks of 2: 8 slots, one padded iteration
+            remat = unroll(solver, problem, instance, active, record=record, remat=levels)
+            np.testing.assert_allclose(remat[0], plain[0], rtol=1e-6)
+            np.testing.assert_allclose(remat[1], plain[1], rtol=1e-6)
+        grads = [jax.grad(lambda p, r=r: jnp.sum(unroll(p, problem, instance, active, remat=r)[0] ** 2))(solver)
+                 for r in (False, 3)]
+        np.testing.assert_allclose(grads[1].eta[...], grads[0].eta[...], rtol=1e-5)
     deep = [train(dugd(problem, depth=400), problem, [Stage(400, 1)], batch_size=64, key=0, remat=remat,
                   progress=False).program_bytes for remat in (False, True)]
     # 400 stored states of 64 x 20 floats without remat; about 2 sqrt(400) = 40 with it.
     assert deep[1] < deep[0] / 4, deep
+    with pytest.raises(ValueError, match="remat must be true, false or a number of levels >= 0, got -1"):
+        train(dugd(problem), problem, [Stage(2, 1)], remat=-1, progress=False)
 
 
 def test_a_diverging_ensemble_names_the_member(problem):
