@@ -125,7 +125,7 @@ def write(out_dir: Path, name: str, data: dict) -> Path:
 
 def bench_reference(quick: bool) -> dict:
     from du_framework.config import load_config
-    from du_framework.compare import build_problem, build_schedule, build_solvers, training_key
+    from du_framework.compare import build_schedule, build_solvers, training_key
     from du_framework.engine import clear_program_cache, train
 
     depth = 6 if quick else 50
@@ -153,7 +153,7 @@ def bench_reference(quick: bool) -> dict:
             for item in overrides:
                 command += ["--set", item]
             process = run_process(command, env=env)
-            line = next(l for l in process.pop("stdout").splitlines() if l.startswith("dugd:"))
+            line = next(text for text in process.pop("stdout").splitlines() if text.startswith("dugd:"))
             found = re.search(r"compile ([\d.]+) s, (\d+) compilation", line)
             process["compile_seconds"], process["compilations"] = float(found.group(1)), int(found.group(2))
             template = build_solvers(config, problem)[index]

@@ -417,7 +417,7 @@ def _train(solver, problem, schedule, keys, *, ensemble, steps_per_stage, batch_
             traces += 1
             return run_chunk(*args)
 
-        run_chunk = _make_run_chunk(merge, problem_batch=batch_size, optimizer=optimizer, chunk=chunk, remat=remat,
+        run_chunk = _make_run_chunk(merge, batch_size=batch_size, optimizer=optimizer, chunk=chunk, remat=remat,
                                     log_loss=log_loss, mesh=mesh)
         program = jax.vmap(counted, in_axes=(0, 0, None, None, 0, None, None, None, None)) if ensemble else counted
         compiled = jax.jit(program).lower(*example).compile(compiler_options=_compiler_options())
@@ -450,7 +450,7 @@ def _train(solver, problem, schedule, keys, *, ensemble, steps_per_stage, batch_
                     at = int(np.atleast_1d(np.asarray(fail_at))[member])
                     step = done + at + 1
                     mine = (lambda tree: jax.tree.map(lambda leaf: leaf[member], tree)) if ensemble else (lambda t: t)
-                    history = np.concatenate([np.atleast_2d(l)[member] for l in losses]
+                    history = np.concatenate([np.atleast_2d(part)[member] for part in losses]
                                              + [np.atleast_2d(np.asarray(chunk_losses))[member][:at]])
                     who = f"{name!r}" + (f" (ensemble member {member}, of {members})" if ensemble else "")
                     raise TrainingDivergedError(
@@ -472,11 +472,11 @@ def _train(solver, problem, schedule, keys, *, ensemble, steps_per_stage, batch_
     train_seconds = time.perf_counter() - start
 
     def result(member_params, pick):
-        history = np.concatenate([pick(l) for l in losses]) if losses else np.zeros(0)
+        history = np.concatenate([pick(part) for part in losses]) if losses else np.zeros(0)
         return TrainResult(
             solver=merge(member_params, rest),
             losses=history,
-            stage_losses=[float(np.mean(pick(l))) for l in stage_losses],
+            stage_losses=[float(np.mean(pick(last))) for last in stage_losses],
             train_seconds=train_seconds,
             compile_seconds=compile_seconds,
             compilations=traces,
@@ -487,8 +487,8 @@ def _train(solver, problem, schedule, keys, *, ensemble, steps_per_stage, batch_
         params = jax.device_put(params, jax.local_devices()[0])
         rest = jax.device_put(rest, jax.local_devices()[0])
     if not ensemble:
-        return [result(params, lambda l: l)]
-    return [result(jax.tree.map(lambda leaf: leaf[i], params), lambda l, i=i: l[i]) for i in range(members)]
+        return [result(params, lambda history: history)]
+    return [result(jax.tree.map(lambda leaf: leaf[i], params), lambda history, i=i: history[i]) for i in range(members)]
 
 
 def _compiler_options() -> dict | None:
@@ -512,9 +512,8 @@ def _program_bytes(compiled) -> int | None:
         return None
 
 
-def _make_run_chunk(merge, *, problem_batch, optimizer, chunk, remat, log_loss, mesh):
+def _make_run_chunk(merge, *, batch_size, optimizer, chunk, remat, log_loss, mesh):
     """The jitted unit of work: ``chunk`` optimiser steps as one ``lax.scan``."""
-    batch_size = problem_batch
     if mesh is not None:
         split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
 
