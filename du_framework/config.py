@@ -326,7 +326,8 @@ def select_solvers(config: ExperimentConfig, labels: list[str]) -> ExperimentCon
     known = [s.label for s in config.solvers]
     unknown = [label for label in wanted if label not in known]
     if unknown or not wanted:
-        hint = "".join(f" (did you mean {nearest(label, known)!r}?)" for label in unknown[:1] if nearest(label, known))
+        guess = nearest(unknown[0], known) if unknown else None
+        hint = f" (did you mean {guess!r}?)" if guess else ""
         raise ConfigError(f"--only names no solver of this configuration: {', '.join(unknown) or '(empty)'}{hint}; "
                           f"labels: {', '.join(known)}")
     return dataclasses.replace(config, solvers=tuple(s for s in config.solvers if s.label in wanted))

@@ -9,7 +9,8 @@ How a run is compiled:
 * A *chunk* of optimiser steps runs inside one jitted call (``lax.scan`` over
   steps); the chunk length is fixed for the whole run and shorter stages mask
   the surplus steps, so every stage of every schedule reuses one executable. It
-  is compiled ahead of time once per :func:`train` call and
+  is compiled ahead of time and kept for the process (a later call with the same
+  solver structure, shapes and options reuses it);
   :attr:`TrainResult.compilations` reports how many times it was traced.
 * Parameter slots not used by the stage (inactive iterations, or all but the
   newest under ``train="newest"``) get zero gradient, zero update, and keep their
@@ -112,51 +113,44 @@ def unroll(
     context = solver.prepare(problem, instance)
     state0 = solver.init_state(problem, context)
     depth = solver.depth
-    if not remat_levels(remat):
-        def advance(state, k):
-            if active_depth is None:
-                return solver.step(state, context, k)
-            return jax.lax.cond(k < active_depth, lambda s: solver.step(s, context, k), lambda s: s, state)
-
-        def body(state, k):
-            state = advance(state, k)
-            return state, (record(solver.estimate(state)) if record is not None else None)
-
-        state, recorded = jax.lax.scan(body, state0, jnp.arange(depth, dtype=jnp.int32))
-        return solver.estimate(state), recorded
-
-    # Nested checkpointing with `levels` levels of blocks of b ~ depth^(1/levels)
-    # iterations (two levels: blocks of about sqrt(depth)). The backward pass keeps
-    # the state at each block boundary of the outer level, recomputes one block at a
-    # time and keeps only that block's boundaries, and so on down to single
-    # iterations: about levels * b stored states instead of depth, for about one
-    # more forward pass per level below the top.
+    # Without remat: one scan over the depth. With `levels` levels of nested
+    # checkpointing: blocks of b ~ depth^(1/levels) iterations (two levels: about
+    # sqrt(depth)); the backward pass keeps the state at each block boundary of the
+    # outer level, recomputes one block at a time keeping only that block's
+    # boundaries, and so on down to single iterations: about levels * b stored
+    # states instead of depth, for about one more forward pass per level below the top.
     levels = remat_levels(remat)
-    block = max(1, math.ceil(depth ** (1.0 / levels)))
-    while block ** levels < depth:
-        block += 1
-    while block > 1 and (block - 1) ** levels >= depth:
-        block -= 1
-    slots = block ** levels
+    block = depth
+    if levels:
+        block = max(1, math.ceil(depth ** (1.0 / levels)))
+        while block ** levels < depth:
+            block += 1
+        while block > 1 and (block - 1) ** levels >= depth:
+            block -= 1
+    shape = (block,) * max(levels, 1)
+    slots = math.prod(shape)
     limit = depth if active_depth is None else jnp.minimum(active_depth, depth)
 
-    @jax.checkpoint
     def advance(state, k):
+        if active_depth is None and slots == depth:  # every iteration applies: no cond
+            return solver.step(state, context, k)
         return jax.lax.cond(k < limit, lambda s: solver.step(s, context, k), lambda s: s, state)
+
+    if levels:
+        advance = jax.checkpoint(advance)
 
     def inner(state, k):
         state = advance(state, k)
         return state, (record(solver.estimate(state)) if record is not None else None)
 
     def nest(level):
-        if level == 1:
+        if level <= 1:
             return lambda state, ks: jax.lax.scan(inner, state, ks)
         return lambda state, ks: jax.lax.scan(jax.checkpoint(nest(level - 1)), state, ks)
 
-    ks = jnp.arange(slots, dtype=jnp.int32).reshape((block,) * levels)
-    state, recorded = nest(levels)(state0, ks)
+    state, recorded = nest(levels)(state0, jnp.arange(slots, dtype=jnp.int32).reshape(shape))
     if record is not None:
-        recorded = jax.tree.map(lambda r: r.reshape((slots,) + r.shape[levels:])[:depth], recorded)
+        recorded = jax.tree.map(lambda r: r.reshape((slots,) + r.shape[len(shape):])[:depth], recorded)
     return solver.estimate(state), recorded
 
 

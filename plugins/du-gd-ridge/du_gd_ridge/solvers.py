@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 import jax.numpy as jnp
 import numpy as np
@@ -41,14 +42,12 @@ class DUGD(UnfoldedSolver):
         xi: learned regularisation weights before ``abs``, present with ``learn_lambda``.
     """
 
-    PARAMETRIZATIONS = ("reciprocal", "step")
-
     @dataclasses.dataclass(frozen=True)
     class Options:
         period: int = 4
         learn_lambda: bool = False
         lambda_period: int = 0
-        parametrization: str = "reciprocal"
+        parametrization: Literal["reciprocal", "step"] = "reciprocal"
         init_step: float = 0.0
         lr: float = 1e-2
         lambda_lr: float = 1e-4
@@ -56,9 +55,6 @@ class DUGD(UnfoldedSolver):
         def validate(self):
             if self.period < 0 or self.lambda_period < 0:
                 raise ValueError("period and lambda_period must be >= 0 (0 means one value per iteration)")
-            if self.parametrization not in DUGD.PARAMETRIZATIONS:
-                raise ValueError(f"parametrization must be one of {list(DUGD.PARAMETRIZATIONS)}, "
-                                 f"got {self.parametrization!r}")
             if self.parametrization == "reciprocal" and self.init_step < 0:
                 raise ValueError(f"init_step must be >= 0 with the reciprocal parametrization "
                                  f"(0 = the best constant step), got {self.init_step}")
