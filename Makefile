@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) Makefile
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/du compare $(DEMO_ARGS)
+	$(BIN)/unfold compare $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -4,7 +4,7 @@ Four benchmarks, each measured side by side in one run and reported as ratios;
 absolute seconds are printed and stored, never asserted:
 
 1. ``reference``: the reference schedule, hand-written straightforward JAX (as a
-   process) versus ``du train`` (as a process) versus the framework's training
+   process) versus ``unfold train`` (as a process) versus the framework's training
    call in one process after warm-up versus one fused XLA program.
 2. ``theory``: learned DU-GD steps against the Chebyshev steps and the best
    constant step on the same fresh instances, over several training seeds and
@@ -130,14 +130,14 @@ def bench_reference(quick: bool) -> dict:
 
     depth = 6 if quick else 50
     python = sys.executable
-    du = str(Path(python).with_name("du"))
+    unfold = str(Path(python).with_name("unfold"))
     problem = reference_problem()
 
     # (a) the straightforward hand-written program, as a process
     straight = run_process([python, str(HERE / "baselines.py"), "straightforward", "--depth", str(depth)])
     straight.update(json.loads(straight.pop("stdout").strip().splitlines()[-1]))
 
-    # (b) `du train` on the reference experiment's DU-GD, as a process
+    # (b) `unfold train` on the reference experiment's DU-GD, as a process
     from du_framework.checkpoint import load_checkpoint
 
     overrides = [f"train.depth={depth}"]
@@ -146,10 +146,10 @@ def bench_reference(quick: bool) -> dict:
     processes = {}
     with tempfile.TemporaryDirectory() as tmp:
         # An empty compilation cache first (what a first run on a machine sees), then the
-        # same command again: `du` keeps compiled programs on disk (DU_COMPILE_CACHE).
+        # same command again: `unfold` keeps compiled programs on disk (DU_COMPILE_CACHE).
         env = dict(os.environ, DU_COMPILE_CACHE=str(Path(tmp) / "xla"))
         for cache in ("empty", "warm"):
-            command = [du, "train", "--no-progress", "--out", str(Path(tmp) / cache), "--only", "dugd"]
+            command = [unfold, "train", "--no-progress", "--out", str(Path(tmp) / cache), "--only", "dugd"]
             for item in overrides:
                 command += ["--set", item]
             process = run_process(command, env=env)
@@ -182,7 +182,7 @@ def bench_reference(quick: bool) -> dict:
         "straightforward (process)": {"seconds": straight["wall_seconds"], "train_seconds": straight["train_seconds"],
                                       "compilations": depth, "peak_rss_bytes": straight["peak_rss_bytes"],
                                       "eta": straight["eta"]},
-        **{f"du train (process, {cache} compile cache)": {
+        **{f"unfold train (process, {cache} compile cache)": {
             "seconds": p["wall_seconds"], "compile_seconds": p["compile_seconds"], "compilations": p["compilations"],
             "peak_rss_bytes": p["peak_rss_bytes"], "eta": p["eta"]} for cache, p in processes.items()},
         "framework train(), cold": {"seconds": cold.train_seconds, "compile_seconds": cold.compile_seconds,

@@ -1,4 +1,4 @@
-"""``python -m du_framework`` runs the ``du`` command line."""
+"""``python -m du_framework`` runs the ``unfold`` command line."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""The ``du`` command line: ``du list``, ``du compare``, ``du train``.
+"""The ``unfold`` command line: ``unfold list``, ``unfold compare``, ``unfold train``.
 
 Also available as ``python -m du_framework``. See docs/cli.md.
 """
@@ -40,7 +40,7 @@ def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="du", description="Deep unfolding on JAX: train and compare unfolded solvers.")
+    parser = argparse.ArgumentParser(prog="unfold", description="Deep unfolding on JAX: train and compare unfolded solvers.")
     parser.add_argument("--version", action="version", version=f"du-framework {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="train every solver, evaluate all on the same fresh instances, report")
     _add_experiment_options(compare)
     compare.add_argument("--checkpoints", metavar="DIR",
-                         help="load <label>.npz from DIR (written by `du train`) instead of training those solvers")
+                         help="load <label>.npz from DIR (written by `unfold train`) instead of training those solvers")
     compare.add_argument("--no-plots", action="store_true", help="skip mse.png and params.png")
     compare.add_argument("--markdown", action="store_true", help="print the table as Markdown")
 
@@ -164,7 +164,7 @@ def _cmd_train(args) -> int:
               f"(compile {result.compile_seconds:.2f} s, {result.compilations} compilation, "
               f"{len(result.losses)} steps, final training loss {final:.3e}) -> {checkpoints / (entry.label + '.npz')}")
         trained += 1
-    print(f"trained {trained} solver(s); evaluate with: du compare --checkpoints {checkpoints}"
+    print(f"trained {trained} solver(s); evaluate with: unfold compare --checkpoints {checkpoints}"
           + (f" --config {args.config}" if args.config else "")
           + (f" --only {args.only}" if args.only else "")
           + "".join(f" --set {override}" for override in args.overrides))
@@ -181,18 +181,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except TrainingDivergedError as error:
-        print(f"du: error: {error}", file=sys.stderr)
+        print(f"unfold: error: {error}", file=sys.stderr)
         return 1
     except DUError as error:
-        print(f"du: error: {error}", file=sys.stderr)
+        print(f"unfold: error: {error}", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # output piped into a reader that closed early (du list | head)
+    except BrokenPipeError:  # output piped into a reader that closed early (unfold list | head)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
 
 def entry() -> int:
-    """The ``du`` console script: :func:`main`, then a quick exit.
+    """The ``unfold`` console script: :func:`main`, then a quick exit.
 
     Every object lives until the process ends, so the final garbage collection
     over JAX's large module graph (about 0.3 s) is skipped with ``gc.freeze``;

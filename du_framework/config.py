@@ -8,7 +8,7 @@ A configuration has four tables::
     [evaluation]         batch_size, batches, seed
     [[solvers]]          name, optional label, + the solver's own options
 
-Keys left out take their defaults; ``du compare`` with no ``--config`` uses the
+Keys left out take their defaults; ``unfold compare`` with no ``--config`` uses the
 reference experiment (:data:`REFERENCE_TOML`). ``--set KEY=VALUE`` overrides
 any key before validation: ``problem.n=20``, ``train.depth=10``,
 ``solvers.dugd.period=8`` (a solver by label) or ``solvers.0.period=8`` (by

@@ -317,7 +317,7 @@ def enable_compile_cache(path: str | os.PathLike | None = None) -> Path | None:
     compile time. ``path`` defaults to ``$DU_COMPILE_CACHE`` or else
     ``$XDG_CACHE_HOME/du-framework/xla`` (``~/.cache/du-framework/xla``);
     ``DU_COMPILE_CACHE=off`` disables it. Returns the folder in use, or ``None``
-    when disabled. The ``du`` command calls this at start-up.
+    when disabled. The ``unfold`` command calls this at start-up.
     """
     setting = os.environ.get("DU_COMPILE_CACHE", "")
     if path is None and setting.lower() in ("off", "0", "false", "no"):

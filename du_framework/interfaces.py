@@ -73,7 +73,7 @@ class Problem(nnx.Pytree, abc.ABC):
     Attributes:
         name: registry name (class attribute).
         Options: frozen dataclass of the options a configuration may set.
-        description: one line shown by ``du list``.
+        description: one line shown by ``unfold list``.
         report_metric: what tables and plots show: ``"mse"`` or ``"nmse_db"``
             (``10 log10(MSE / mean ||target||^2)``); results files hold both.
     """
@@ -188,7 +188,7 @@ class UnfoldedSolver(nnx.Module, abc.ABC):
         name: registry name (class attribute).
         Options: frozen dataclass of the options a configuration may set.
         requires: the capability class a problem must have (``object`` = any).
-        description: one line shown by ``du list``.
+        description: one line shown by ``unfold list``.
     """
 
     name: ClassVar[str] = ""
@@ -326,7 +326,7 @@ class TrainingSchedule(abc.ABC):
     Attributes:
         name: registry name (class attribute).
         Options: frozen dataclass of schedule-specific options (set under ``[train]``).
-        description: one line shown by ``du list``.
+        description: one line shown by ``unfold list``.
     """
 
     name: ClassVar[str] = ""

@@ -16,12 +16,12 @@ def test_quick_benchmarks_write_every_result_file(tmp_path):
                                                          "theory.json"]
     reference = json.loads((tmp_path / "reference.json").read_text())
     rows = reference["rows"]
-    assert rows["du train (process, empty compile cache)"]["compilations"] == 1
+    assert rows["unfold train (process, empty compile cache)"]["compilations"] == 1
     assert rows["framework train(), cold"]["compilations"] == 1
     assert rows["framework train(), warm"]["compilations"] == 0
     # The same schedule and the same recipe reach the same steps in and out of a process.
-    assert rows["du train (process, empty compile cache)"]["eta"] == rows["framework train(), cold"]["eta"]
-    assert rows["du train (process, warm compile cache)"]["eta"] == rows["framework train(), cold"]["eta"]
+    assert rows["unfold train (process, empty compile cache)"]["eta"] == rows["framework train(), cold"]["eta"]
+    assert rows["unfold train (process, warm compile cache)"]["eta"] == rows["framework train(), cold"]["eta"]
     sharding = json.loads((tmp_path / "sharding.json").read_text())
     assert sharding["device_count"] == 4
     assert all(run["max_relative_eta_difference"] < 1e-4 for run in sharding["runs"].values())

@@ -1,4 +1,4 @@
-"""The du command line, in process and as a separate process."""
+"""The unfold command line, in process and as a separate process."""
 
 import csv
 import json
@@ -129,7 +129,7 @@ def test_bad_input_exits_2_with_a_clear_message(small_config, tmp_path, capsys, 
     assert main(args) == 2
     err = capsys.readouterr().err
     message = message.format(solvers=", ".join(get_registry().names("solver")))
-    assert err.startswith("du: error: ") and message in err
+    assert err.startswith("unfold: error: ") and message in err
 
 
 def test_diverging_training_exits_1_and_keeps_the_last_good_parameters(small_config, tmp_path, capsys):
@@ -205,3 +205,10 @@ def test_an_external_plugin_runs_in_list_and_compare(tmp_path):
     assert done.returncode == 2
     assert "solver 'dugd' needs a problem with capability RegularizedLeastSquares" in done.stderr
     assert "'diag-quadratic'" in done.stderr
+
+
+def test_the_console_script_is_unfold_and_does_not_shadow_coreutils_du():
+    from importlib.metadata import distribution
+
+    scripts = {ep.name: ep.value for ep in distribution("du-framework").entry_points if ep.group == "console_scripts"}
+    assert scripts == {"unfold": "du_framework.cli:entry"}
