@@ -1,10 +1,11 @@
 """du-framework: deep unfolding as a plug-in discipline on JAX.
 
-Problems, unfolded solvers (Flax NNX modules) and training schedules are
-registered through pluggy hooks from any installed package; one engine trains
-any solver on any problem under any schedule, compiled once.
+Problems, unfolded solvers (Flax NNX modules), training schedules and
+experiments are registered through pluggy hooks from any installed package; one
+engine trains any solver on any problem under any schedule, compiled once.
 """
 
+from .capabilities import LinearObservation, QuadraticProblem, RegularizedLeastSquares
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -13,22 +14,24 @@ from .errors import (
     IncompatibleProblemError,
     PluginError,
     ProblemDataError,
+    SolverContractError,
     TrainingDivergedError,
     UnknownNameError,
 )
 from .hookspecs import hookimpl
 from .interfaces import (
+    Experiment,
     Instance,
     Problem,
-    QuadraticProblem,
+    QuadraticContext,
     QuadraticSolver,
-    RegularizedLeastSquares,
     Stage,
     TrainingSchedule,
     UnfoldedSolver,
-    per_iteration,
 )
-from .options import NoOptions
+from .metrics import MSE, NMSE_DB, Metric
+from .options import NoOptions, option
+from .params import Interval, NonNegative, Positive, Reciprocal, Unconstrained, learned, per_iteration
 
 __version__ = "0.1.0"
 
@@ -39,18 +42,32 @@ __all__ = [
     "Problem",
     "QuadraticProblem",
     "RegularizedLeastSquares",
+    "LinearObservation",
     "UnfoldedSolver",
     "QuadraticSolver",
+    "QuadraticContext",
     "TrainingSchedule",
     "Stage",
-    "per_iteration",
+    "Experiment",
+    "Metric",
+    "MSE",
+    "NMSE_DB",
+    "option",
     "NoOptions",
+    "learned",
+    "per_iteration",
+    "Unconstrained",
+    "Positive",
+    "NonNegative",
+    "Interval",
+    "Reciprocal",
     "DUError",
     "ConfigError",
     "UnknownNameError",
     "IncompatibleProblemError",
     "PluginError",
     "DuplicateNameError",
+    "SolverContractError",
     "ProblemDataError",
     "CheckpointError",
     "TrainingDivergedError",

@@ -17,6 +17,7 @@ __all__ = [
     "IncompatibleProblemError",
     "PluginError",
     "DuplicateNameError",
+    "SolverContractError",
     "ProblemDataError",
     "CheckpointError",
     "TrainingDivergedError",
@@ -63,6 +64,10 @@ class PluginError(DUError):
 
 class DuplicateNameError(PluginError):
     """Two plugins registered the same name for the same kind."""
+
+
+class SolverContractError(PluginError):
+    """A solver broke the contract at run time (for example ``step`` changed the state's shape)."""
 
 
 class ProblemDataError(DUError, ValueError):

@@ -1,23 +1,27 @@
 """The plugin author's contract: one pluggy hook per kind of component.
 
-A plugin is a module (named by an entry point in the group ``du_framework``)
-that implements any of these hooks with ``@du_framework.hookimpl``. Each hook
-receives a ``register`` callback; call it once per class the plugin provides::
+A plugin is a module (named by an entry point in the group ``du_framework``, or
+registered in process with :func:`du_framework.registry.register_plugin`) that
+implements any of these hooks with ``@du_framework.hookimpl``. Each hook
+receives a ``register`` callback; call it once per thing the plugin provides::
 
     @hookimpl
     def register_solvers(register):
         register(MySolver)
 
-The class's ``name`` attribute is its registry name. The host passes a fresh
+A class's ``name`` attribute is its registry name. The host passes a fresh
 ``register`` to each plugin, so it knows which plugin registered which name and
-can refuse a name registered twice, naming both plugins.
+refuses a name registered twice, naming both plugins. A hook that raises, or
+registers something of the wrong kind, gets its plugin named and skipped; the
+other plugins keep working.
 """
 
 from __future__ import annotations
 
 import pluggy
 
-__all__ = ["hookspec", "hookimpl", "register_problems", "register_solvers", "register_schedules"]
+__all__ = ["hookspec", "hookimpl", "register_problems", "register_solvers", "register_schedules",
+           "register_experiments"]
 
 hookspec = pluggy.HookspecMarker("du_framework")
 hookimpl = pluggy.HookimplMarker("du_framework")
@@ -36,3 +40,8 @@ def register_solvers(register):
 @hookspec
 def register_schedules(register):
     """Register :class:`~du_framework.TrainingSchedule` subclasses: ``register(ScheduleClass)``."""
+
+
+@hookspec
+def register_experiments(register):
+    """Register ready-to-run configurations: ``register(Experiment(name, toml_text, description, default))``."""

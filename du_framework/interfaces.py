@@ -1,87 +1,78 @@
-"""The three abstract interfaces of du-framework and the problem capabilities.
+"""The contract: :class:`Problem`, :class:`UnfoldedSolver`, :class:`TrainingSchedule`.
 
-* :class:`Problem` samples batches of random instances and scores estimates.
-* :class:`UnfoldedSolver` is a Flax NNX module: an iteration unrolled over a fixed
-  depth whose per-iteration constants may be learned.
-* :class:`TrainingSchedule` turns a depth into a list of :class:`Stage` records; the
+* A :class:`Problem` samples batches of random instances and declares its
+  metrics; its structure is offered through capabilities
+  (:mod:`du_framework.capabilities`).
+* An :class:`UnfoldedSolver` is a Flax NNX module: an iteration unrolled over a
+  fixed depth whose per-iteration constants may be learned
+  (:mod:`du_framework.params`).
+* A :class:`TrainingSchedule` is data: a list of :class:`Stage` records; the
   engine (:mod:`du_framework.engine`) runs them.
-
-Capabilities are marker classes (:class:`QuadraticProblem`,
-:class:`RegularizedLeastSquares`) that a problem inherits and a solver names in its
-``requires`` attribute; the registry uses ``isinstance`` to decide which solvers fit
-which problems.
+* An :class:`Experiment` is a named, ready-to-run configuration a plugin ships.
 
 Conventions the engine relies on:
 
-* An instance is a dict pytree of arrays whose leading axis is the batch; it holds
-  at least ``"target"`` (the vector the loss compares against, shape
-  ``(batch, problem.dim)``).
-* Every ``nnx.Param`` of a solver is stacked over iterations along its leading
-  axis: iteration ``k`` (0-based) uses entry ``k % P`` where ``P`` is that axis'
-  length. ``P == depth`` gives one value per iteration, ``P == T`` a period ``T``,
-  ``P == 1`` a value shared by all iterations. :func:`per_iteration` reads it.
+* An instance is a dict of arrays whose leading axis is the batch; it holds at
+  least ``"target"`` (what the estimate is compared with, shape ``(batch, dim)``).
+* Every learned parameter is stacked over iterations along its leading axis:
+  iteration ``k`` (0-based) uses slot ``k % P``. ``P == depth`` gives one value
+  per iteration, ``P == T`` a period ``T``, ``P == 1`` one shared value.
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from .capabilities import QuadraticProblem, capability_name
 from .errors import IncompatibleProblemError
+from .metrics import MSE, Metric, squared_error
 from .options import NoOptions
+from .params import constrained, learned_variables
 
 __all__ = [
     "Instance",
     "Problem",
-    "QuadraticProblem",
-    "RegularizedLeastSquares",
     "UnfoldedSolver",
     "QuadraticSolver",
+    "QuadraticContext",
     "TrainingSchedule",
     "Stage",
-    "per_iteration",
-    "capability_name",
+    "Experiment",
     "flat_params",
 ]
 
 Instance = dict[str, jax.Array]
 
 
-def per_iteration(stacked: jax.Array, k: jax.Array) -> jax.Array:
-    """Entry of a per-iteration parameter used by iteration ``k`` (periodic)."""
-    return stacked[k % stacked.shape[0]]
-
-
-def capability_name(capability: type) -> str:
-    """Human-readable name of a capability class (``object`` means none)."""
-    return "any problem" if capability is object else capability.__name__
-
-
 class Problem(nnx.Pytree, abc.ABC):
-    """A distribution of problem instances and the loss that scores an estimate.
+    """A distribution of problem instances and the metrics that score an estimate.
 
     A problem is a JAX pytree (through ``nnx.Pytree``): array attributes (an
-    operator matrix, say) are leaves and travel into jitted code as arguments,
+    operator matrix, say) are leaves and travel into jitted code as arguments;
     other attributes (sizes, floats, strings) are static and must be hashable.
 
     Attributes:
         name: registry name (class attribute).
-        Options: frozen dataclass of the options a configuration may set.
+        Options: frozen dataclass of the options a configuration may set
+            (declared with :func:`du_framework.option`).
         description: one line shown by ``unfold list``.
-        report_metric: what tables and plots show: ``"mse"`` or ``"nmse_db"``
-            (``10 log10(MSE / mean ||target||^2)``); results files hold both.
+        metrics: the :class:`~du_framework.Metric` values reported for every
+            iteration (default: the MSE).
+        primary_metric: the metric tables and plots show (default: the first).
     """
 
     name: ClassVar[str] = ""
     Options: ClassVar[type] = NoOptions
     description: ClassVar[str] = ""
-    report_metric: ClassVar[Literal["mse", "nmse_db"]] = "mse"
+    metrics: ClassVar[tuple[Metric, ...]] = (MSE,)
+    primary_metric: ClassVar[str] = ""
 
     @classmethod
     @abc.abstractmethod
@@ -106,143 +97,122 @@ class Problem(nnx.Pytree, abc.ABC):
         ``"target"`` of shape ``(batch_size, dim)``.
         """
 
-    def loss(self, estimate: jax.Array, target: jax.Array) -> jax.Array:
-        """Scalar training loss: squared error summed over coordinates, mean over the batch."""
-        return jnp.mean(jnp.sum(jnp.square(estimate - target), axis=-1))
+    def loss(self, estimate: jax.Array, instance: Instance) -> jax.Array:
+        """Scalar training loss (default: squared error summed over coordinates, mean over the batch).
+
+        Separate from the reported metrics; ``train.loss`` may name a metric instead.
+        """
+        return jnp.mean(squared_error(estimate, instance))
 
     def describe(self) -> dict[str, Any]:
         """JSON-friendly facts about this instance of the problem (for results files)."""
         return {"name": self.name, "dim": self.dim}
 
-
-class QuadraticProblem(abc.ABC):
-    """Capability: minimise ``1/2 x^T H x - b^T x`` with ``H`` symmetric positive definite.
-
-    ``H`` is the same for every instance; ``b`` varies per instance.
-    """
-
-    @abc.abstractmethod
-    def hessian_apply(self, x: jax.Array) -> jax.Array:
-        """``H x`` for a batch ``x`` of shape ``(batch, dim)``."""
-
-    @abc.abstractmethod
-    def linear_term(self, instance: Instance) -> jax.Array:
-        """``b`` for each instance, shape ``(batch, dim)``."""
-
-    @abc.abstractmethod
-    def spectrum_bounds(self) -> tuple[float, float]:
-        """``(mu_min, mu_max)``: extreme eigenvalues of ``H`` (host floats)."""
+    @classmethod
+    def primary(cls) -> str:
+        """Name of the primary metric."""
+        return cls.primary_metric or cls.metrics[0].name
 
 
-class RegularizedLeastSquares(QuadraticProblem):
-    """Capability: ``f(x) = 1/2 ||y - A x||^2 + lam/2 ||x||^2`` with ``y = instance["y"]``.
-
-    Then ``H = A^T A + lam I`` and ``b = A^T y``; solvers that learn the
-    regularisation weight use ``gram`` (``A^T A``) and ``lam`` separately.
-    """
-
-    @property
-    @abc.abstractmethod
-    def matrix(self) -> jax.Array:
-        """The operator ``A``, shape ``(m, dim)``."""
-
-    @property
-    @abc.abstractmethod
-    def gram(self) -> jax.Array:
-        """``A^T A``, shape ``(dim, dim)``."""
-
-    @property
-    @abc.abstractmethod
-    def lam(self) -> float:
-        """The regularisation weight ``lambda >= 0``."""
-
-    def adjoint_observation(self, instance: Instance) -> jax.Array:
-        """``A^T y`` per instance, shape ``(batch, dim)``."""
-        return instance["y"] @ self.matrix
-
-    def hessian_apply(self, x: jax.Array) -> jax.Array:
-        return x @ self.gram + self.lam * x
-
-    def linear_term(self, instance: Instance) -> jax.Array:
-        return self.adjoint_observation(instance)
+def _requirements(requires: Any) -> tuple[type, ...]:
+    if requires is object or requires is None:
+        return ()
+    return tuple(requires) if isinstance(requires, (tuple, list)) else (requires,)
 
 
 class UnfoldedSolver(nnx.Module, abc.ABC):
     """An iterative method unrolled over ``depth`` iterations, as a Flax NNX module.
 
-    Learnable constants are ``nnx.Param`` arrays stacked over iterations along
-    their leading axis (see the module docstring); a solver with no ``nnx.Param``
-    is a classical method that the engine "trains" for free.
+    The engine drives a solver through four pure methods inside ``lax.scan``::
 
-    The engine drives a solver through three pure methods inside ``lax.scan``::
-
-        context = solver.prepare(problem, instance)      # once per batch
-        state = solver.init_state(problem, context)      # x^(0) and friends
-        state = solver.step(state, context, k)           # k = 0 .. depth-1
+        context = solver.prepare(problem, instance)          # once per batch
+        state = solver.init_state(problem, context)          # x^(0) and friends
+        state = solver.step(problem, context, state, k)      # k = 0 .. depth-1
         x = solver.estimate(state)
 
+    Contexts and states are pytrees of declared types (a ``NamedTuple`` or an
+    array); ``step`` must return a state of exactly the structure, shapes and
+    dtypes of ``init_state``'s (the engine checks it once and names the solver).
+
+    Learned constants are :func:`du_framework.learned` parameters (each carries
+    its constraint, initial value, learning-rate group and doc). A solver with
+    none is a classical method, evaluated like the others and "trained" for free;
+    it reports its fixed constants through :meth:`constants`.
+
     Subclasses are constructed as ``Solver(options, problem=problem, depth=depth)``
-    and must keep ``self.depth``.
+    and call ``super().__init__(options, problem=problem, depth=depth)`` first.
 
     Attributes:
         name: registry name (class attribute).
         Options: frozen dataclass of the options a configuration may set.
-        requires: the capability class a problem must have (``object`` = any).
+        requires: the capability class a problem must have, or a tuple of them
+            (all required); ``()`` for any problem.
         description: one line shown by ``unfold list``.
     """
 
     name: ClassVar[str] = ""
     Options: ClassVar[type] = NoOptions
-    requires: ClassVar[type] = object
+    requires: ClassVar[Any] = ()
     description: ClassVar[str] = ""
 
     def __init__(self, options: Any, *, problem: Problem, depth: int):
         self.check_problem(problem)
-        if not isinstance(depth, int) or depth < 1:
+        if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
             raise ValueError(f"depth must be a positive integer, got {depth!r}")
         self.options = options
-        self.depth = depth
+        self.depth = int(depth)
+
+    @classmethod
+    def capabilities(cls) -> tuple[type, ...]:
+        """The capability classes a problem must have (all of them)."""
+        return _requirements(cls.requires)
 
     @classmethod
     def fits(cls, problem: Problem) -> bool:
-        """Whether ``problem`` has the capability this solver requires."""
-        return isinstance(problem, cls.requires)
+        """Whether ``problem`` has every capability this solver requires."""
+        return all(isinstance(problem, capability) for capability in cls.capabilities())
 
     @classmethod
     def check_problem(cls, problem: Problem) -> None:
-        """Raise :class:`IncompatibleProblemError` unless ``problem`` fits."""
-        if not cls.fits(problem):
+        """Raise :class:`IncompatibleProblemError` unless ``problem`` fits, naming both sides."""
+        missing = [c for c in cls.capabilities() if not isinstance(problem, c)]
+        if missing:
             raise IncompatibleProblemError(
-                f"solver {cls.name!r} needs a problem with capability "
-                f"{capability_name(cls.requires)}, but problem {problem.name!r} "
-                f"({type(problem).__name__}) does not provide it; problems that fit "
-                f"must derive from du_framework.{cls.requires.__name__}"
-            )
+                f"solver {cls.name!r} needs a problem with capability {capability_name(tuple(missing))}, "
+                f"but problem {getattr(problem, 'name', '?')!r} ({type(problem).__name__}) does not provide it; "
+                f"problems that fit derive from "
+                + " and ".join(f"{c.__module__.split('.')[0]}.{c.__name__}" for c in missing))
 
     def prepare(self, problem: Problem, instance: Instance) -> Any:
-        """Per-batch precomputation shared by all iterations (default: the instance)."""
-        return instance
+        """Per-batch precomputation shared by all iterations (default: ``None``)."""
+        return None
 
     @abc.abstractmethod
     def init_state(self, problem: Problem, context: Any) -> Any:
-        """The iteration state before the first iteration (a pytree of arrays)."""
+        """The iteration state before the first iteration (an array or a NamedTuple of arrays)."""
 
     @abc.abstractmethod
-    def step(self, state: Any, context: Any, k: jax.Array) -> Any:
-        """One iteration ``k`` (a traced int32, 0-based); returns a state of the same shape."""
+    def step(self, problem: Problem, context: Any, state: Any, k: jax.Array) -> Any:
+        """One iteration ``k`` (a traced int32, 0-based); returns a state of the same structure."""
 
     def estimate(self, state: Any) -> jax.Array:
-        """The estimate ``x`` held in ``state`` (default: ``state`` itself or ``state["x"]``)."""
-        return state["x"] if isinstance(state, dict) else state
+        """The estimate ``x`` held in ``state`` (default: ``state`` itself, or its field ``x``)."""
+        return state if isinstance(state, jax.Array) else state.x
 
-    def learning_rates(self) -> dict[str, float]:
-        """Adam learning rate per learned parameter name (default: ``options.lr``)."""
-        lr = getattr(self.options, "lr", 1e-3)
-        return {name: lr for name in self.param_names()}
+    def constants(self) -> dict[str, np.ndarray]:
+        """Fixed constants a classical solver reports beside the learned ones (default: none)."""
+        return {}
+
+    def reference_values(self, problem: Problem) -> dict[str, dict[str, np.ndarray]]:
+        """Reference lines for the parameter plot: ``{parameter: {label: values}}`` (default: none).
+
+        For example DU-GD returns the Chebyshev steps of its period beside ``eta``.
+        """
+        return {}
 
     def param_names(self) -> list[str]:
         """Names of the learned parameters (attribute paths joined by '.')."""
-        return list(flat_params(self))
+        return list(learned_variables(self))
 
     @property
     def is_trainable(self) -> bool:
@@ -250,48 +220,47 @@ class UnfoldedSolver(nnx.Module, abc.ABC):
         return bool(self.param_names())
 
     def learned_parameters(self) -> dict[str, np.ndarray]:
-        """Interpretable values of the learned parameters, by name (host arrays).
+        """The reported values by name: learned parameters in constrained form, then :meth:`constants`.
 
-        Override where the stored parameter is a reparametrisation (for example
-        ``lambda_t = |xi_t|``).
+        Parameters declared with ``report=False`` (large learned matrices) are left out.
         """
-        return {name: np.asarray(value) for name, value in flat_params(self).items()}
+        values = {name: np.asarray(constrained(variable), np.float64)
+                  for name, variable in learned_variables(self).items()
+                  if getattr(variable, "report", True)}
+        values.update({name: np.atleast_1d(np.asarray(value, np.float64)) for name, value in self.constants().items()})
+        return values
 
 
 def flat_params(module: nnx.Module) -> dict[str, jax.Array]:
-    """A module's ``nnx.Param`` values keyed by dotted attribute path."""
+    """A module's raw ``nnx.Param`` arrays keyed by dotted attribute path."""
+    return {name: variable[...] for name, variable in learned_variables(module).items()}
 
-    def walk(tree: dict, prefix: str) -> dict[str, Any]:
-        out = {}
-        for key, value in tree.items():
-            if isinstance(value, dict):
-                out.update(walk(value, f"{prefix}{key}."))
-            else:
-                out[f"{prefix}{key}"] = value
-        return out
 
-    return walk(nnx.to_pure_dict(nnx.state(module, nnx.Param)), "")
+class QuadraticContext(NamedTuple):
+    """Context of :class:`QuadraticSolver`: the linear term ``b`` per instance."""
+
+    b: jax.Array
 
 
 class QuadraticSolver(UnfoldedSolver):
     """Base for solvers of a :class:`QuadraticProblem` that start from ``x^(0) = 0``.
 
-    The context is ``{"problem": problem, "b": b}`` and :meth:`gradient` gives
+    The context is a :class:`QuadraticContext` and :meth:`gradient` gives
     ``H x - b``; subclasses write only ``step`` (and ``__init__`` for parameters).
     """
 
-    requires: ClassVar[type] = QuadraticProblem
+    requires: ClassVar[Any] = QuadraticProblem
 
-    def prepare(self, problem: Problem, instance: Instance) -> dict[str, Any]:
-        return {"problem": problem, "b": problem.linear_term(instance)}
+    def prepare(self, problem: QuadraticProblem, instance: Instance) -> QuadraticContext:
+        return QuadraticContext(problem.linear_term(instance))
 
-    def init_state(self, problem: Problem, context: Any) -> Any:
-        return jnp.zeros_like(context["b"])
+    def init_state(self, problem: QuadraticProblem, context: QuadraticContext) -> Any:
+        return jnp.zeros_like(context.b)
 
     @staticmethod
-    def gradient(x: jax.Array, context: dict[str, Any]) -> jax.Array:
+    def gradient(problem: QuadraticProblem, context: QuadraticContext, x: jax.Array) -> jax.Array:
         """``H x - b``, the gradient of the quadratic at ``x``."""
-        return context["problem"].hessian_apply(x) - context["b"]
+        return problem.hessian_apply(x) - context.b
 
 
 @dataclasses.dataclass(frozen=True)
@@ -304,20 +273,31 @@ class Stage:
         train: ``"all"`` trains every parameter slot used by the active iterations;
             ``"newest"`` only the slot used by the last active iteration.
         lr_scale: multiplies every learning rate during this stage.
+        restart_optimizer: reset the optimiser state (moments, step count) at the
+            start of this stage; the parameters are kept.
     """
 
     active_depth: int
     steps: int
     train: Literal["all", "newest"] = "all"
     lr_scale: float = 1.0
+    restart_optimizer: bool = False
 
     def __post_init__(self):
+        for key in ("active_depth", "steps"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise ValueError(f"Stage.{key} must be an integer, got {value!r}")
         if self.active_depth < 1:
-            raise ValueError(f"active_depth must be >= 1, got {self.active_depth}")
+            raise ValueError(f"Stage.active_depth must be >= 1, got {self.active_depth}")
         if self.steps < 0:
-            raise ValueError(f"steps must be >= 0, got {self.steps}")
+            raise ValueError(f"Stage.steps must be >= 0, got {self.steps}")
         if self.train not in ("all", "newest"):
-            raise ValueError(f"train must be 'all' or 'newest', got {self.train!r}")
+            raise ValueError(f"Stage.train must be 'all' or 'newest', got {self.train!r}")
+        if not (isinstance(self.lr_scale, (int, float)) and np.isfinite(self.lr_scale) and self.lr_scale >= 0):
+            raise ValueError(f"Stage.lr_scale must be a finite number >= 0, got {self.lr_scale!r}")
+        if not isinstance(self.restart_optimizer, (bool, np.bool_)):
+            raise ValueError(f"Stage.restart_optimizer must be true or false, got {self.restart_optimizer!r}")
 
 
 class TrainingSchedule(abc.ABC):
@@ -339,3 +319,21 @@ class TrainingSchedule(abc.ABC):
     @abc.abstractmethod
     def stages(self, depth: int, steps_per_stage: int) -> list[Stage]:
         """The stages for a solver of ``depth`` iterations, in order."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """A ready-to-run configuration a plugin ships (``unfold compare --experiment NAME``).
+
+    Attributes:
+        name: registry name.
+        config: the configuration as TOML text.
+        description: one line shown by ``unfold list``.
+        default: run it when ``unfold compare`` gets neither ``--config`` nor
+            ``--experiment`` (at most one installed experiment should say so).
+    """
+
+    name: str
+    config: str
+    description: str = ""
+    default: bool = False

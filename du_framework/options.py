@@ -1,22 +1,45 @@
-"""Typed, validated option dataclasses for problems, solvers and schedules.
+"""Declarative options for problems, solvers, schedules and the run settings.
 
-Each registered component declares its options as a frozen dataclass (its
-``Options`` attribute). :func:`parse_options` turns a plain mapping (a TOML table)
-into that dataclass, refusing unknown keys with the nearest valid one and values
-of the wrong type with the type that was expected.
+Every registered component declares its options as a frozen dataclass (its
+``Options`` attribute). Each field is declared once with :func:`option`: its
+default, its constraints and a help line::
+
+    @dataclasses.dataclass(frozen=True)
+    class Options:
+        period: int = option(4, ge=0, help="number of learned steps (0: one per iteration)")
+        lr: float = option(1e-2, gt=0, help="Adam learning rate of the steps")
+
+The same declaration validates a configuration (:func:`parse_options`), prints
+``unfold list --options NAME`` and generates the option tables of docs/cli.md
+(:func:`option_rows`). Messages are uniform: they name the key as the user wrote
+it, what was wrong and what would be right.
+
+Rules applied to every field, declared with :func:`option` or not:
+
+* the value must have the annotated type (an ``int`` is accepted for a
+  ``float``; ``bool`` is never an ``int``; ``Literal[...]`` lists the choices);
+* numbers must be finite unless the field says ``finite=False`` (NaN and
+  infinity are refused where they cannot mean anything);
+* ``ge`` / ``gt`` / ``le`` / ``lt`` bound numbers, ``choices`` restricts any value.
+
+A ``validate()`` method on the dataclass may still check relations between
+fields; it raises ``ValueError`` (or :class:`ConfigError`) with its message.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .errors import ConfigError, nearest
 
-__all__ = ["NoOptions", "parse_options", "options_to_dict"]
+__all__ = ["NoOptions", "option", "parse_options", "options_to_dict", "option_rows", "format_options"]
+
+_MISSING = dataclasses.MISSING
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,32 +47,94 @@ class NoOptions:
     """Options of a component that takes none."""
 
 
+@dataclasses.dataclass(frozen=True)
+class _Spec:
+    help: str = ""
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    finite: bool = True
+    choices: tuple | None = None
+
+    def describe(self) -> str:
+        parts = []
+        for symbol, bound in (("> ", self.gt), (">= ", self.ge), ("< ", self.lt), ("<= ", self.le)):
+            if bound is not None:
+                parts.append(symbol + (str(int(bound)) if float(bound).is_integer() and abs(bound) < 1e16
+                                       else f"{bound:g}"))
+        if self.choices is not None:
+            parts.append("one of " + ", ".join(map(repr, self.choices)))
+        return ", ".join(parts)
+
+
+def option(default: Any = _MISSING, *, help: str = "", ge: float | None = None, gt: float | None = None,
+           le: float | None = None, lt: float | None = None, finite: bool = True,
+           choices: Sequence | None = None) -> Any:
+    """A dataclass field with its constraints and help line (see the module docstring).
+
+    Args:
+        default: the value when the configuration leaves the key out (required
+            keys have none; tuples and other immutable values are fine).
+        help: one line for ``unfold list --options`` and the docs.
+        ge, gt, le, lt: bounds on a number (inclusive / exclusive).
+        finite: refuse NaN and infinity (the default for every number).
+        choices: the allowed values.
+    """
+    spec = _Spec(help, ge, gt, le, lt, finite, tuple(choices) if choices is not None else None)
+    return dataclasses.field(default=default, metadata={"du_option": spec})
+
+
+def _spec(field: dataclasses.Field) -> _Spec:
+    return field.metadata.get("du_option", _Spec())
+
+
 def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp))
+    origin = typing.get_origin(tp)
+    if origin is typing.Literal:
+        return " | ".join(map(repr, typing.get_args(tp)))
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(arg) for arg in typing.get_args(tp))
+    if origin in (tuple, list):
+        args = typing.get_args(tp)
+        return f"list of {_type_name(args[0])}" if args else "list"
+    if origin is dict:
+        return "table"
+    return {bool: "bool", int: "int", float: "float", str: "string", type(None): "none"}.get(
+        tp, getattr(tp, "__name__", str(tp)))
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     """Check ``value`` against annotation ``tp``; widen int to float where asked."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        errors = []
-        for arg in args:
+        for arg in typing.get_args(tp):
             try:
                 return _coerce(value, arg, where)
-            except ConfigError as error:
-                errors.append(error)
-        names = " or ".join(_type_name(a) for a in args)
-        raise ConfigError(f"{where} must be {names}, got {value!r}")
+            except ConfigError:
+                continue
+        raise ConfigError(f"{where} must be {_type_name(tp)}, got {value!r}")
     if tp is type(None):
         if value is None:
             return None
-        raise ConfigError(f"{where} must be None, got {value!r}")
+        raise ConfigError(f"{where} must be none, got {value!r}")
     if origin is typing.Literal:
         allowed = typing.get_args(tp)
-        if value in allowed:
+        if isinstance(value, typing.Hashable) and value in allowed and type(value) in {type(a) for a in allowed}:
             return value
-        raise ConfigError(f"{where} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+        hint = nearest(value, [a for a in allowed if isinstance(a, str)]) if isinstance(value, str) else None
+        raise ConfigError(f"{where} must be one of {', '.join(map(repr, allowed))}, got {value!r}"
+                          + (f" (did you mean {hint!r}?)" if hint else ""))
+    if origin is dict or tp is dict:
+        key_tp, item_tp = typing.get_args(tp) or (str, Any)
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where} must be a table (for example {{ key = 1.0 }}), got {value!r}")
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ConfigError(f"{where} keys must be strings, got {key!r}")
+            out[key] = _coerce(item, item_tp, f"{where}.{key}")
+        return out
     if origin in (tuple, list):
         (item_tp, *_) = typing.get_args(tp) or (Any,)
         if not isinstance(value, (list, tuple)):
@@ -73,29 +158,64 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if isinstance(value, str):
             return value
         raise ConfigError(f"{where} must be a string, got {value!r}")
-    if isinstance(value, tp):
+    if isinstance(tp, type) and isinstance(value, tp):
         return value
     raise ConfigError(f"{where} must be {_type_name(tp)}, got {value!r}")
 
 
-def parse_options(options_cls: type, values: Mapping[str, Any], *, prefix: str = "") -> Any:
+def _check(value: Any, spec: _Spec, where: str) -> None:
+    """Apply the declared constraints (and finiteness) to a coerced value."""
+    values = value if isinstance(value, tuple) else tuple(value.values()) if isinstance(value, dict) else (value,)
+    for item in values:
+        if isinstance(item, bool) or not isinstance(item, (int, float)):
+            continue
+        if spec.finite and not math.isfinite(item):
+            raise ConfigError(f"{where} must be a finite number, got {item!r}")
+        bounds = spec.describe()
+        if (spec.ge is not None and not item >= spec.ge) or (spec.gt is not None and not item > spec.gt) or \
+                (spec.le is not None and not item <= spec.le) or (spec.lt is not None and not item < spec.lt):
+            raise ConfigError(f"{where} must be {bounds}, got {item!r}")
+    if spec.choices is not None and value not in spec.choices:
+        raise ConfigError(f"{where} must be one of {', '.join(map(repr, spec.choices))}, got {value!r}")
+
+
+def _fields(options_cls: type) -> dict[str, dataclasses.Field]:
+    if not (isinstance(options_cls, type) and dataclasses.is_dataclass(options_cls)):
+        raise TypeError(f"Options must be a dataclass, got {options_cls!r}")
+    return {f.name: f for f in dataclasses.fields(options_cls) if f.init}
+
+
+def parse_options(options_cls: type, values: Mapping[str, Any], *, prefix: str = "",
+                  extra_keys: Sequence[str] = ()) -> Any:
     """Build ``options_cls`` from ``values``; raise :class:`ConfigError` on bad input.
 
     ``prefix`` (for example ``"problem."``) is put before key names in messages, so
     the user sees the key as they wrote it in the configuration file.
+    ``extra_keys`` are other valid keys of the same table (``name`` in
+    ``[problem]``), offered as suggestions for a misspelt key.
     """
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"[{prefix.rstrip('.') or 'options'}] must be a table, got {values!r}")
+    fields = _fields(options_cls)
     hints = typing.get_type_hints(options_cls)
-    fields = {f.name: f for f in dataclasses.fields(options_cls)}
     kwargs = {}
     for key, value in values.items():
         if key not in fields:
-            hint = nearest(key, fields)
+            valid = list(extra_keys) + list(fields)
+            hint = nearest(str(key), valid)
             message = f"unknown key '{prefix}{key}'"
             if hint:
                 message += f"; did you mean '{prefix}{hint}'?"
-            message += f" Valid keys: {', '.join(prefix + f for f in fields) or '(none)'}"
+            message += f" Valid keys: {', '.join(prefix + k for k in valid) or '(none)'}"
             raise ConfigError(message)
-        kwargs[key] = _coerce(value, hints[key], f"{prefix}{key}")
+        where = f"{prefix}{key}"
+        coerced = _coerce(value, hints[key], where)
+        _check(coerced, _spec(fields[key]), where)
+        kwargs[key] = coerced
+    missing = [name for name, f in fields.items() if name not in kwargs
+               and f.default is _MISSING and f.default_factory is _MISSING]
+    if missing:
+        raise ConfigError(f"missing required key(s): {', '.join(prefix + k for k in missing)}")
     try:
         options = options_cls(**kwargs)
     except ConfigError:
@@ -118,5 +238,47 @@ def options_to_dict(options: Any) -> dict[str, Any]:
     out = {}
     for f in dataclasses.fields(options):
         value = getattr(options, f.name)
-        out[f.name] = list(value) if isinstance(value, tuple) else value
+        out[f.name] = list(value) if isinstance(value, tuple) else dict(value) if isinstance(value, dict) else value
     return out
+
+
+def option_rows(options_cls: type) -> list[dict[str, str]]:
+    """One row per option: ``key``, ``type``, ``default``, ``constraint``, ``help`` (strings).
+
+    The source of ``unfold list --options`` and of the option tables in the docs.
+    """
+    hints = typing.get_type_hints(options_cls)
+    rows = []
+    for name, f in _fields(options_cls).items():
+        spec = _spec(f)
+        if f.default is not _MISSING:
+            default = f.default
+            shown = (("true" if default else "false") if isinstance(default, bool)
+                     else "{}" if default is None and typing.get_origin(hints[name]) is dict else repr(default))
+        else:
+            shown = "(required)"
+        constraint = spec.describe()
+        if hints[name] is float or (typing.get_origin(hints[name]) in (typing.Union, types.UnionType)
+                                    and float in typing.get_args(hints[name])):
+            constraint = ", ".join(part for part in (constraint, "finite" if spec.finite else "") if part)
+        rows.append({"key": name, "type": _type_name(hints[name]), "default": shown,
+                     "constraint": constraint, "help": spec.help})
+    return rows
+
+
+def format_options(options_cls: type, *, prefix: str = "", markdown: bool = False) -> str:
+    """The options of a component as an aligned text table, or as a Markdown table."""
+    rows = option_rows(options_cls)
+    if not rows:
+        return "(no options)"
+    header = ["key", "type", "default", "constraint", "help"]
+    cells = [[prefix + r["key"], r["type"], r["default"], r["constraint"], r["help"]] for r in rows]
+    if markdown:
+        escape = lambda text: text.replace("|", "\\|")
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        lines += ["| " + " | ".join(f"`{escape(c[0])}`" if i == 0 else escape(c[i]) for i in range(len(c))) + " |"
+                  for c in cells]
+        return "\n".join(lines)
+    widths = [max(len(row[i]) for row in [header] + cells) for i in range(len(header) - 1)]
+    fmt = lambda row: "  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1]
+    return "\n".join([fmt(header)] + [fmt(row) for row in cells]).rstrip()

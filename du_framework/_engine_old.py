@@ -40,7 +40,7 @@ from .errors import TrainingDivergedError
 from .interfaces import Problem, Stage, TrainingSchedule, UnfoldedSolver
 
 __all__ = ["TrainResult", "train", "train_ensemble", "remat_levels", "clear_program_cache", "enable_compile_cache",
-           "evaluate", "target_energy", "unroll", "make_optimizer", "split_solver"]
+           "evaluate", "unroll", "make_optimizer", "split_solver"]
 
 
 @dataclasses.dataclass
@@ -133,8 +133,8 @@ def unroll(
 
     def advance(state, k):
         if active_depth is None and slots == depth:  # every iteration applies: no cond
-            return solver.step(state, context, k)
-        return jax.lax.cond(k < limit, lambda s: solver.step(s, context, k), lambda s: s, state)
+            return solver.step(problem, context, state, k)
+        return jax.lax.cond(k < limit, lambda s: solver.step(problem, context, s, k), lambda s: s, state)
 
     if levels:
         advance = jax.checkpoint(advance)
@@ -375,7 +375,8 @@ def _train(solver, problem, schedule, keys, *, ensemble, steps_per_stage, batch_
 
     start = time.perf_counter()
     merge, params, rest = split_solver(solver)
-    rates = solver.learning_rates()
+    from du_framework.params import learning_rates as _rates
+    rates = _rates(solver)
     optimizer = make_optimizer(rates, params)
     chunk = max(1, min(chunk_size, max(stage.steps for stage in stages)))
     members = len(keys)
@@ -523,7 +524,7 @@ def _make_run_chunk(merge, *, batch_size, optimizer, chunk, remat, log_loss, mes
         def loss_fn(params, instance):
             module = merge(params, rest)
             x, _ = unroll(module, problem, instance, active_depth, remat=remat)
-            loss = problem.loss(x, instance["target"])
+            loss = problem.loss(x, instance)
             return (jnp.log(jnp.maximum(loss, jnp.finfo(loss.dtype).tiny)) if log_loss else loss), loss
 
         masks = _slot_masks(params, active_depth, newest_only)
@@ -597,25 +598,15 @@ def _progress(total: int, label: str, enabled: bool):
     return tqdm(total=total, desc=f"training {label}", unit="step", leave=False)
 
 
-def evaluate(
-    solver: UnfoldedSolver,
-    problem: Problem,
-    *,
-    key: jax.Array | int,
-    batch_size: int = 100,
-    batches: int = 10,
-) -> np.ndarray:
-    """MSE after each iteration ``t = 1..depth``, averaged over ``batches`` fresh batches.
-
-    Batch ``b`` is ``problem.sample(jax.random.split(key, batches)[b], batch_size)``:
-    the instances depend only on ``key``, ``batch_size`` and ``batches``, so every
-    solver evaluated with the same arguments sees the same instances. Returns a
-    float64 host array of shape ``(depth,)``.
-    """
+def evaluate(solver, problem, *, key, batch_size: int = 100, batches: int = 10, metrics=None) -> dict:
+    """Every metric of ``problem`` after each iteration t = 1..depth, on shared fresh instances."""
+    from du_framework.metrics import metric_table
     solver.check_problem(problem)
     if isinstance(key, int):
         key = jax.random.key(key)
     merge, params, rest = split_solver(solver)
+    table = metric_table(problem)
+    metrics = {n: table[n] for n in (metrics or table)}
 
     @jax.jit
     def curve(params, rest, problem, key):
@@ -623,31 +614,13 @@ def evaluate(
 
         def one_batch(total, batch_key):
             instance = problem.sample(batch_key, batch_size)
-            target = instance["target"]
-            _, per_iteration = unroll(module, problem, instance, record=lambda x: problem.loss(x, target))
-            return total + per_iteration.astype(jnp.float32), None
+            record = lambda x: {name: jnp.stack(m.statistics(x, instance)) for name, m in metrics.items()}
+            _, recorded = unroll(module, problem, instance, record=record)
+            return jax.tree.map(jnp.add, total, recorded), None
 
-        total, _ = jax.lax.scan(one_batch, jnp.zeros(solver.depth, jnp.float32), jax.random.split(key, batches))
-        return total / batches
+        zeros = {name: jnp.zeros((solver.depth, 2), jnp.float32) for name in metrics}
+        total, _ = jax.lax.scan(one_batch, zeros, jax.random.split(key, batches))
+        return total
 
-    return np.asarray(curve(params, rest, problem, key), dtype=np.float64)
-
-
-def target_energy(problem: Problem, *, key: jax.Array | int, batch_size: int = 100, batches: int = 10) -> float:
-    """Mean ``||target||^2`` over the instances :func:`evaluate` uses with the same arguments.
-
-    ``10 log10(mse / target_energy)`` is the NMSE in dB.
-    """
-    if isinstance(key, int):
-        key = jax.random.key(key)
-
-    @jax.jit
-    def energy(problem, key):
-        def one_batch(total, batch_key):
-            target = problem.sample(batch_key, batch_size)["target"]
-            return total + jnp.mean(jnp.sum(jnp.square(target), axis=-1)), None
-
-        total, _ = jax.lax.scan(one_batch, jnp.zeros((), jnp.float32), jax.random.split(key, batches))
-        return total / batches
-
-    return float(energy(problem, key))
+    totals = curve(params, rest, problem, key)
+    return {name: m.finish(np.asarray(totals[name][:, 0]), np.asarray(totals[name][:, 1])) for name, m in metrics.items()}

@@ -1,0 +1,259 @@
+"""The checks of the conformance kit, one behaviour each (see :mod:`du_framework.testing`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..errors import IncompatibleProblemError
+from ..interfaces import Stage
+from ..metrics import metric_table
+from ..options import option_rows, parse_options
+from ..params import learning_rates
+from .problems import BareProblem
+
+__all__ = ["SOLVER_CHECKS", "PROBLEM_CHECKS", "SCHEDULE_CHECKS"]
+
+
+def _not_applicable(reason: str) -> None:
+    try:
+        import pytest
+    except ImportError:  # pragma: no cover - used outside pytest
+        raise NotImplementedError(reason) from None
+    pytest.skip(reason)
+
+
+def _check_options_class(options_cls, owner: str) -> None:
+    assert dataclasses.is_dataclass(options_cls), f"{owner}.Options must be a dataclass"
+    assert options_cls.__dataclass_params__.frozen, f"{owner}.Options must be frozen (dataclass(frozen=True))"
+    parse_options(options_cls, {})  # every option has a valid default
+    for row in option_rows(options_cls):
+        assert row["key"].isidentifier(), f"{owner}: option key {row['key']!r}"
+
+
+# -- solvers ---------------------------------------------------------------------------------
+
+
+@functools.cache
+def _trained(case):
+    from ..engine import train
+    from ..schedules import Incremental
+
+    return train(case.build(), case.make_problem(), Incremental(), steps_per_stage=case.steps_per_stage,
+                 batch_size=case.batch_size, key=0, progress=False, log_loss=False)
+
+
+def _require_trainable(case) -> None:
+    if not case.build().is_trainable:
+        _not_applicable(f"{case.solver.name} learns nothing (a classical method)")
+
+
+def check_options_declared(case) -> None:
+    """``Options`` is a frozen dataclass whose defaults pass validation."""
+    _check_options_class(case.solver.Options, case.solver.name)
+
+
+def check_capability_honoured(case) -> None:
+    """A problem without the required capability is refused, naming both; the case's problem is accepted."""
+    problem = case.make_problem()
+    assert case.solver.fits(problem), f"{case.solver.name} does not fit its own check problem {problem.name!r}"
+    if not case.solver.capabilities():
+        _not_applicable(f"{case.solver.name} requires no capability")
+    try:
+        case.solver(case.make_options(), problem=BareProblem(), depth=case.depth)
+    except IncompatibleProblemError as error:
+        message = str(error)
+        assert case.solver.name in message and BareProblem.name in message, (
+            f"the refusal must name the solver and the problem: {message!r}")
+        assert all(c.__name__ in message for c in case.solver.capabilities()), (
+            f"the refusal must name the capability: {message!r}")
+    else:
+        raise AssertionError(f"{case.solver.name} accepted a problem lacking its capability")
+
+
+def check_state_contract(case) -> None:
+    """``step`` returns a state of exactly the structure, shapes and dtypes of ``init_state``'s."""
+    solver, problem = case.build(), case.make_problem()
+    instance = jax.eval_shape(lambda: problem.sample(jax.random.key(0), case.batch_size))
+
+    def first_step(instance):
+        context = solver.prepare(problem, instance)
+        state = solver.init_state(problem, context)
+        return state, solver.step(problem, context, state, jnp.int32(0)), solver.estimate(state)
+
+    before, after, estimate = jax.eval_shape(first_step, instance)
+    assert jax.tree.structure(before) == jax.tree.structure(after), (
+        f"step changed the state's structure: {jax.tree.structure(before)} -> {jax.tree.structure(after)}")
+    for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after)):
+        assert (a.shape, a.dtype) == (b.shape, b.dtype), f"step changed a state leaf: {a} -> {b}"
+    assert estimate.shape == (case.batch_size, problem.dim), (
+        f"estimate has shape {estimate.shape}, expected {(case.batch_size, problem.dim)}")
+
+
+def check_learning_rates_declared(case) -> None:
+    """Every learned parameter has a learning rate among the solver's options."""
+    _require_trainable(case)
+    rates = learning_rates(case.build())
+    assert all(rate > 0 for rate in rates.values()), f"learning rates must be > 0: {rates}"
+
+
+def check_single_compilation(case) -> None:
+    """A whole incremental schedule (depth changes each stage) compiles the step once."""
+    _require_trainable(case)
+    result = _trained(case)
+    assert result.compilations == 1, f"training traced {result.compilations} times across {case.depth} stages"
+
+
+def check_parameters_stable(case) -> None:
+    """Training keeps every parameter's shape and dtype."""
+    from ..interfaces import flat_params
+
+    _require_trainable(case)
+    before = {k: (v.shape, v.dtype) for k, v in flat_params(case.build()).items()}
+    after = {k: (v.shape, v.dtype) for k, v in flat_params(_trained(case).solver).items()}
+    assert before == after, f"parameters changed shape or dtype: {before} -> {after}"
+
+
+def check_gradients_finite_nonzero(case) -> None:
+    """At full depth every learned parameter gets a finite, nonzero gradient (after a short training)."""
+    from ..engine import split_solver, unroll
+    from ..interfaces import flat_params
+
+    _require_trainable(case)
+    solver, problem = _trained(case).solver, case.make_problem()
+    merge, params, rest = split_solver(solver)
+    instance = problem.sample(jax.random.key(7), case.batch_size)
+
+    def loss(params):
+        x, _ = unroll(merge(params, rest), problem, instance)
+        return problem.loss(x, instance)
+
+    grads = flat_params(merge(jax.grad(loss)(params), rest))
+    for name, grad in grads.items():
+        grad = np.asarray(grad)
+        assert np.all(np.isfinite(grad)), f"gradient of {name} is not finite: {grad}"
+        assert np.any(grad != 0), f"gradient of {name} is identically zero"
+
+
+def check_loss_falls(case) -> None:
+    """The evaluation MSE at full depth is lower after training than before."""
+    from ..engine import evaluate
+
+    _require_trainable(case)
+    problem = case.make_problem()
+    before = evaluate(case.build(), problem, key=11, batch_size=case.batch_size, batches=2, metrics=("mse",))["mse"]
+    after = evaluate(_trained(case).solver, problem, key=11, batch_size=case.batch_size, batches=2,
+                     metrics=("mse",))["mse"]
+    assert after[-1] < before[-1], f"training did not lower the loss at depth {case.depth}: {before[-1]:.4g} -> {after[-1]:.4g}"
+
+
+def check_evaluation_curves(case) -> None:
+    """Evaluation returns every metric of the problem, one finite value per iteration."""
+    from ..engine import evaluate
+
+    problem = case.make_problem()
+    curves = evaluate(case.build(), problem, key=3, batch_size=case.batch_size, batches=1)
+    assert set(curves) == set(metric_table(problem)), f"metrics {sorted(curves)}, expected {sorted(metric_table(problem))}"
+    for name, curve in curves.items():
+        assert curve.shape == (case.depth,), f"{name} curve shape {curve.shape}, expected ({case.depth},)"
+        assert np.all(np.isfinite(curve)), f"{name} curve not finite: {curve}"
+
+
+def check_reported_parameters(case) -> None:
+    """``learned_parameters()`` reports finite host arrays, one name per parameter."""
+    values = case.build().learned_parameters()
+    for name, value in values.items():
+        assert isinstance(name, str) and name, f"parameter name {name!r}"
+        assert np.all(np.isfinite(np.asarray(value, np.float64))), f"parameter {name} is not finite: {value}"
+
+
+SOLVER_CHECKS = (
+    check_options_declared,
+    check_capability_honoured,
+    check_state_contract,
+    check_learning_rates_declared,
+    check_single_compilation,
+    check_parameters_stable,
+    check_gradients_finite_nonzero,
+    check_loss_falls,
+    check_evaluation_curves,
+    check_reported_parameters,
+)
+
+
+# -- problems --------------------------------------------------------------------------------
+
+
+def check_problem_options_declared(case) -> None:
+    """``Options`` is a frozen dataclass whose defaults pass validation."""
+    _check_options_class(case.problem.Options, case.problem.name)
+
+
+def check_sample_shapes(case) -> None:
+    """``sample`` returns a dict with ``target`` of shape ``(batch, dim)``; every leaf has the batch axis."""
+    problem = case.build()
+    instance = problem.sample(jax.random.key(0), case.batch_size)
+    assert isinstance(instance, dict) and "target" in instance, f"sample must return a dict with 'target': {instance!r}"
+    assert instance["target"].shape == (case.batch_size, problem.dim), (
+        f"target has shape {instance['target'].shape}, expected {(case.batch_size, problem.dim)}")
+    for key, leaf in instance.items():
+        assert jnp.shape(leaf)[:1] == (case.batch_size,), f"instance[{key!r}] lacks the leading batch axis"
+        assert np.all(np.isfinite(np.asarray(leaf))), f"instance[{key!r}] is not finite"
+
+
+def check_sample_pure_and_traceable(case) -> None:
+    """The same key gives the same instances, jitted or not; another key gives others."""
+    problem = case.build()
+    key = jax.random.key(1)
+    eager = problem.sample(key, case.batch_size)
+    jitted = jax.jit(lambda problem, key: problem.sample(key, case.batch_size))(problem, key)
+    for name in eager:
+        np.testing.assert_allclose(np.asarray(eager[name]), np.asarray(jitted[name]), rtol=1e-5, atol=1e-6)
+    other = problem.sample(jax.random.key(2), case.batch_size)
+    assert not np.allclose(np.asarray(eager["target"]), np.asarray(other["target"])), "two keys gave the same targets"
+
+
+def check_metrics_declared(case) -> None:
+    """The metrics are valid, the primary one exists, and each gives one finite value per instance."""
+    problem = case.build()
+    table = metric_table(problem)
+    assert problem.primary() in table, f"primary metric {problem.primary()!r} is not among {sorted(table)}"
+    instance = problem.sample(jax.random.key(3), case.batch_size)
+    estimate = jnp.zeros_like(instance["target"])
+    for name, metric in table.items():
+        values = np.asarray(metric.per_instance(estimate, instance))
+        assert values.shape == (case.batch_size,), f"metric {name}: per_instance gave shape {values.shape}"
+        assert np.all(np.isfinite(values)), f"metric {name}: not finite at the zero estimate: {values}"
+    loss = problem.loss(instance["target"], instance)
+    assert np.ndim(loss) == 0 and np.isfinite(loss), f"loss at the target must be a finite scalar, got {loss}"
+
+
+PROBLEM_CHECKS = (check_problem_options_declared, check_sample_shapes, check_sample_pure_and_traceable,
+                  check_metrics_declared)
+
+
+# -- schedules -------------------------------------------------------------------------------
+
+
+def check_schedule_options_declared(case) -> None:
+    """``Options`` is a frozen dataclass whose defaults pass validation."""
+    _check_options_class(case.schedule.Options, case.schedule.name)
+
+
+def check_stages_valid(case) -> None:
+    """For depths 1..6 the stages are :class:`Stage` records within the depth, reaching it, with steps."""
+    schedule = case.build()
+    for depth in range(1, 7):
+        stages = list(schedule.stages(depth, 3))
+        assert stages, f"no stages for depth {depth}"
+        assert all(isinstance(stage, Stage) for stage in stages), f"stages must be Stage records: {stages}"
+        assert all(1 <= stage.active_depth <= depth for stage in stages), f"active depth outside 1..{depth}"
+        assert max(stage.active_depth for stage in stages) == depth, f"depth {depth} is never trained"
+        assert sum(stage.steps for stage in stages) > 0, "no optimiser step at all"
+
+
+SCHEDULE_CHECKS = (check_schedule_options_declared, check_stages_valid)
