@@ -1,4 +1,5 @@
 import os
+import sys
 
 # Tests exercise the installed plugins only; a stray allow-list would hide them.
 os.environ.pop("DU_PLUGINS", None)
@@ -13,11 +14,19 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 
 @pytest.fixture(autouse=True)
 def fresh_registry():
-    """Every test sees a registry loaded from the current environment."""
-    from du_framework import plugins
-    from du_framework.engine import clear_program_cache
+    """Every test sees a registry loaded from the current environment, and leaks no in-process plugin."""
+    from du_framework import registry
 
-    plugins.reset()
-    clear_program_cache()  # so that each test's compilation count is its own
+    before = registry.in_process_plugins()
+    registry.reset()
+    # Only an imported engine has compiled programs to forget (so that each test's
+    # compilation count is its own); the engine may not offer this function.
+    engine = sys.modules.get("du_framework.engine")
+    clear_program_cache = getattr(engine, "clear_program_cache", None)
+    if clear_program_cache is not None:
+        clear_program_cache()
     yield
-    plugins.reset()
+    for name in registry.in_process_plugins():
+        if name not in before:
+            registry.unregister_plugin(name)
+    registry.reset()

@@ -87,7 +87,7 @@ def mse_of_steps(problem, eta, depth: int = 50) -> np.ndarray:
 
     solver = DUGD(DUGD.Options(period=len(eta), parametrization="step"), problem=problem, depth=depth)
     solver.eta[...] = np.asarray(eta, np.float32)
-    return evaluate(solver, problem, key=evaluation_key(2026), batch_size=100, batches=10)
+    return evaluate(solver, problem, key=evaluation_key(2026), batch_size=100, batches=10)["mse"]
 
 
 def theory_curves(problem, depth: int = 50) -> dict:
@@ -126,7 +126,7 @@ def write(out_dir: Path, name: str, data: dict) -> Path:
 def bench_reference(quick: bool) -> dict:
     from du_framework.config import load_config
     from du_framework.compare import build_schedule, build_solvers, training_key
-    from du_framework.engine import clear_program_cache, train
+    from du_framework.engine import clear_program_cache, program_memory, train
 
     depth = 6 if quick else 50
     python = sys.executable
@@ -171,6 +171,8 @@ def bench_reference(quick: bool) -> dict:
                        key=training_key(config.train.seed, "dugd"), log_loss=True, progress=False)
         calls.append(result)
     cold, warm = calls[0], min(calls[1:], key=lambda r: r.train_seconds)
+    program_bytes = program_memory(build_solvers(config, problem)[index], problem, schedule, steps_per_stage=20,
+                                   batch_size=100, log_loss=True)
 
     # (d) one fused XLA program for the whole schedule, written here by hand
     sys.path.insert(0, str(HERE))
@@ -186,10 +188,10 @@ def bench_reference(quick: bool) -> dict:
             "seconds": p["wall_seconds"], "compile_seconds": p["compile_seconds"], "compilations": p["compilations"],
             "peak_rss_bytes": p["peak_rss_bytes"], "eta": p["eta"]} for cache, p in processes.items()},
         "framework train(), cold": {"seconds": cold.train_seconds, "compile_seconds": cold.compile_seconds,
-                                    "compilations": cold.compilations, "program_bytes": cold.program_bytes,
+                                    "compilations": cold.compilations, "program_bytes": program_bytes,
                                     "eta": cold.solver.learned_parameters()["eta"].tolist()},
         "framework train(), warm": {"seconds": warm.train_seconds, "compile_seconds": warm.compile_seconds,
-                                    "compilations": warm.compilations, "program_bytes": warm.program_bytes,
+                                    "compilations": warm.compilations, "program_bytes": program_bytes,
                                     "eta": warm.solver.learned_parameters()["eta"].tolist()},
         "fused program (run only)": {"seconds": program["run_seconds"], "compile_seconds": program["compile_seconds"],
                                      "compilations": 1, "program_bytes": program["program_bytes"],
@@ -273,16 +275,20 @@ def bench_theory(quick: bool) -> dict:
 def _step_time(problem, depth, steps, remat, batch_size=100):
     """Seconds per optimiser step at full depth (warm program), and program bytes."""
     from du_framework import Stage
-    from du_framework.engine import train
+    from du_framework.engine import program_memory, train
     from du_gd_ridge import DUGD
+
+    settings = dict(batch_size=batch_size, remat=remat, log_loss=True, chunk_size=steps)
 
     def run():
         return train(DUGD(DUGD.Options(period=4), problem=problem, depth=depth), problem, [Stage(depth, steps)],
-                     batch_size=batch_size, key=0, remat=remat, log_loss=True, chunk_size=steps, progress=False)
+                     key=0, progress=False, **settings)
 
     cold = run()
     warm = min((run() for _ in range(2)), key=lambda r: r.train_seconds)
-    return warm.train_seconds / steps, cold.program_bytes, cold.compile_seconds
+    nbytes = program_memory(DUGD(DUGD.Options(period=4), problem=problem, depth=depth), problem,
+                            [Stage(depth, steps)], **settings)
+    return warm.train_seconds / steps, nbytes, cold.compile_seconds
 
 
 def bench_scaling(quick: bool) -> dict:
@@ -373,7 +379,7 @@ for devices in (1, 2, 4):
     runs = [train(DUGD(DUGD.Options(), problem=problem, depth=depth), problem, Incremental(),
                   key=training_key(1, "dugd"), log_loss=True, devices=devices, progress=False) for _ in range(2)]
     result = runs[1]
-    mse = evaluate(result.solver, problem, key=evaluation_key(2026))
+    mse = evaluate(result.solver, problem, key=evaluation_key(2026))["mse"]
     out["runs"][devices] = {"eta": result.solver.learned_parameters()["eta"].tolist(), "mse_final": float(mse[-1]),
                             "warm_seconds": result.train_seconds, "cold_seconds": runs[0].train_seconds,
                             "compilations": runs[0].compilations, "losses": result.losses.tolist()}

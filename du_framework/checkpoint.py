@@ -1,10 +1,12 @@
 """Checkpoints of learned parameters: ``.npz`` arrays plus JSON metadata, no pickle.
 
-A checkpoint holds every ``nnx.Param`` of a solver (as stored, before any
-reparametrisation) and a JSON header naming the solver, its options, its depth
-and the problem it was trained on. :func:`load_checkpoint` refuses a file whose
-solver configuration differs from the one it is loaded into, naming the
-differences. Files are written atomically (temporary file, then rename).
+A checkpoint holds every ``nnx.Param`` of a solver by dotted name, as stored
+(the raw array, before its constraint is applied), and a JSON header naming the
+solver, its depth, its options, each parameter's shape, dtype and constraint,
+and the problem it was trained on (``Problem.describe()``). :func:`load_checkpoint`
+refuses a file whose solver configuration differs from the one it is loaded
+into, naming each difference. Files are written atomically (temporary file,
+then rename) and read with ``allow_pickle=False``.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from flax import nnx
 from . import __version__
 from .atomic import atomic_write
 from .errors import CheckpointError
-from .interfaces import UnfoldedSolver, flat_params
+from .interfaces import Problem, UnfoldedSolver
 from .options import options_to_dict
+from .params import Unconstrained, learned_variables
 
 __all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint_metadata"]
 
 FORMAT = "du-framework-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _META = "__metadata__"
 
 
@@ -33,23 +36,33 @@ def _identity(solver: UnfoldedSolver) -> dict[str, Any]:
     return {"solver": solver.name, "depth": solver.depth, "options": options_to_dict(solver.options)}
 
 
-def _flat_params(solver: UnfoldedSolver) -> dict[str, np.ndarray]:
-    return {name: np.asarray(value) for name, value in flat_params(solver).items()}
+def _params(solver: UnfoldedSolver) -> dict[str, tuple[np.ndarray, str]]:
+    """Every raw parameter array by dotted name, with its constraint's description."""
+    return {name: (np.asarray(variable[...]), (getattr(variable, "constraint", None) or Unconstrained()).describe())
+            for name, variable in learned_variables(solver).items()}
 
 
-def save_checkpoint(path: str | Path, solver: UnfoldedSolver, *, extra: dict[str, Any] | None = None) -> Path:
-    """Write ``solver``'s parameters and identity to ``path`` (``.npz``) atomically."""
+def save_checkpoint(path: str | Path, solver: UnfoldedSolver, *, problem: Problem | None = None,
+                    extra: dict[str, Any] | None = None) -> Path:
+    """Write ``solver``'s parameters and identity to ``path`` (``.npz``) atomically.
+
+    Args:
+        problem: the problem it was trained on (its ``describe()`` goes into the header).
+        extra: more JSON-friendly header entries (label, status, ...).
+    """
     path = Path(path)
-    params = _flat_params(solver)
+    params = _params(solver)
     metadata = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "framework_version": __version__,
         **_identity(solver),
-        "params": {name: {"shape": list(a.shape), "dtype": str(a.dtype)} for name, a in params.items()},
+        "params": {name: {"shape": list(a.shape), "dtype": str(a.dtype), "constraint": constraint}
+                   for name, (a, constraint) in params.items()},
+        **({"problem": problem.describe()} if problem is not None else {}),
         **(extra or {}),
     }
-    arrays = {f"param/{name}": value for name, value in params.items()}
+    arrays = {f"param/{name}": value for name, (value, _) in params.items()}
     arrays[_META] = np.frombuffer(json.dumps(metadata).encode(), dtype=np.uint8)
     with atomic_write(path, "wb") as handle:
         np.savez(handle, **arrays)
@@ -96,14 +109,17 @@ def load_checkpoint(path: str | Path, solver: UnfoldedSolver) -> UnfoldedSolver:
             differences.append(
                 f"option {key}: file has {stored_options.get(key)!r}, expected {expected['options'].get(key)!r}"
             )
-    current = _flat_params(solver)
     if not differences:
-        for name, value in current.items():
+        stored = metadata.get("params", {})
+        for name, (value, constraint) in _params(solver).items():
             key = f"param/{name}"
             if key not in archive.files:
                 differences.append(f"parameter {name}: missing from the file")
             elif archive[key].shape != value.shape:
                 differences.append(f"parameter {name}: file has shape {archive[key].shape}, expected {value.shape}")
+            elif stored.get(name, {}).get("constraint", constraint) != constraint:
+                differences.append(f"parameter {name}: file has constraint {stored[name]['constraint']!r}, "
+                                   f"expected {constraint!r}")
     if differences:
         raise CheckpointError(
             f"checkpoint {str(path)!r} does not match this solver configuration: "

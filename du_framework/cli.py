@@ -1,6 +1,8 @@
 """The ``unfold`` command line: ``unfold list``, ``unfold compare``, ``unfold train``.
 
-Also available as ``python -m du_framework``. See docs/cli.md.
+Also available as ``python -m du_framework``. See docs/cli.md. ``unfold docs``
+(left out of ``--help``; for maintainers) regenerates the option tables of
+docs/cli.md from the declarations (:func:`render_option_tables`).
 """
 
 from __future__ import annotations
@@ -10,13 +12,24 @@ import datetime as _dt
 import gc
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import DUError, TrainingDivergedError
+from .errors import ConfigError, DUError, TrainingDivergedError, nearest
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "render_option_tables"]
+
+_KINDS = ("problem", "solver", "schedule")
+_SETTINGS = ("train", "evaluation")
+DOCS_COMMAND = "python -m du_framework docs docs/cli.md"
+
+
+def _registry():
+    from .registry import get_registry
+
+    return get_registry()
 
 
 def _default_out() -> Path:
@@ -30,9 +43,13 @@ def _default_out() -> Path:
 
 
 def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE.toml", help="experiment configuration (default: the reference experiment)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--config", metavar="FILE.toml",
+                        help="experiment configuration (default: the default experiment of the installed plugins)")
+    source.add_argument("--experiment", metavar="NAME", help="run an experiment a plugin ships (see unfold list)")
     parser.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
-                        help="override a configuration key, e.g. --set train.depth=10 --set solvers.dugd.period=8 (repeatable)")
+                        help="override a configuration key, e.g. --set train.depth=10 --set solvers.0.lr=0.01 "
+                             "(repeatable)")
     parser.add_argument("--out", metavar="DIR", help="output directory (default: runs/<timestamp>/)")
     parser.add_argument("--only", metavar="LABEL[,LABEL...]",
                         help="run only the solvers with these labels (default: every solver of the configuration)")
@@ -44,11 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"du-framework {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    listing = commands.add_parser("list", help="list problems, solvers and schedules with their plugins")
+    listing = commands.add_parser("list", help="list problems, solvers, schedules and experiments with their plugins")
     listing.add_argument("--json", action="store_true", help="print the registry as JSON")
+    listing.add_argument("--options", metavar="NAME",
+                         help="print the options of the problem, solver or schedule NAME (or of train, evaluation)")
 
     compare = commands.add_parser("compare", help="train every solver, evaluate all on the same fresh instances, report")
     _add_experiment_options(compare)
+    compare.add_argument("--metric", metavar="NAME",
+                         help="metric of the table and mse.png (default: the problem's primary metric)")
     compare.add_argument("--checkpoints", metavar="DIR",
                          help="load <label>.npz from DIR (written by `unfold train`) instead of training those solvers")
     compare.add_argument("--no-plots", action="store_true", help="skip mse.png and params.png")
@@ -56,51 +77,73 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train the learnable solvers and save their checkpoints")
     _add_experiment_options(train)
+
+    docs = commands.add_parser("docs")  # no help: left out of `unfold --help` (a maintainer's command)
+    docs.add_argument("file", nargs="?", default="docs/cli.md", help="the Markdown file to update in place")
+    docs.add_argument("--check", action="store_true", help="change nothing; exit 1 when the file is out of date")
     return parser
 
 
+def _fits(registry, solver_cls) -> list[str]:  # capabilities are classes a problem inherits
+    return sorted(name for name in registry.entries["problem"]
+                  if all(issubclass(registry.problem(name), c) for c in solver_cls.capabilities()))
+
+
+def _component(registry, kind: str, name: str):
+    return registry.get(kind, name).cls
+
+
 def _cmd_list(args) -> int:
-    from .interfaces import capability_name
-    from .plugins import get_registry
+    from .capabilities import capability_name
 
-    registry = get_registry()
-    problems = {name: entry.cls for name, entry in registry.entries["problem"].items()}
-
-    def fits(solver_cls) -> list[str]:  # capabilities are classes a problem inherits
-        return sorted(name for name, cls in problems.items() if issubclass(cls, solver_cls.requires))
-
+    registry = _registry()
+    if args.options:
+        return _print_options(registry, args.options, as_json=args.json)
+    experiments = {name: registry.experiment(name) for name in sorted(registry.entries["experiment"])}
     if args.json:
+        def described(kind, extra=lambda cls: {}):
+            return {name: {"plugin": registry.plugin_of(kind, name),
+                           "description": _component(registry, kind, name).description,
+                           **extra(_component(registry, kind, name))} for name in sorted(registry.entries[kind])}
+
         payload = {
-            "problems": {n: {"plugin": e.plugin, "description": e.cls.description}
-                         for n, e in registry.entries["problem"].items()},
-            "solvers": {n: {"plugin": e.plugin, "description": e.cls.description,
-                            "requires": capability_name(e.cls.requires), "fits": fits(e.cls)}
-                        for n, e in registry.entries["solver"].items()},
-            "schedules": {n: {"plugin": e.plugin, "description": e.cls.description}
-                          for n, e in registry.entries["schedule"].items()},
-            "failed_plugins": registry.failures,
+            "problems": described("problem", lambda cls: {"metrics": [m.name for m in cls.metrics],
+                                                          "primary_metric": cls.primary()}),
+            "solvers": described("solver", lambda cls: {"requires": capability_name(cls.capabilities()),
+                                                        "fits": _fits(registry, cls)}),
+            "schedules": described("schedule"),
+            "experiments": {name: {"plugin": registry.plugin_of("experiment", name),
+                                   "description": e.description, "default": e.default}
+                            for name, e in experiments.items()},
+            "failed_plugins": dict(registry.failures),
         }
         print(json.dumps(payload, indent=2))
         return 0
 
-    def section(title: str, kind: str, extra=lambda cls: "") -> None:
+    def section(title: str, kind: str, describe, extra=lambda name: "") -> None:
         print(f"{title}:")
-        entries = registry.entries[kind]
-        if not entries:
+        names = sorted(registry.entries[kind])
+        if not names:
             print("  (none)")
-        width = max((len(n) for n in entries), default=0)
-        plugin_width = max((len(e.plugin) for e in entries.values()), default=0) + 2
-        for name in sorted(entries):
-            entry = entries[name]
-            plugin = f"[{entry.plugin}]".ljust(plugin_width)
-            print(f"  {name.ljust(width)}  {plugin}  {entry.cls.description}{extra(entry.cls)}")
+        width = max((len(n) for n in names), default=0)
+        plugin_width = max((len(registry.plugin_of(kind, n)) for n in names), default=0) + 2
+        for name in names:
+            plugin = f"[{registry.plugin_of(kind, name)}]".ljust(plugin_width)
+            print(f"  {name.ljust(width)}  {plugin}  {describe(name)}{extra(name)}")
         print()
 
-    section("Problems", "problem")
-    section("Solvers", "solver",
-            lambda cls: f"\n  {' ' * max(len(n) for n in registry.entries['solver'])}  requires: "
-                        f"{capability_name(cls.requires)}; fits: {', '.join(fits(cls)) or '(no installed problem)'}")
-    section("Schedules", "schedule")
+    def description(kind):
+        return lambda name: _component(registry, kind, name).description
+
+    solver_width = max((len(n) for n in registry.entries["solver"]), default=0)
+    section("Problems", "problem", description("problem"))
+    section("Solvers", "solver", description("solver"),
+            lambda name: f"\n  {' ' * solver_width}  requires: "
+                         f"{capability_name(registry.solver(name).capabilities())}; fits: "
+                         f"{', '.join(_fits(registry, registry.solver(name))) or '(no installed problem)'}")
+    section("Schedules", "schedule", description("schedule"))
+    section("Experiments (unfold compare --experiment NAME)", "experiment",
+            lambda name: experiments[name].description + ("  (default)" if experiments[name].default else ""))
     if registry.failures:
         print("Plugins that failed to load (skipped):")
         for name, error in registry.failures.items():
@@ -108,29 +151,152 @@ def _cmd_list(args) -> int:
     return 0
 
 
+def _settings_class(name: str):
+    from .engine.settings import EvaluationSettings, TrainSettings
+
+    return {"train": TrainSettings, "evaluation": EvaluationSettings}[name]
+
+
+def _where(kind: str, name: str) -> str:
+    """Where a component's options are set in a configuration."""
+    return {
+        "problem": f"set in [problem] beside name = \"{name}\", or with --set problem.KEY=VALUE",
+        "solver": f"set in a [[solvers]] table beside name = \"{name}\", or with --set solvers.LABEL.KEY=VALUE",
+        "schedule": f"set in [train] beside schedule = \"{name}\", or with --set train.KEY=VALUE",
+        "train": "the [train] table (the schedule's own options are set there too), or --set train.KEY=VALUE",
+        "evaluation": "the [evaluation] table (fresh instances shared by every solver), "
+                      "or --set evaluation.KEY=VALUE",
+    }[kind]
+
+
+def _print_options(registry, name: str, *, as_json: bool = False) -> int:
+    from .options import format_options, option_rows
+
+    found = [(kind, _settings_class(kind)) for kind in _SETTINGS if name == kind]
+    found += [(kind, _component(registry, kind, name)) for kind in _KINDS if name in registry.entries[kind]]
+    if not found:
+        known = list(_SETTINGS) + sorted({n for kind in _KINDS for n in registry.entries[kind]})
+        hint = nearest(name, known)
+        raise ConfigError(f"--options: no problem, solver or schedule is called {name!r}"
+                          + (f" (did you mean {hint!r}?)" if hint else "") + f"; known: {', '.join(known)}")
+    if as_json:
+        print(json.dumps([{"kind": kind, "name": name, "options": option_rows(getattr(cls, "Options", cls))}
+                          for kind, cls in found], indent=2))
+        return 0
+    for index, (kind, cls) in enumerate(found):
+        if kind in _SETTINGS:
+            print(f"{kind} settings: {_where(kind, name)}")
+        else:
+            print(f"{kind} {name} [{registry.plugin_of(kind, name)}]: {cls.description}")
+            print(_where(kind, name))
+        print()
+        print(format_options(getattr(cls, "Options", cls)))
+        if index < len(found) - 1:
+            print()
+    return 0
+
+
+def _facts(registry, kind: str, name: str) -> str:
+    """One Markdown line about a component: its plugin and what it declares besides options."""
+    from .capabilities import capability_name
+
+    cls = _component(registry, kind, name)
+    facts = [f"Plugin `{registry.plugin_of(kind, name)}`"]
+    if kind == "problem":
+        facts.append("metrics " + ", ".join(f"`{m.name}`" + (" (primary)" if m.name == cls.primary() else "")
+                                            for m in cls.metrics))
+    elif kind == "solver":
+        facts.append(f"requires `{capability_name(cls.capabilities())}`")
+    description = cls.description.rstrip(".")
+    return (f"{description}.\n" if description else "") + "; ".join(facts) + "."
+
+
+def _component_tables(registry, kind: str) -> str:
+    from .options import format_options
+
+    parts = [f"#### `{name}`\n\n{_facts(registry, kind, name)}\n\n"
+             + format_options(_component(registry, kind, name).Options, markdown=True)
+             for name in sorted(registry.entries[kind])]
+    return "\n\n".join(parts) or "(none installed)"
+
+
+def render_option_tables(text: str, registry=None) -> str:
+    """``text`` with every block between ``<!-- options:WHAT -->`` and ``<!-- /options -->`` regenerated.
+
+    ``WHAT`` is ``train`` or ``evaluation`` (one table of settings) or
+    ``problems``, ``solvers`` or ``schedules`` (a heading and a table for every
+    installed component of that kind).
+
+    Raises:
+        ConfigError: an unknown ``WHAT``, or a plugin failed to load (its
+            components would be missing from the tables).
+    """
+    from .options import format_options
+
+    registry = registry or _registry()
+    if registry.failures:
+        raise ConfigError("cannot generate the option tables while plugins fail to load: "
+                          + "; ".join(f"{name}: {error}" for name, error in registry.failures.items()))
+
+    def generate(match: re.Match) -> str:
+        what = match.group(2)
+        if what in _SETTINGS:
+            body = format_options(_settings_class(what), markdown=True)
+        elif what.endswith("s") and what[:-1] in _KINDS:
+            body = _component_tables(registry, what[:-1])
+        else:
+            raise ConfigError(f"unknown option table <!-- options:{what} -->; known: train, evaluation, "
+                              f"problems, solvers, schedules")
+        return f"{match.group(1)}{body}\n{match.group(3)}"
+
+    return re.sub(r"(<!-- options:(\S+) -->\n)(?:.*?\n)??(<!-- /options -->)", generate, text, flags=re.S)
+
+
+def _cmd_docs(args) -> int:
+    path = Path(args.file)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ConfigError(f"cannot read {str(path)!r}: {error.strerror or error}") from error
+    updated = render_option_tables(text)
+    if updated == text:
+        print(f"{path}: the option tables are up to date")
+        return 0
+    if args.check:
+        print(f"{path}: the option tables are out of date; regenerate them with: {DOCS_COMMAND}", file=sys.stderr)
+        return 1
+    from .atomic import atomic_write
+
+    with atomic_write(path) as handle:
+        handle.write(updated)
+    print(f"{path}: option tables regenerated")
+    return 0
+
+
 def _load(args):
     from .config import load_config, select_solvers
 
-    config = load_config(args.config, args.overrides)
+    config = load_config(args.config, args.overrides, experiment=args.experiment)
     return select_solvers(config, args.only.split(",")) if args.only else config
 
 
 def _cmd_compare(args) -> int:
     from .compare import run_comparison
-    from .report import format_table, write_report
+    from .report import format_table, select_metric, write_report
 
     config = _load(args)
+    metric = select_metric(_registry().problem(config.problem.name), args.metric)  # refused before training
     out = Path(args.out) if args.out else _default_out()
     comparison = run_comparison(config, progress=not args.no_progress,
                                 checkpoint_dir=out / "checkpoints", load_dir=args.checkpoints)
     problem = comparison.problem.describe()
     facts = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in problem.items() if k != "name")
-    print(f"problem {problem['name']} ({facts})")
-    metric = "NMSE (dB)" if comparison.problem.report_metric == "nmse_db" else "MSE"
-    print(f"{metric} on {config.evaluation.batches} x {config.evaluation.batch_size} fresh instances "
+    print(f"problem {config.problem.name} ({facts})")
+    print(f"{metric.title} ({'lower' if metric.lower_is_better else 'higher'} is better) on "
+          f"{config.evaluation.batches} x {config.evaluation.batch_size} fresh instances "
           f"(evaluation seed {config.evaluation.seed}):")
-    print(format_table(comparison, markdown=args.markdown))
-    written = write_report(comparison, out, plots=not args.no_plots)
+    print(format_table(comparison, metric=metric.name, markdown=args.markdown))
+    written = write_report(comparison, out, plots=not args.no_plots, metric=metric.name)
     print(f"\nwrote {', '.join(sorted(written))} to {out}/")
     return 0
 
@@ -159,13 +325,14 @@ def _cmd_train(args) -> int:
             print(f"{entry.label}: last good parameters saved to {checkpoints / (entry.label + '.last-good.npz')}",
                   file=sys.stderr)
             raise
-        final = result.stage_losses[-1] if result.stage_losses else float("nan")
+        final = result.stage_losses[-1] if len(result.stage_losses) else float("nan")
         print(f"{entry.label}: trained in {result.train_seconds:.2f} s wall "
               f"(compile {result.compile_seconds:.2f} s, {result.compilations} compilation, "
               f"{len(result.losses)} steps, final training loss {final:.3e}) -> {checkpoints / (entry.label + '.npz')}")
         trained += 1
     print(f"trained {trained} solver(s); evaluate with: unfold compare --checkpoints {checkpoints}"
           + (f" --config {args.config}" if args.config else "")
+          + (f" --experiment {args.experiment}" if args.experiment else "")
           + (f" --only {args.only}" if args.only else "")
           + "".join(f" --set {override}" for override in args.overrides))
     return 0
@@ -173,11 +340,11 @@ def _cmd_train(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command != "list":
+    if args.command in ("compare", "train"):
         from .engine import enable_compile_cache
 
         enable_compile_cache()  # a later run skips XLA compilation (DU_COMPILE_CACHE=off to disable)
-    handlers = {"list": _cmd_list, "compare": _cmd_compare, "train": _cmd_train}
+    handlers = {"list": _cmd_list, "compare": _cmd_compare, "train": _cmd_train, "docs": _cmd_docs}
     try:
         return handlers[args.command](args)
     except TrainingDivergedError as error:

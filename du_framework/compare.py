@@ -4,7 +4,8 @@ the same fresh instances.
 Training instances come from ``train.seed``; evaluation instances from
 ``evaluation.seed``, a separate key stream, so no evaluation instance is ever
 used in training (the keys are derived with ``jax.random.fold_in`` on distinct
-tags). Every solver is evaluated on exactly the same instances.
+tags). Every solver is evaluated on exactly the same instances, and every metric
+the problem declares is computed after every iteration in one evaluation.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ import numpy as np
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ExperimentConfig, SolverConfig
-from .engine import TrainResult, evaluate, target_energy, train
+from .engine import TrainResult, evaluate, train
 from .errors import TrainingDivergedError
 from .interfaces import Problem, TrainingSchedule, UnfoldedSolver
 from .options import options_to_dict
-from .plugins import Registry, get_registry
+from .registry import Registry, get_registry
 
 __all__ = ["SolverResult", "Comparison", "build_problem", "build_solver", "build_schedule",
            "build_solvers", "train_solver", "run_comparison", "training_key", "evaluation_key"]
@@ -46,20 +47,36 @@ def evaluation_key(seed: int) -> jax.Array:
     return jax.random.fold_in(jax.random.key(seed), _EVAL_TAG)
 
 
+def _lists(values: dict[str, Any]) -> dict[str, Any]:
+    return {name: np.asarray(value, np.float64).tolist() for name, value in values.items()}
+
+
 @dataclasses.dataclass
 class SolverResult:
-    """One solver's row of a comparison."""
+    """One solver's row of a comparison.
+
+    Attributes:
+        metrics: every metric of the problem by name, each a ``(depth,)`` array
+            (element ``t-1``: the value after iteration ``t``).
+        params: reported parameters (:meth:`UnfoldedSolver.learned_parameters`)
+            as nested lists, by name.
+        references: the solver's reference values for its parameters
+            (:meth:`UnfoldedSolver.reference_values`): ``{param: {label: list}}``.
+        final_loss: mean training loss over the last chunk of the last stage
+            (``None`` when nothing was trained).
+    """
 
     label: str
     name: str
     options: dict[str, Any]
-    mse: np.ndarray
-    nmse_db: np.ndarray
+    metrics: dict[str, np.ndarray]
     params: dict[str, list]
+    references: dict[str, dict[str, list]]
     trainable: bool
     train_seconds: float
     compile_seconds: float
     compilations: int
+    final_loss: float | None = None
     loaded_from: str | None = None
     solver: UnfoldedSolver | None = dataclasses.field(default=None, repr=False)
 
@@ -67,13 +84,14 @@ class SolverResult:
         return {
             "name": self.name,
             "options": self.options,
-            "mse": [float(v) for v in self.mse],
-            "nmse_db": [float(v) for v in self.nmse_db],
+            "metrics": {name: [float(v) for v in curve] for name, curve in self.metrics.items()},
             "params": self.params,
+            "references": self.references,
             "trainable": self.trainable,
             "train_seconds": self.train_seconds,
             "compile_seconds": self.compile_seconds,
             "compilations": self.compilations,
+            "final_loss": self.final_loss,
             "loaded_from": self.loaded_from,
         }
 
@@ -85,7 +103,6 @@ class Comparison:
     config: ExperimentConfig
     problem: Problem
     results: dict[str, SolverResult]
-    target_energy: float
 
 
 def build_problem(config: ExperimentConfig, registry: Registry | None = None) -> Problem:
@@ -122,28 +139,17 @@ def train_solver(config: ExperimentConfig, index: int, solver: UnfoldedSolver, p
     """
     entry = config.solvers[index]
     try:
-        result = train(
-            solver, problem, schedule,
-            steps_per_stage=config.train.steps_per_stage,
-            batch_size=config.train.batch_size,
-            key=training_key(config.train.seed, entry.label),
-            chunk_size=config.train.chunk_size,
-            remat=config.train.remat,
-            log_loss=config.train.log_loss,
-            devices=config.train.devices,
-            progress=progress,
-            label=entry.label,
-        )
+        result = train(solver, problem, schedule, config.train, key=training_key(config.train.seed, entry.label),
+                       progress=progress, label=entry.label)
     except TrainingDivergedError as error:
         if checkpoint_dir is not None and error.solver is not None:
-            save_checkpoint(Path(checkpoint_dir) / f"{entry.label}.last-good.npz", error.solver,
+            save_checkpoint(Path(checkpoint_dir) / f"{entry.label}.last-good.npz", error.solver, problem=problem,
                             extra={"label": entry.label, "status": "diverged", "stage": error.stage,
                                    "step": error.step})
         raise
     if checkpoint_dir is not None and solver.is_trainable:
-        save_checkpoint(Path(checkpoint_dir) / f"{entry.label}.npz", result.solver,
-                        extra={"label": entry.label, "status": "trained", "problem": problem.describe(),
-                               "train_seconds": result.train_seconds})
+        save_checkpoint(Path(checkpoint_dir) / f"{entry.label}.npz", result.solver, problem=problem,
+                        extra={"label": entry.label, "status": "trained", "train_seconds": result.train_seconds})
     return result
 
 
@@ -173,8 +179,6 @@ def run_comparison(
     schedule = build_schedule(config, registry)
     solvers = build_solvers(config, problem, registry)
     eval_key = evaluation_key(config.evaluation.seed)
-    energy = target_energy(problem, key=eval_key, batch_size=config.evaluation.batch_size,
-                           batches=config.evaluation.batches)
     results: dict[str, SolverResult] = {}
     for index, (entry, solver) in enumerate(zip(config.solvers, solvers)):
         loaded_from = None
@@ -186,20 +190,21 @@ def run_comparison(
         else:
             outcome = train_solver(config, index, solver, problem, schedule,
                                    checkpoint_dir=checkpoint_dir, progress=progress)
-        mse = evaluate(outcome.solver, problem, key=eval_key,
-                       batch_size=config.evaluation.batch_size, batches=config.evaluation.batches)
+        curves = evaluate(outcome.solver, problem, key=eval_key,
+                          batch_size=config.evaluation.batch_size, batches=config.evaluation.batches)
         results[entry.label] = SolverResult(
             label=entry.label,
             name=entry.name,
             options=options_to_dict(entry.options),
-            mse=mse,
-            nmse_db=10 * np.log10(np.maximum(mse, np.finfo(float).tiny) / energy),
-            params={k: np.asarray(v).tolist() for k, v in outcome.solver.learned_parameters().items()},
+            metrics={name: np.asarray(curve, np.float64) for name, curve in curves.items()},
+            params=_lists(outcome.solver.learned_parameters()),
+            references={param: _lists(lines) for param, lines in outcome.solver.reference_values(problem).items()},
             trainable=solver.is_trainable,
             train_seconds=outcome.train_seconds,
             compile_seconds=outcome.compile_seconds,
             compilations=outcome.compilations,
+            final_loss=float(outcome.stage_losses[-1]) if len(outcome.stage_losses) else None,
             loaded_from=loaded_from,
             solver=outcome.solver,
         )
-    return Comparison(config, problem, results, energy)
+    return Comparison(config, problem, results)

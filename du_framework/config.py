@@ -2,17 +2,24 @@
 
 A configuration has four tables::
 
-    [problem]            name + the problem's own options (ridge: n, m, lam, seed, matrix)
-    [train]              schedule, depth, steps_per_stage, batch_size, seed, chunk_size,
-                         remat, log_loss, devices + the schedule's own options
-    [evaluation]         batch_size, batches, seed
+    [problem]            name (required) + the problem's own options
+    [train]              the run settings (:class:`~du_framework.engine.TrainSettings`)
+                         + the schedule's own options
+    [evaluation]         batch_size, batches, seed (:class:`~du_framework.engine.EvaluationSettings`)
     [[solvers]]          name, optional label, + the solver's own options
 
-Keys left out take their defaults; ``unfold compare`` with no ``--config`` uses the
-reference experiment (:data:`REFERENCE_TOML`). ``--set KEY=VALUE`` overrides
-any key before validation: ``problem.n=20``, ``train.depth=10``,
-``solvers.dugd.period=8`` (a solver by label) or ``solvers.0.period=8`` (by
-position). Every unknown key is refused with the nearest valid one.
+Every table is validated by :func:`du_framework.options.parse_options` against
+the options its component declares; keys left out take their defaults and an
+unknown key is refused with the nearest valid one.
+
+Where a configuration comes from (:func:`load_raw`): a TOML file, or an
+experiment a plugin ships (``--experiment NAME``), or else the default
+experiment of the installed plugins. ``--set KEY=VALUE`` overrides any key
+before validation: ``problem.n=20``, ``train.depth=10``,
+``solvers.LABEL.period=8`` (a solver by label) or ``solvers.0.period=8`` (by
+position). Switching a component by name (``problem.name=OTHER``,
+``train.schedule=OTHER``, ``solvers.0.name=OTHER``) drops the options the file
+gave the old one; only the overrides apply to the new one.
 """
 
 from __future__ import annotations
@@ -23,14 +30,14 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from .engine.settings import EvaluationSettings, TrainSettings
+from .engine.transforms import check_optimizer_settings
 from .errors import ConfigError, nearest
+from .metrics import metric_table
 from .options import options_to_dict, parse_options
-from .plugins import Registry, get_registry
+from .registry import Registry, get_registry
 
 __all__ = [
-    "REFERENCE_TOML",
-    "TrainConfig",
-    "EvaluationConfig",
     "ProblemConfig",
     "SolverConfig",
     "ExperimentConfig",
@@ -41,109 +48,22 @@ __all__ = [
     "select_solvers",
 ]
 
-REFERENCE_TOML = """\
-# The reference experiment (Wadayama's DU-GD ridge regression; see docs/concepts.md).
-[problem]
-name = "ridge"
-n = 50
-m = 100
-lam = 3.0
-seed = 0
-
-[train]
-schedule = "incremental"
-depth = 50
-steps_per_stage = 20
-batch_size = 100
-seed = 1
-log_loss = true
-
-[evaluation]
-batch_size = 100
-batches = 10
-seed = 2026
-
-[[solvers]]
-name = "dugd"
-label = "dugd"
-period = 4
-learn_lambda = false
-
-[[solvers]]
-name = "dugd"
-label = "dugd-lambda"
-period = 4
-learn_lambda = true
-lr = 1e-3
-
-[[solvers]]
-name = "gd"
-label = "gd"
-
-# Theory baselines (plugin du-theory): how close learning gets to theory.
-[[solvers]]
-name = "gd-chebyshev"
-label = "gd-chebyshev"
-period = 4
-
-[[solvers]]
-name = "heavy-ball"
-label = "heavy-ball"
-
-[[solvers]]
-name = "cg"
-label = "cg"
-"""
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """The ``[train]`` table (plus the schedule's own options in ``schedule_options``)."""
-
-    schedule: str = "incremental"
-    depth: int = 50
-    steps_per_stage: int = 20
-    batch_size: int = 100
-    seed: int = 1
-    chunk_size: int = 256
-    remat: bool | int = False
-    log_loss: bool = True
-    devices: int = 1
-
-    def validate(self):
-        for key in ("depth", "steps_per_stage", "batch_size", "chunk_size"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
-        if not isinstance(self.remat, bool) and self.remat < 0:
-            raise ConfigError(f"train.remat must be true, false or a number of levels >= 0, got {self.remat}")
-        if self.devices < 0:
-            raise ConfigError(f"train.devices must be >= 0 (1: one device, 0: every device), got {self.devices}")
-
-
-@dataclasses.dataclass(frozen=True)
-class EvaluationConfig:
-    """The ``[evaluation]`` table: fresh instances shared by every solver."""
-
-    batch_size: int = 100
-    batches: int = 10
-    seed: int = 2026
-
-    def validate(self):
-        if self.batch_size < 1 or self.batches < 1:
-            raise ConfigError(
-                f"evaluation.batch_size and evaluation.batches must be >= 1, got "
-                f"{self.batch_size} and {self.batches}"
-            )
+_TABLES = ("problem", "train", "evaluation", "solvers")
+_TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainSettings))
 
 
 @dataclasses.dataclass(frozen=True)
 class ProblemConfig:
+    """The ``[problem]`` table: the problem's registry name and its validated ``Options``."""
+
     name: str
     options: Any
 
 
 @dataclasses.dataclass(frozen=True)
 class SolverConfig:
+    """One ``[[solvers]]`` entry: registry name, unique label and validated ``Options``."""
+
     name: str
     label: str
     options: Any
@@ -151,12 +71,18 @@ class SolverConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
-    """A validated experiment; :meth:`to_dict` gives the resolved configuration."""
+    """A validated experiment; :meth:`to_dict` gives the resolved configuration.
+
+    Attributes:
+        train: the ``[train]`` table less the schedule's own options, handed
+            whole to :func:`du_framework.engine.train`.
+        schedule_options: the schedule's own options (also set under ``[train]``).
+    """
 
     problem: ProblemConfig
-    train: TrainConfig
+    train: TrainSettings
     schedule_options: Any
-    evaluation: EvaluationConfig
+    evaluation: EvaluationSettings
     solvers: tuple[SolverConfig, ...]
 
     def to_dict(self) -> dict[str, Any]:
@@ -176,22 +102,52 @@ class ExperimentConfig:
         raise ConfigError(f"no solver labelled {label!r}; labels: {', '.join(s.label for s in self.solvers)}")
 
 
-_TABLES = ("problem", "train", "evaluation", "solvers")
-
-
-def load_raw(path: str | Path | None) -> dict[str, Any]:
-    """Parse a TOML file (or the reference experiment when ``path`` is None)."""
-    if path is None:
-        return tomllib.loads(REFERENCE_TOML)
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise ConfigError(f"cannot read configuration file {str(path)!r}: {error.strerror or error}") from error
+def _parse_toml(text: str, where: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{str(path)!r} is not valid TOML: {error}") from error
+        raise ConfigError(f"{where} is not valid TOML: {error}") from error
+
+
+def _experiment_names(registry: Registry) -> str:
+    names = sorted(registry.entries["experiment"])
+    return ", ".join(names) if names else "(none installed)"
+
+
+def load_raw(path: str | Path | None = None, *, experiment: str | None = None,
+             registry: Registry | None = None) -> dict[str, Any]:
+    """The raw configuration: a TOML file, a named experiment, or the default experiment.
+
+    Args:
+        path: a TOML file; wins over everything else.
+        experiment: the name of an experiment a plugin registered.
+
+    Raises:
+        ConfigError: the file is unreadable or not TOML; both ``path`` and
+            ``experiment`` were given; neither was given and no installed plugin
+            provides a default experiment (the message says what to do).
+        UnknownNameError: no experiment is registered as ``experiment``.
+    """
+    if path is not None and experiment is not None:
+        raise ConfigError("give either a configuration file or an experiment, not both")
+    if path is not None:
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as error:
+            raise ConfigError(f"cannot read configuration file {str(path)!r}: {error.strerror or error}") from error
+        return _parse_toml(text, repr(str(path)))
+    registry = registry or get_registry()
+    chosen = registry.experiment(experiment) if experiment is not None else registry.default_experiment()
+    if chosen is None:
+        raise ConfigError(
+            "no configuration given and no installed plugin provides a default experiment. Pass "
+            "--config FILE.toml (see examples/*.toml), or --experiment NAME with one of the installed "
+            f"experiments: {_experiment_names(registry)}; or install a plugin that ships a default "
+            "experiment (in a du-framework checkout, `make install` installs the bundled plugins, the "
+            "reference experiment's among them; `pip install -e plugins/NAME` installs one).")
+    plugin = registry.plugin_of("experiment", chosen.name)
+    return _parse_toml(chosen.config, f"experiment {chosen.name!r} of plugin {plugin!r}")
 
 
 def _parse_value(text: str) -> Any:
@@ -201,54 +157,86 @@ def _parse_value(text: str) -> Any:
         return text  # a bare string such as  train.schedule=end-to-end
 
 
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``KEY=VALUE`` overrides to a raw configuration (returns a copy).
-
-    Values are read as TOML (``3``, ``1e-3``, ``true``, ``"x"``); anything that is
-    not valid TOML is taken as a string.
-    """
-    raw = copy.deepcopy(raw)
-    for override in overrides:
-        key, sep, text = override.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"--set expects KEY=VALUE (for example train.depth=10), got {override!r}")
-        parts = key.split(".")
-        value = _parse_value(text.strip())
-        if parts[0] not in _TABLES:
-            hint = nearest(parts[0], _TABLES)
-            raise ConfigError(
-                f"unknown key {key!r}: it must start with one of {', '.join(_TABLES)}"
-                + (f" (did you mean {hint!r}?)" if hint else "")
-            )
-        if parts[0] == "solvers":
-            if len(parts) != 3:
-                raise ConfigError(f"--set {key}: solver keys are solvers.<label or index>.<option>")
-            solvers = raw.setdefault("solvers", [])
-            target = _find_solver(solvers, parts[1], key)
-            target[parts[2]] = value
-            continue
-        if len(parts) != 2:
-            raise ConfigError(f"--set {key}: expected <table>.<key>, for example {parts[0]}.seed=3")
-        raw.setdefault(parts[0], {})[parts[1]] = value
-    return raw
+@dataclasses.dataclass
+class _Override:
+    key: str  # as the user wrote it
+    table: str  # "problem", "train", "evaluation" or "solvers"
+    index: int | None  # the solver's position in the file's list
+    field: str
+    value: Any
 
 
-def _find_solver(solvers: list[dict], selector: str, key: str) -> dict:
+def _parse_override(override: str, solvers: list) -> _Override:
+    key, sep, text = override.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set expects KEY=VALUE (for example train.depth=10), got {override!r}")
+    parts = key.split(".")
+    if parts[0] not in _TABLES:
+        hint = nearest(parts[0], _TABLES)
+        raise ConfigError(f"unknown key {key!r}: it must start with one of {', '.join(_TABLES)}"
+                          + (f" (did you mean {hint!r}?)" if hint else ""))
+    value = _parse_value(text.strip())
+    if parts[0] == "solvers":
+        if len(parts) != 3:
+            raise ConfigError(f"--set {key}: solver keys are solvers.<label or index>.<option>")
+        return _Override(key, "solvers", _find_solver(solvers, parts[1], key), parts[2], value)
+    if len(parts) != 2:
+        raise ConfigError(f"--set {key}: expected <table>.<key>, for example {parts[0]}.seed=3")
+    return _Override(key, parts[0], None, parts[1], value)
+
+
+def _find_solver(solvers: list, selector: str, key: str) -> int:
     if selector.isdigit():
         index = int(selector)
         if index >= len(solvers):
             raise ConfigError(f"--set {key}: there are {len(solvers)} solvers (indices 0..{len(solvers) - 1})")
-        return solvers[index]
-    for solver in solvers:
-        if solver.get("label", solver.get("name")) == selector:
-            return solver
-    labels = [s.get("label", s.get("name")) for s in solvers]
-    hint = nearest(selector, labels)
-    raise ConfigError(
-        f"--set {key}: no solver labelled {selector!r}; labels: {', '.join(map(str, labels))}"
-        + (f" (did you mean {hint!r}?)" if hint else "")
-    )
+        return index
+    labels = [s.get("label", s.get("name")) if isinstance(s, dict) else None for s in solvers]
+    if selector in labels:
+        return labels.index(selector)
+    hint = nearest(selector, [str(label) for label in labels])
+    raise ConfigError(f"--set {key}: no solver labelled {selector!r}; labels: {', '.join(map(str, labels))}"
+                      + (f" (did you mean {hint!r}?)" if hint else ""))
+
+
+def _switch(table: dict, name_key: str, new_name: Any, kept: tuple[str, ...]) -> dict:
+    """``table`` switched to ``new_name``: the keys the file gave the component it named are dropped."""
+    if name_key not in table or table[name_key] == new_name:
+        return table
+    return {key: value for key, value in table.items() if key in kept}
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``KEY=VALUE`` overrides to a raw configuration (returns a copy).
+
+    Values are read as TOML (``3``, ``1e-3``, ``true``, ``"x"``); anything that is
+    not valid TOML is taken as a string. A solver is addressed by its label or
+    position in the file. An override that names another component
+    (``problem.name``, ``train.schedule``, ``solvers.X.name``) first drops the
+    keys the file gave the old component, so they cannot leak into the new one.
+    """
+    raw = copy.deepcopy(raw)
+    solvers = raw.get("solvers", [])
+    parsed = [_parse_override(override, solvers if isinstance(solvers, list) else []) for override in overrides]
+    for item in parsed:  # the switches first, so the order of --set options does not matter
+        if item.table == "problem" and item.field == "name" and isinstance(raw.get("problem"), dict):
+            raw["problem"] = _switch(raw["problem"], "name", item.value, ())
+        elif item.table == "train" and item.field == "schedule" and isinstance(raw.get("train"), dict):
+            raw["train"] = _switch(raw["train"], "schedule", item.value, _TRAIN_KEYS)
+        elif item.table == "solvers" and item.field == "name" and isinstance(solvers[item.index], dict):
+            solvers[item.index] = _switch(solvers[item.index], "name", item.value, ("label",))
+    for item in parsed:
+        if item.table == "solvers":
+            if not isinstance(solvers[item.index], dict):
+                raise ConfigError(f"--set {item.key}: solvers[{item.index}] is not a table")
+            solvers[item.index][item.field] = item.value
+        else:
+            table = raw.setdefault(item.table, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"--set {item.key}: [{item.table}] is not a table in the configuration")
+            table[item.field] = item.value
+    return raw
 
 
 def _table(raw: dict, name: str) -> dict:
@@ -258,66 +246,87 @@ def _table(raw: dict, name: str) -> dict:
     return value
 
 
-def build_config(raw: dict[str, Any], registry: Registry | None = None) -> ExperimentConfig:
-    """Validate a raw configuration against the registered components."""
-    registry = registry or get_registry()
-    for key in raw:
-        if key not in _TABLES:
-            hint = nearest(key, _TABLES)
-            raise ConfigError(
-                f"unknown table {key!r}" + (f"; did you mean {hint!r}?" if hint else "")
-                + f" Valid tables: {', '.join(_TABLES)}"
-            )
+def _name(value: Any, where: str, kind: str, registry: Registry) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where} must name a registered {kind} (a string), got {value!r}; "
+                          f"installed {kind}s: {', '.join(sorted(registry.entries[kind])) or '(none)'}")
+    return value
 
-    problem_raw = dict(_table(raw, "problem"))
-    problem_name = problem_raw.pop("name", "ridge")
-    problem_cls = registry.problem(problem_name)
-    problem = ProblemConfig(problem_name, parse_options(problem_cls.Options, problem_raw, prefix="problem."))
 
-    train_raw = dict(_table(raw, "train"))
-    train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
-    schedule_name = train_raw.get("schedule", TrainConfig.schedule)
-    schedule_cls = registry.schedule(schedule_name)
-    schedule_keys = {f.name for f in dataclasses.fields(schedule_cls.Options)}
-    unknown = [k for k in train_raw if k not in train_keys | schedule_keys]
-    if unknown:
-        hint = nearest(unknown[0], train_keys | schedule_keys)
+def _problem(raw: dict, registry: Registry) -> ProblemConfig:
+    table = dict(_table(raw, "problem"))
+    if "name" not in table:
         raise ConfigError(
-            f"unknown key 'train.{unknown[0]}'" + (f"; did you mean 'train.{hint}'?" if hint else "")
-            + f" Valid keys: {', '.join('train.' + k for k in sorted(train_keys | schedule_keys))}"
-        )
-    train = parse_options(TrainConfig, {k: v for k, v in train_raw.items() if k in train_keys}, prefix="train.")
-    schedule_options = parse_options(
-        schedule_cls.Options, {k: v for k, v in train_raw.items() if k in schedule_keys}, prefix="train."
-    )
-    evaluation = parse_options(EvaluationConfig, _table(raw, "evaluation"), prefix="evaluation.")
+            "[problem] needs a name: add name = \"...\" to [problem] (or --set problem.name=NAME); installed "
+            f"problems: {', '.join(sorted(registry.entries['problem'])) or '(none)'}")
+    name = _name(table.pop("name"), "problem.name", "problem", registry)
+    cls = registry.problem(name)
+    return ProblemConfig(name, parse_options(cls.Options, table, prefix="problem.", extra_keys=("name",)))
 
-    solvers_raw = raw.get("solvers", [])
-    if not isinstance(solvers_raw, list) or not solvers_raw:
+
+def _train(raw: dict, problem: ProblemConfig, registry: Registry) -> tuple[TrainSettings, Any]:
+    table = _table(raw, "train")
+    settings = parse_options(TrainSettings, {k: v for k, v in table.items() if k in _TRAIN_KEYS}, prefix="train.")
+    check_optimizer_settings(settings)  # an unknown optimiser is refused before any training
+    schedule = registry.schedule(_name(settings.schedule, "train.schedule", "schedule", registry))
+    schedule_options = parse_options(schedule.Options, {k: v for k, v in table.items() if k not in _TRAIN_KEYS},
+                                     prefix="train.", extra_keys=_TRAIN_KEYS)
+    if settings.loss:
+        metrics = metric_table(registry.problem(problem.name))
+        if settings.loss not in metrics:
+            hint = nearest(settings.loss, metrics)
+            raise ConfigError(
+                f"train.loss must be empty (the problem's own loss) or one of the metrics of problem "
+                f"{problem.name!r}: {', '.join(metrics)}; got {settings.loss!r}"
+                + (f" (did you mean {hint!r}?)" if hint else ""))
+    return settings, schedule_options
+
+
+def _solvers(raw: dict, registry: Registry) -> tuple[SolverConfig, ...]:
+    entries = raw.get("solvers", [])
+    if not isinstance(entries, list) or not entries:
         raise ConfigError(
             "the configuration lists no solvers: add at least one [[solvers]] table with a name, "
-            f"one of: {', '.join(registry.names('solver'))}"
-        )
+            f"one of: {', '.join(sorted(registry.entries['solver'])) or '(none installed)'}")
     solvers = []
     labels: set[str] = set()
-    for index, entry in enumerate(solvers_raw):
+    for index, entry in enumerate(entries):
         if not isinstance(entry, dict) or "name" not in entry:
             raise ConfigError(f"solvers[{index}] must be a table with a 'name' key, got {entry!r}")
         entry = dict(entry)
-        name = entry.pop("name")
+        name = _name(entry.pop("name"), f"solvers[{index}].name", "solver", registry)
         label = entry.pop("label", name)
         if not isinstance(label, str) or not label or "/" in label:
             raise ConfigError(f"solvers[{index}].label must be a non-empty string without '/', got {label!r}")
         if label in labels:
             raise ConfigError(
                 f"two solvers are labelled {label!r}; give each [[solvers]] entry a distinct "
-                f"label = \"...\" (for example {label!r} and {label + '-2'!r})"
-            )
+                f"label = \"...\" (for example {label!r} and {label + '-2'!r})")
         labels.add(label)
-        solver_cls = registry.solver(name)
-        options = parse_options(solver_cls.Options, entry, prefix=f"solvers.{label}.")
+        cls = registry.solver(name)
+        options = parse_options(cls.Options, entry, prefix=f"solvers.{label}.", extra_keys=("name", "label"))
         solvers.append(SolverConfig(name, label, options))
-    return ExperimentConfig(problem, train, schedule_options, evaluation, tuple(solvers))
+    return tuple(solvers)
+
+
+def build_config(raw: dict[str, Any], registry: Registry | None = None) -> ExperimentConfig:
+    """Validate a raw configuration against the registered components.
+
+    Raises:
+        ConfigError: an unknown table or key (with the nearest valid one), a
+            value of the wrong type or out of range, a missing problem name.
+        UnknownNameError: a problem, schedule or solver name is not registered.
+    """
+    registry = registry or get_registry()
+    for key in raw:
+        if key not in _TABLES:
+            hint = nearest(key, _TABLES)
+            raise ConfigError(f"unknown table {key!r}" + (f"; did you mean {hint!r}?" if hint else "")
+                              + f" Valid tables: {', '.join(_TABLES)}")
+    problem = _problem(raw, registry)
+    train, schedule_options = _train(raw, problem, registry)
+    evaluation = parse_options(EvaluationSettings, _table(raw, "evaluation"), prefix="evaluation.")
+    return ExperimentConfig(problem, train, schedule_options, evaluation, _solvers(raw, registry))
 
 
 def select_solvers(config: ExperimentConfig, labels: list[str]) -> ExperimentConfig:
@@ -334,6 +343,8 @@ def select_solvers(config: ExperimentConfig, labels: list[str]) -> ExperimentCon
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
-                registry: Registry | None = None) -> ExperimentConfig:
-    """Read, override and validate a configuration in one call."""
-    return build_config(apply_overrides(load_raw(path), overrides or []), registry)
+                registry: Registry | None = None, *, experiment: str | None = None) -> ExperimentConfig:
+    """Read (see :func:`load_raw`), override and validate a configuration in one call."""
+    registry = registry or get_registry()
+    raw = load_raw(path, experiment=experiment, registry=registry)
+    return build_config(apply_overrides(raw, overrides or []), registry)

@@ -1,5 +1,8 @@
 """Reports of a comparison: terminal/Markdown tables, results.json, results.csv,
 config.json and plots (matplotlib, Agg backend). Every file is written atomically.
+
+Tables and the curve plot show one metric: the problem's primary metric, or the
+one named by ``--metric``; results.json and results.csv hold every metric.
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ import numpy as np
 from . import __version__
 from .atomic import atomic_write
 from .compare import Comparison
-from .interfaces import QuadraticProblem
-from .theory import chebyshev_steps
+from .errors import ConfigError, nearest
+from .metrics import Metric, metric_table
 
-__all__ = ["table_iterations", "format_table", "results_dict", "write_report", "RESULTS_SCHEMA_VERSION"]
+__all__ = ["table_iterations", "select_metric", "format_table", "results_dict", "write_report",
+           "plot_metric", "plot_params", "RESULTS_SCHEMA_VERSION"]
 
-RESULTS_SCHEMA_VERSION = 1
+RESULTS_SCHEMA_VERSION = 2
 
 
 def table_iterations(depth: int) -> list[int]:
@@ -31,22 +35,38 @@ def table_iterations(depth: int) -> list[int]:
     return chosen + [depth]
 
 
-def format_table(comparison: Comparison, *, markdown: bool = False, iterations: list[int] | None = None) -> str:
-    """The problem's report metric (MSE, or NMSE in dB) at selected iterations, one row
-    per solver, plus training time."""
+def select_metric(problem: Any, name: str | None = None) -> Metric:
+    """The metric of ``problem`` (an instance or a class) called ``name``; its primary one when None.
+
+    Raises:
+        ConfigError: the problem has no metric called ``name``; the message
+            lists its metrics and the nearest.
+    """
+    metrics = metric_table(problem)
+    name = name or problem.primary()
+    if name not in metrics:
+        hint = nearest(name, metrics)
+        raise ConfigError(f"unknown metric {name!r} for problem {problem.name!r}; its metrics: {', '.join(metrics)}"
+                          + (f" (did you mean {hint!r}?)" if hint else ""))
+    return metrics[name]
+
+
+def format_table(comparison: Comparison, *, metric: str | None = None, markdown: bool = False,
+                 iterations: list[int] | None = None) -> str:
+    """One metric (default: the problem's primary one) at selected iterations, one row per
+    solver, plus training time. The top-left cell names the metric."""
+    shown = select_metric(comparison.problem, metric)
     depth = comparison.config.train.depth
     iterations = iterations or table_iterations(depth)
-    header = ["solver"] + [f"t={t}" for t in iterations] + ["train s"]
-    in_db = comparison.problem.report_metric == "nmse_db"
+    header = [shown.title] + [f"t={t}" for t in iterations] + ["train s"]
     rows = []
     for label, result in comparison.results.items():
         seconds = "loaded" if result.loaded_from else (f"{result.train_seconds:.2f}" if result.trainable else "-")
-        values = [f"{result.nmse_db[t - 1]:.2f}" if in_db else f"{result.mse[t - 1]:.3e}" for t in iterations]
-        rows.append([label] + values + [seconds])
+        curve = result.metrics[shown.name]
+        rows.append([label] + [shown.show(curve[t - 1]) for t in iterations] + [seconds])
     if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
-        return "\n".join(lines)
+        line = lambda cells: "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+        return "\n".join([line(header), "|" + "|".join("---" for _ in header) + "|"] + [line(row) for row in rows])
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
     fmt = lambda row: "  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths)))
     return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(row) for row in rows])
@@ -61,14 +81,13 @@ def results_dict(comparison: Comparison) -> dict[str, Any]:
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "config": config.to_dict(),
         "problem": comparison.problem.describe(),
+        "metrics": {name: metric.describe() for name, metric in metric_table(comparison.problem).items()},
+        "primary_metric": comparison.problem.primary(),
         "evaluation": {
             "seed": config.evaluation.seed,
             "batch_size": config.evaluation.batch_size,
             "batches": config.evaluation.batches,
             "iterations": config.train.depth,
-            "metric": "mean over instances of ||x_target - x^(t)||^2, for t = 1..depth",
-            "target_energy": comparison.target_energy,
-            "report_metric": comparison.problem.report_metric,
         },
         "solvers": {label: result.to_dict() for label, result in comparison.results.items()},
     }
@@ -77,15 +96,21 @@ def results_dict(comparison: Comparison) -> dict[str, Any]:
 def _csv_text(comparison: Comparison) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["solver", "iteration", "mse"])
+    names = list(metric_table(comparison.problem))
+    writer.writerow(["solver", "iteration"] + names)
     for label, result in comparison.results.items():
-        for t, value in enumerate(result.mse, 1):
-            writer.writerow([label, t, repr(float(value))])
+        for t in range(comparison.config.train.depth):
+            writer.writerow([label, t + 1] + [repr(float(result.metrics[name][t])) for name in names])
     return buffer.getvalue()
 
 
-def write_report(comparison: Comparison, out_dir: str | Path, *, plots: bool = True) -> dict[str, Path]:
-    """Write results.json, results.csv, config.json and (with ``plots``) mse.png, params.png."""
+def write_report(comparison: Comparison, out_dir: str | Path, *, plots: bool = True,
+                 metric: str | None = None) -> dict[str, Path]:
+    """Write results.json, results.csv, config.json and (with ``plots``) mse.png, params.png.
+
+    ``mse.png`` plots ``metric`` (default: the problem's primary metric).
+    """
+    shown = select_metric(comparison.problem, metric)  # refuse an unknown name before writing anything
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = {}
@@ -98,7 +123,7 @@ def write_report(comparison: Comparison, out_dir: str | Path, *, plots: bool = T
             handle.write(text)
         written[name] = out / name
     if plots:
-        written["mse.png"] = plot_mse(comparison, out / "mse.png")
+        written["mse.png"] = plot_metric(comparison, out / "mse.png", metric=shown.name)
         written["params.png"] = plot_params(comparison, out / "params.png")
     return written
 
@@ -113,40 +138,42 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> Path:
-    with atomic_write(path, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=120, bbox_inches="tight")
+    plt = _pyplot()
+    try:
+        with atomic_write(path, "wb") as handle:
+            fig.savefig(handle, format="png", dpi=120, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return path
 
 
-def plot_mse(comparison: Comparison, path: Path) -> Path:
-    """MSE (log scale) or NMSE in dB versus iteration, one curve per solver."""
+def plot_metric(comparison: Comparison, path: Path, *, metric: str | None = None) -> Path:
+    """One metric (default: the primary one) versus iteration, one curve per solver."""
+    shown = select_metric(comparison.problem, metric)
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    in_db = comparison.problem.report_metric == "nmse_db"
     for label, result in comparison.results.items():
-        t = np.arange(1, len(result.mse) + 1)
-        if in_db:
-            ax.plot(t, result.nmse_db, label=label)
-        else:
-            ax.semilogy(t, np.maximum(result.mse, np.finfo(float).tiny), label=label)
-    problem = comparison.problem.describe()
-    metric = "NMSE (dB)" if in_db else "MSE"
+        curve = result.metrics[shown.name]
+        ax.plot(np.arange(1, len(curve) + 1), np.maximum(curve, np.finfo(float).tiny) if shown.log_axis else curve,
+                label=label)
+    if shown.log_axis:
+        ax.set_yscale("log")
     ax.set_xlabel("iteration t")
-    ax.set_ylabel("NMSE  10 log10(MSE / mean ||x||^2)  [dB]" if in_db else "MSE  (mean ||x_opt - x^(t)||^2)")
-    ax.set_title(f"{problem.get('name', '')}: {metric} versus iteration")
+    ax.set_ylabel(shown.title)
+    ax.set_title(f"{comparison.problem.name}: {shown.title} versus iteration "
+                 f"({'lower' if shown.lower_is_better else 'higher'} is better)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return _save(fig, path)
 
 
 def plot_params(comparison: Comparison, path: Path) -> Path:
-    """Learned parameters versus slot index t, one panel per parameter name.
+    """Learned parameters versus slot index t, one panel per reported parameter name.
 
-    Step-size panels (``eta``) draw the Chebyshev steps of the same period as
-    horizontal lines when the problem knows its spectrum.
+    A parameter with more than one value per slot is drawn as its mean over the
+    slot. Reference values a solver supplies for a parameter
+    (``UnfoldedSolver.reference_values``, for example Chebyshev steps beside a
+    learned step size) are drawn as horizontal lines in its panel.
     """
     plt = _pyplot()
     learned = {label: r for label, r in comparison.results.items() if r.trainable}
@@ -155,34 +182,25 @@ def plot_params(comparison: Comparison, path: Path) -> Path:
         fig, ax = plt.subplots(figsize=(6, 2))
         ax.axis("off")
         ax.text(0.5, 0.5, "no solver in this comparison learns parameters", ha="center", va="center")
-        try:
-            return _save(fig, path)
-        finally:
-            plt.close(fig)
+        return _save(fig, path)
     fig, axes = plt.subplots(len(names), 1, figsize=(7, 3.2 * len(names)), squeeze=False)
-    problem = comparison.problem
     for ax, name in zip(axes[:, 0], names):
-        periods = set()
+        references: dict[tuple[str, tuple[float, ...]], None] = {}  # distinct (label, values), in order
         for label, result in learned.items():
             if name not in result.params:
                 continue
-            values = np.asarray(result.params[name], dtype=float).reshape(len(result.params[name]), -1)
-            ax.plot(np.arange(len(values)), values[:, 0] if values.shape[1] == 1 else values.mean(axis=1),
-                    "o-", markersize=3, label=label)
-            periods.add(len(values))
-        if name == "eta" and isinstance(problem, QuadraticProblem):
-            mu_min, mu_max = problem.spectrum_bounds()
-            for period in sorted(p for p in periods if p <= 64):
-                for i, step in enumerate(chebyshev_steps(mu_min, mu_max, period)):
-                    ax.axhline(step, color="grey", linestyle=":", linewidth=1,
-                               label=f"Chebyshev steps (T={period})" if i == 0 else None)
+            values = np.asarray(result.params[name], dtype=float)
+            values = values.reshape(len(values), -1).mean(axis=1) if values.ndim else values[None]
+            ax.plot(np.arange(len(values)), values, "o-", markersize=3, label=label)
+            for reference, lines in result.references.get(name, {}).items():
+                references[reference, tuple(np.ravel(np.asarray(lines, dtype=float)))] = None
+        for (reference, lines), style in zip(references, [":", "--", "-."] * len(references)):
+            for i, value in enumerate(lines):
+                ax.axhline(value, color="grey", linestyle=style, linewidth=1, label=reference if i == 0 else None)
         ax.set_xlabel("t (parameter slot; iteration t uses slot t mod length)")
         ax.set_ylabel(name)
         ax.set_title(f"learned {name}_t")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small")
     fig.tight_layout()
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return _save(fig, path)

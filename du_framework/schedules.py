@@ -3,6 +3,8 @@
 * ``incremental``: stages t = 1..D; stage t trains the chain unrolled to t
   iterations, all parameters used so far, starting from those of stage t-1
   (Wadayama's incremental training).
+* ``incremental-restart``: as ``incremental``, with a fresh optimiser state
+  (moments, step count) at the start of every stage.
 * ``incremental-frozen``: as ``incremental`` but only the parameter slot of the
   newest iteration trains; earlier ones stay as learned.
 * ``end-to-end``: one stage at full depth D with ``D * steps_per_stage`` steps, so
@@ -17,8 +19,9 @@ import dataclasses
 
 from .hookspecs import hookimpl
 from .interfaces import Stage, TrainingSchedule
+from .options import option
 
-__all__ = ["Incremental", "IncrementalFrozen", "EndToEnd", "LayerWise"]
+__all__ = ["Incremental", "IncrementalRestart", "IncrementalFrozen", "EndToEnd", "LayerWise"]
 
 
 class Incremental(TrainingSchedule):
@@ -27,6 +30,14 @@ class Incremental(TrainingSchedule):
 
     def stages(self, depth: int, steps_per_stage: int) -> list[Stage]:
         return [Stage(t, steps_per_stage) for t in range(1, depth + 1)]
+
+
+class IncrementalRestart(TrainingSchedule):
+    name = "incremental-restart"
+    description = "as incremental, with a fresh optimiser state at every stage"
+
+    def stages(self, depth: int, steps_per_stage: int) -> list[Stage]:
+        return [Stage(t, steps_per_stage, restart_optimizer=True) for t in range(1, depth + 1)]
 
 
 class IncrementalFrozen(TrainingSchedule):
@@ -48,11 +59,7 @@ class EndToEnd(TrainingSchedule):
 class LayerWise(TrainingSchedule):
     @dataclasses.dataclass(frozen=True)
     class Options:
-        finetune_lr_scale: float = 0.1
-
-        def validate(self):
-            if not self.finetune_lr_scale > 0:
-                raise ValueError(f"finetune_lr_scale must be > 0, got {self.finetune_lr_scale}")
+        finetune_lr_scale: float = option(0.1, gt=0, help="learning-rate factor of the all-slots half of each stage")
 
     name = "layer-wise"
     description = "per stage: newest iteration alone, then all with a decayed learning rate"
@@ -67,5 +74,5 @@ class LayerWise(TrainingSchedule):
 
 @hookimpl
 def register_schedules(register):
-    for schedule in (Incremental, IncrementalFrozen, EndToEnd, LayerWise):
+    for schedule in (Incremental, IncrementalRestart, IncrementalFrozen, EndToEnd, LayerWise):
         register(schedule)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 
 def make_distribution(root: Path, dist: str, entry_point: str, module: str, source: str) -> Path:
+    """Write ``module.py`` (``source``, dedented) and a ``dist`` distribution whose entry point
+    ``entry_point`` in the group ``du_framework`` names it; return ``root`` (put it on sys.path)."""
     root.mkdir(parents=True, exist_ok=True)
     (root / f"{module}.py").write_text(textwrap.dedent(source))
     info = root / f"{dist.replace('-', '_')}-0.1.dist-info"
@@ -21,34 +23,26 @@ def make_distribution(root: Path, dist: str, entry_point: str, module: str, sour
 
 SOLVER_SOURCE = '''
     import dataclasses
-    import jax.numpy as jnp
-    from flax import nnx
-    from du_framework import QuadraticProblem, UnfoldedSolver, hookimpl, per_iteration
+    import numpy as np
+    from du_framework import QuadraticSolver, hookimpl, learned, option, per_iteration
 
-    class Richardson(UnfoldedSolver):
+    class Richardson(QuadraticSolver):
         """x <- x - omega_t (H x - b): one learned relaxation per iteration."""
 
         @dataclasses.dataclass(frozen=True)
         class Options:
-            init: float = 0.01
-            lr: float = 1e-3
+            init: float = option(0.01, help="initial relaxation omega_t")
+            lr: float = option(1e-3, gt=0, help="learning rate of omega")
 
         name = "{name}"
-        requires = QuadraticProblem
         description = "test plugin solver"
 
         def __init__(self, options, *, problem, depth):
             super().__init__(options, problem=problem, depth=depth)
-            self.omega = nnx.Param(jnp.full((depth,), options.init, jnp.float32))
+            self.omega = learned(np.full(depth, options.init), lr="lr", doc="relaxation omega_t")
 
-        def prepare(self, problem, instance):
-            return {{"problem": problem, "b": problem.linear_term(instance)}}
-
-        def init_state(self, problem, context):
-            return jnp.zeros_like(context["b"])
-
-        def step(self, x, context, k):
-            return x - per_iteration(self.omega, k) * (context["problem"].hessian_apply(x) - context["b"])
+        def step(self, problem, context, state, k):
+            return state - per_iteration(self.omega, k) * self.gradient(problem, context, state)
 
     @hookimpl
     def register_solvers(register):
@@ -60,15 +54,15 @@ PROBLEM_AND_SCHEDULE_SOURCE = '''
     import dataclasses
     import jax
     import jax.numpy as jnp
-    from du_framework import Problem, QuadraticProblem, Stage, TrainingSchedule, hookimpl
+    from du_framework import Problem, QuadraticProblem, Stage, TrainingSchedule, hookimpl, option
 
     class DiagonalQuadratic(Problem, QuadraticProblem):
         """H = diag(linspace(1, kappa, n)), b ~ N(0, I), target = H^-1 b."""
 
         @dataclasses.dataclass(frozen=True)
         class Options:
-            n: int = 5
-            kappa: float = 10.0
+            n: int = option(5, ge=1, help="dimension")
+            kappa: float = option(10.0, ge=1, help="condition number")
 
         name = "diag-quadratic"
         description = "test plugin problem"
@@ -87,10 +81,10 @@ PROBLEM_AND_SCHEDULE_SOURCE = '''
 
         def sample(self, key, batch_size):
             b = jax.random.normal(key, (batch_size, self.n))
-            return {"b": b, "target": b / self.diagonal}
+            return {"b": b, "target": b / self.diagonal[None, :]}
 
         def hessian_apply(self, x):
-            return x * self.diagonal
+            return x * self.diagonal[None, :]
 
         def linear_term(self, instance):
             return instance["b"]

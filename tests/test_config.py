@@ -1,100 +1,208 @@
-"""Configuration: validation, nearest-key errors, overrides, the reference experiment."""
+"""Configuration: where it comes from, validation with nearest-key errors, overrides, switches."""
 
+import tomllib
+
+import numpy as np
 import pytest
 
-from du_framework import ConfigError, UnknownNameError
-from du_framework.config import REFERENCE_TOML, apply_overrides, build_config, load_config, load_raw
+from du_framework import ConfigError, Experiment, UnknownNameError, hookimpl
+from du_framework.config import apply_overrides, build_config, load_config, load_raw
+from du_framework.engine import EvaluationSettings, TrainSettings
+from du_framework.registry import plugin_registered
+
+from core_plugin import SMALL_TOML, core_plugin  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.usefixtures("core_plugin")
 
 
-def test_reference_experiment_is_the_default():
-    config = load_config()
-    assert config.problem.name == "ridge"
-    assert (config.problem.options.n, config.problem.options.m, config.problem.options.lam) == (50, 100, 3.0)
-    assert (config.train.schedule, config.train.depth, config.train.steps_per_stage, config.train.batch_size) == (
-        "incremental", 50, 20, 100)
-    assert [(s.label, s.name) for s in config.solvers] == [
-        ("dugd", "dugd"), ("dugd-lambda", "dugd"), ("gd", "gd"),
-        ("gd-chebyshev", "gd-chebyshev"), ("heavy-ball", "heavy-ball"), ("cg", "cg")]
-    assert config.solvers[0].options.period == 4 and not config.solvers[0].options.learn_lambda
-    assert config.solvers[1].options.learn_lambda
+def small(overrides=()):
+    return load_config(experiment="small", overrides=list(overrides))
+
+
+def raw_small():
+    return tomllib.loads(SMALL_TOML)
+
+
+class DefaultExperiment:
+    @staticmethod
+    @hookimpl
+    def register_experiments(register):
+        register(Experiment("small-default", SMALL_TOML.replace("depth = 6", "depth = 3"), "a default", default=True))
+
+
+def test_without_a_file_the_default_experiment_of_the_plugins_runs():
+    with plugin_registered(DefaultExperiment, "default-experiment"):
+        config = load_config()
+    assert config.problem.name == "conformance-least-squares" and config.train.depth == 3
+    assert [(s.label, s.name) for s in config.solvers] == [("learned", "learned-gd"), ("gd", "constant-gd")]
+
+
+def test_without_a_file_or_a_default_experiment_the_message_says_what_to_do():
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+    message = str(caught.value)
+    assert "no installed plugin provides a default experiment" in message
+    assert "--config FILE.toml" in message and "--experiment NAME" in message
+    assert "installed experiments: small" in message
+    assert "`make install` installs the bundled plugins" in message
+
+
+def test_a_named_experiment_is_loaded_and_an_unknown_one_gets_the_nearest():
+    assert small().train.depth == 6
+    with pytest.raises(UnknownNameError, match=r"unknown experiment 'smal'.*did you mean 'small'"):
+        load_config(experiment="smal")
+    with pytest.raises(ConfigError, match="not both"):
+        load_raw("x.toml", experiment="small")
+
+
+def test_the_train_and_evaluation_tables_become_the_settings_objects():
+    config = small(["train.optimizer=sgd", "train.optimizer_options={ momentum = 0.5 }", "evaluation.seed=5"])
+    assert isinstance(config.train, TrainSettings) and isinstance(config.evaluation, EvaluationSettings)
+    assert (config.train.depth, config.train.steps_per_stage, config.train.batch_size) == (6, 20, 16)
+    assert config.train.optimizer == "sgd" and config.train.optimizer_options == {"momentum": 0.5}
+    assert config.train.schedule == "incremental" and config.train.log_loss is True  # defaults
+    assert config.evaluation == EvaluationSettings(batch_size=50, batches=2, seed=5)
 
 
 def test_unknown_key_is_refused_with_the_nearest_valid_one():
     with pytest.raises(ConfigError, match=r"unknown key 'problem.lamda'; did you mean 'problem.lam'\?"):
-        load_config(overrides=["problem.lamda=2"])
+        small(["problem.lamda=2"])
     with pytest.raises(ConfigError, match=r"unknown key 'train.steps_per_stag'; did you mean 'train.steps_per_stage'"):
-        load_config(overrides=["train.steps_per_stag=2"])
-    with pytest.raises(ConfigError, match=r"unknown key 'solvers.dugd.perod'; did you mean 'solvers.dugd.period'"):
-        load_config(overrides=["solvers.dugd.perod=2"])
+        small(["train.steps_per_stag=2"])
+    with pytest.raises(ConfigError, match=r"unknown key 'solvers.learned.perod'; did you mean 'solvers.learned.period'"):
+        small(["solvers.learned.perod=2"])
+    with pytest.raises(ConfigError, match=r"unknown key 'evaluation.batch'; did you mean 'evaluation.batches'"):
+        small(["evaluation.batch=2"])
     with pytest.raises(ConfigError, match=r"unknown table 'evaluaton'; did you mean 'evaluation'"):
-        build_config({**load_raw(None), "evaluaton": {}})
+        build_config({**raw_small(), "evaluaton": {}})
 
 
-def test_values_of_the_wrong_type_are_refused():
-    with pytest.raises(ConfigError, match=r"train.depth must be an integer, got 'ten'"):
-        load_config(overrides=["train.depth=ten"])
-    with pytest.raises(ConfigError, match=r"solvers.dugd.learn_lambda must be true or false, got 1"):
-        load_config(overrides=["solvers.dugd.learn_lambda=1"])
-    with pytest.raises(ConfigError, match=r"train.depth must be >= 1, got 0"):
-        load_config(overrides=["train.depth=0"])
-    with pytest.raises(ConfigError, match=r"problem.lam must be >= 0"):
-        load_config(overrides=["problem.lam=-1"])
+def test_a_misspelt_name_key_in_problem_suggests_name():
+    raw = raw_small()
+    raw["problem"]["nmae"] = raw["problem"].pop("name")
+    with pytest.raises(ConfigError, match="needs a name"):
+        build_config(raw)
+    raw["problem"]["name"] = "conformance-least-squares"
+    with pytest.raises(ConfigError) as caught:
+        build_config(raw)
+    assert "unknown key 'problem.nmae'; did you mean 'problem.name'?" in str(caught.value)
+    assert "Valid keys: problem.name, problem.n" in str(caught.value)
+
+
+def test_the_problem_needs_a_name_and_the_message_lists_the_installed_ones():
+    raw = raw_small()
+    del raw["problem"]["name"]
+    with pytest.raises(ConfigError, match=r"\[problem\] needs a name.*conformance-least-squares, diag-quadratic"):
+        build_config(raw)
+
+
+def test_values_of_the_wrong_type_or_range_are_refused():
+    for override, message in [
+        ("train.depth=ten", "train.depth must be an integer, got 'ten'"),
+        ("train.depth=0", "train.depth must be >= 1, <= 100000, got 0"),
+        ("train.remat=-1", "train.remat must be >= 0"),
+        ("train.log_loss=1", "train.log_loss must be true or false, got 1"),
+        ("evaluation.batches=0", "evaluation.batches must be >= 1, <= 1000000, got 0"),
+        ("problem.lam=-1", "problem.lam must be >= 0"),
+        ("problem.lam=nan", "problem.lam must be a finite number"),
+        ("solvers.learned.reciprocal=1", "solvers.learned.reciprocal must be true or false, got 1"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            small([override])
+
+
+def test_an_unknown_optimizer_or_its_options_are_refused_at_once():
+    with pytest.raises(ConfigError, match=r"train.optimizer: unknown optax optimiser 'adm' \(did you mean 'adam'\?\)"):
+        small(["train.optimizer=adm"])
+    with pytest.raises(ConfigError, match=r"train.optimizer_options: optax.adam takes no option 'b3'"):
+        small(["train.optimizer_options={ b3 = 0.9 }"])
+
+
+def test_the_training_loss_must_be_a_metric_of_the_problem():
+    assert small(["train.loss=nmse_db"]).train.loss == "nmse_db"
+    with pytest.raises(ConfigError, match=r"train.loss must be .* mse, nmse_db; got 'nmsedb' \(did you mean 'nmse_db'"):
+        small(["train.loss=nmsedb"])
 
 
 def test_unknown_names_list_the_known_ones():
     with pytest.raises(UnknownNameError, match=r"unknown schedule 'incremntal'.*incremental-frozen.*did you mean 'incremental'"):
-        load_config(overrides=["train.schedule=incremntal"])
-    with pytest.raises(UnknownNameError, match=r"unknown problem 'rdge'; known problems: (.*, )?ridge(, .*)? \(did you mean 'ridge'\?\)"):
-        load_config(overrides=["problem.name=rdge"])
+        small(["train.schedule=incremntal"])
+    with pytest.raises(UnknownNameError, match=r"unknown problem 'diag-quadratc'.*did you mean 'diag-quadratic'"):
+        small(["problem.name=diag-quadratc"])
+    with pytest.raises(UnknownNameError, match=r"unknown solver 'constant-dg'.*did you mean 'constant-gd'"):
+        small(["solvers.gd.name=constant-dg"])
+
+
+def test_switching_the_problem_drops_the_old_problems_keys():
+    config = small(["problem.name=diag-quadratic"])
+    assert config.problem.name == "diag-quadratic"
+    assert config.problem.options == config.problem.options.__class__()  # n, m, lam of the file do not leak
+    # Only the overrides reach the new problem, in any order.
+    for overrides in (["problem.name=diag-quadratic", "problem.kappa=4"], ["problem.kappa=4", "problem.name=diag-quadratic"]):
+        assert small(overrides).problem.options.kappa == 4.0
+    with pytest.raises(ConfigError, match=r"unknown key 'problem.lam'"):
+        small(["problem.name=diag-quadratic", "problem.lam=2"])
+    # Naming the same problem again keeps the file's keys.
+    assert small(["problem.name=conformance-least-squares"]).problem.options.n == 8
+
+
+def test_switching_a_schedule_or_a_solver_drops_the_old_ones_options():
+    raw = raw_small()
+    raw["train"].update(schedule="layer-wise", finetune_lr_scale=0.5)
+    switched = build_config(apply_overrides(raw, ["train.schedule=incremental"]))
+    assert switched.train.schedule == "incremental" and switched.train.depth == 6  # train's own keys stay
+    raw["solvers"][1]["step"] = 0.01
+    switched = build_config(apply_overrides(raw, ["solvers.gd.name=learned-gd", "solvers.gd.period=2"]))
+    assert switched.solvers[1].label == "gd" and switched.solvers[1].options.period == 2
 
 
 def test_overrides_reach_solvers_by_label_and_index():
-    config = load_config(overrides=["solvers.dugd-lambda.lambda_lr=0.05", "solvers.0.period=8", "train.depth=12",
-                                    "evaluation.seed=5", "problem.matrix=A.npy"])
-    assert config.solver("dugd-lambda").options.lambda_lr == 0.05
-    assert config.solver("dugd").options.period == 8
+    config = small(["solvers.learned.lr=0.05", "solvers.1.step=0.01", "train.depth=12", "evaluation.seed=5"])
+    assert config.solver("learned").options.lr == 0.05
+    assert config.solver("gd").options.step == 0.01
     assert config.train.depth == 12 and config.evaluation.seed == 5
-    assert config.problem.options.matrix == "A.npy"
-    with pytest.raises(ConfigError, match=r"no solver labelled 'dugdd'.*did you mean 'dugd'"):
-        load_config(overrides=["solvers.dugdd.period=2"])
+    with pytest.raises(ConfigError, match=r"no solver labelled 'learnd'.*did you mean 'learned'"):
+        small(["solvers.learnd.period=2"])
+    with pytest.raises(ConfigError, match=r"there are 2 solvers"):
+        small(["solvers.2.period=2"])
     with pytest.raises(ConfigError, match="KEY=VALUE"):
-        load_config(overrides=["train.depth"])
+        small(["train.depth"])
+    with pytest.raises(ConfigError, match=r"unknown key 'trian.depth': it must start with one of .*did you mean 'train'"):
+        small(["trian.depth=2"])
 
 
 def test_labels_must_be_unique():
-    raw = load_raw(None)
-    raw["solvers"] = [{"name": "dugd"}, {"name": "dugd", "period": 2}]
-    with pytest.raises(ConfigError, match=r"two solvers are labelled 'dugd'.*distinct label"):
+    raw = raw_small()
+    raw["solvers"] = [{"name": "constant-gd"}, {"name": "constant-gd", "step": 0.1}]
+    with pytest.raises(ConfigError, match=r"two solvers are labelled 'constant-gd'.*distinct label"):
         build_config(raw)
 
 
 def test_a_configuration_without_solvers_is_refused():
-    raw = load_raw(None)
+    raw = raw_small()
     raw.pop("solvers")
-    with pytest.raises(ConfigError, match=r"lists no solvers.*one of: .*dugd, .*gd"):
+    with pytest.raises(ConfigError, match=r"lists no solvers.*one of: constant-gd, learned-gd"):
         build_config(raw)
 
 
 def test_schedule_options_are_validated_under_train():
-    config = load_config(overrides=["train.schedule=layer-wise", "train.finetune_lr_scale=0.5"])
+    config = small(["train.schedule=layer-wise", "train.finetune_lr_scale=0.5"])
     assert config.schedule_options.finetune_lr_scale == 0.5
     assert config.to_dict()["train"]["finetune_lr_scale"] == 0.5
     with pytest.raises(ConfigError, match="unknown key 'train.finetune_lr_scale'"):
-        load_config(overrides=["train.finetune_lr_scale=0.5"])  # not an option of 'incremental'
+        small(["train.finetune_lr_scale=0.5"])  # not an option of 'incremental'
 
 
 def test_config_file_round_trips_through_to_dict(tmp_path):
-    import tomllib
-
     path = tmp_path / "exp.toml"
-    path.write_text(REFERENCE_TOML.replace("depth = 50", "depth = 7"))
+    path.write_text(SMALL_TOML.replace("depth = 6", "depth = 7"))
     config = load_config(path)
     assert config.train.depth == 7
     resolved = config.to_dict()
-    assert resolved["solvers"][1] == {"name": "dugd", "label": "dugd-lambda", "period": 4, "learn_lambda": True,
-                                      "lambda_period": 0, "parametrization": "reciprocal", "init_step": 0.0,
-                                      "lr": 1e-3, "lambda_lr": 1e-4}
-    assert build_config(tomllib.loads(REFERENCE_TOML.replace("depth = 50", "depth = 7"))).to_dict() == resolved
+    assert resolved["solvers"][0] == {"name": "learned-gd", "label": "learned", "period": 4, "init_step": 0.0,
+                                      "reciprocal": False, "lr": 1e-2}
+    assert resolved["train"]["optimizer_options"] == {} and resolved["train"]["optimizer"] == "adam"
+    assert build_config(resolved).to_dict() == resolved
 
 
 def test_unreadable_or_invalid_files_are_refused(tmp_path):
@@ -107,28 +215,26 @@ def test_unreadable_or_invalid_files_are_refused(tmp_path):
 
 
 def test_overrides_do_not_mutate_their_input():
-    raw = load_raw(None)
-    apply_overrides(raw, ["train.depth=3"])
-    assert raw["train"]["depth"] == 50
+    raw = raw_small()
+    apply_overrides(raw, ["train.depth=3", "problem.name=diag-quadratic", "solvers.0.period=1"])
+    assert raw == tomllib.loads(SMALL_TOML)
 
 
 def test_a_solvers_training_does_not_depend_on_its_position():
-    import numpy as np
-
     from du_framework.compare import build_problem, build_schedule, build_solvers, train_solver
 
     def trained_eta(solvers, seed=1):
-        raw = apply_overrides(load_raw(None), ["problem.n=6", "problem.m=12", "train.depth=3",
-                                               "train.steps_per_stage=5", "train.batch_size=4", f"train.seed={seed}"])
+        raw = apply_overrides(raw_small(), ["train.depth=3", "train.steps_per_stage=5", "train.batch_size=4",
+                                            f"train.seed={seed}"])
         raw["solvers"] = solvers
         config = build_config(raw)
         problem = build_problem(config)
-        index = [s.label for s in config.solvers].index("dugd")
+        index = [s.label for s in config.solvers].index("learned")
         solver = build_solvers(config, problem)[index]
         trained = train_solver(config, index, solver, problem, build_schedule(config), progress=False).solver
         return trained.learned_parameters()["eta"]
 
-    alone = trained_eta([{"name": "dugd"}])
-    second = trained_eta([{"name": "gd"}, {"name": "dugd", "label": "dugd"}])
+    alone = trained_eta([{"name": "learned-gd", "label": "learned"}])
+    second = trained_eta([{"name": "constant-gd"}, {"name": "learned-gd", "label": "learned"}])
     np.testing.assert_array_equal(alone, second)
-    assert not np.array_equal(alone, trained_eta([{"name": "dugd"}], seed=2))
+    assert not np.array_equal(alone, trained_eta([{"name": "learned-gd", "label": "learned"}], seed=2))

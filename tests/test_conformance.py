@@ -1,13 +1,21 @@
-"""The conformance kit, run over every solver registered in this environment."""
+"""The conformance kit, run over everything registered in this environment.
 
-from du_framework.plugins import get_registry, reset
-from du_framework.testing import SolverCase, parametrize_with_checks
+Every solver that fits the core's small problem, every registered problem and
+every registered schedule is checked; the test names no plugin, so it covers
+whatever is installed (only the built-in schedules when no plugin is).
+"""
+
+from du_framework.registry import get_registry, reset
+from du_framework.testing import ProblemCase, ScheduleCase, SmallLeastSquares, SolverCase, parametrize_with_checks, small_problem
 
 
 def _registered_cases():
     registry = get_registry()
+    problem = small_problem()
     cases = [SolverCase(entry.cls) for _, entry in sorted(registry.entries["solver"].items())
-             if issubclass(registry.problem("ridge"), entry.cls.requires)]
+             if entry.cls.fits(problem)]
+    cases += [ProblemCase(entry.cls) for _, entry in sorted(registry.entries["problem"].items())]
+    cases += [ScheduleCase(entry.cls) for _, entry in sorted(registry.entries["schedule"].items())]
     reset()
     return cases
 
@@ -15,12 +23,14 @@ def _registered_cases():
 CASES = _registered_cases()
 
 
-def test_every_registered_solver_of_the_ridge_problem_is_checked():
+def test_every_registered_component_that_fits_is_checked():
     registry = get_registry()
-    names = {case.solver.name for case in CASES}
-    assert {"dugd", "gd"} <= names
-    ridge = registry.problem("ridge")
-    assert names == {n for n, e in registry.entries["solver"].items() if issubclass(ridge, e.cls.requires)}
+    problem = SmallLeastSquares(SmallLeastSquares.Options())
+    solvers = {case.solver.name for case in CASES if isinstance(case, SolverCase)}
+    assert solvers == {n for n, e in registry.entries["solver"].items() if e.cls.fits(problem)}
+    assert {case.problem.name for case in CASES if isinstance(case, ProblemCase)} == set(registry.names("problem"))
+    schedules = {case.schedule.name for case in CASES if isinstance(case, ScheduleCase)}
+    assert schedules == set(registry.names("schedule")) and "incremental-restart" in schedules
 
 
 @parametrize_with_checks(CASES)

@@ -1,5 +1,6 @@
 """The docs' code is executed: the plugin tutorial end to end, and runnable examples."""
 
+import csv
 import json
 import os
 import re
@@ -12,10 +13,27 @@ import pytest
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 FENCE = re.compile(r"```(\w+)([^\n]*)\n(.*?)```", re.S)
 
+TUTORIAL_FILES = {
+    "du-mimo/pyproject.toml",
+    "du-mimo/du_mimo/__init__.py",
+    "du-mimo/du_mimo/problem.py",
+    "du-mimo/du_mimo/solvers.py",
+    "du-mimo/du_mimo/schedules.py",
+    "du-mimo/du_mimo/plugin.py",
+    "du-mimo/tests/test_du_mimo.py",
+    "compare.toml",
+}
+DEPTH = 6
+
 
 def blocks(page: str):
     """(language, info, code) of every fenced block of a docs page."""
     return [(m.group(1), m.group(2).strip(), m.group(3)) for m in FENCE.finditer((DOCS / page).read_text())]
+
+
+def runnable(page: str) -> list[str]:
+    """The code of the page's ```python run``` blocks."""
+    return [code for language, info, code in blocks(page) if language == "python" and "run" in info.split()]
 
 
 def run(args, cwd, env, timeout=300):
@@ -24,59 +42,144 @@ def run(args, cwd, env, timeout=300):
     return done.stdout
 
 
+def unfold(*args, root, env):
+    return run([sys.executable, "-m", "du_framework", *args], cwd=root, env=env)
+
+
 @pytest.fixture(scope="module")
 def tutorial(tmp_path_factory):
-    """The tutorial's files written out and its package pip-installed into a private folder."""
+    """The tutorial's files written out and its package pip-installed into a private folder.
+
+    ``DU_PLUGINS=du-mimo`` loads that plugin alone, as if only the core and du-mimo were installed:
+    the tutorial must not lean on the repository's plugins.
+    """
     root = tmp_path_factory.mktemp("tutorial")
     files = {}
     for _, info, code in blocks("writing-a-plugin.md"):
         match = re.search(r"file=(\S+)", info)
         if match:
+            assert match.group(1) not in files, f"two blocks write {match.group(1)}"
             files[match.group(1)] = code
             (root / match.group(1)).parent.mkdir(parents=True, exist_ok=True)
             (root / match.group(1)).write_text(code)
-    assert {"du-nesterov/pyproject.toml", "du-nesterov/du_nesterov/__init__.py", "compare.toml"} <= set(files)
+    assert set(files) == TUTORIAL_FILES
     site = root / "site"
     run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(site), str(root / "du-nesterov")], cwd=root, env=os.environ.copy())
+         "--target", str(site), str(root / "du-mimo")], cwd=root, env=os.environ.copy())
     env = os.environ.copy()
     env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")])
-    env.pop("DU_PLUGINS", None)
+    env["DU_PLUGINS"] = "du-mimo"
     return root, env
 
 
-def test_tutorial_plugin_appears_in_du_list(tutorial):
+@pytest.fixture(scope="module")
+def comparison(tutorial):
+    """``unfold compare`` on the tutorial's configuration: (output folder, printed table)."""
     root, env = tutorial
-    listing = json.loads(run([sys.executable, "-m", "du_framework", "list", "--json"], cwd=root, env=env))
-    entry = listing["solvers"]["du-nesterov"]
-    assert entry["plugin"] == "du-nesterov"
-    assert entry["requires"] == "QuadraticProblem" and "ridge" in entry["fits"]
+    out = root / "runs" / "mimo"
+    printed = unfold("compare", "--config", "compare.toml", "--metric", "ser", "--out", str(out), "--no-progress",
+                     root=root, env=env)
+    return out, printed
 
 
-def test_tutorial_comparison_runs_and_the_learned_solver_beats_gd(tutorial):
+def test_tutorial_plugin_appears_in_unfold_list(tutorial):
     root, env = tutorial
-    out = root / "runs" / "nesterov"
-    printed = run([sys.executable, "-m", "du_framework", "compare", "--config", "compare.toml", "--out", str(out),
-                   "--no-progress"], cwd=root, env=env)
-    assert "du-nesterov" in printed
-    results = json.loads((out / "results.json").read_text())["solvers"]
-    assert set(results["du-nesterov"]["params"]) == {"eta", "beta"}
-    assert results["du-nesterov"]["mse"][-1] < results["gd"]["mse"][-1]
-    assert (out / "params.png").stat().st_size > 0
+    listing = json.loads(unfold("list", "--json", root=root, env=env))
+    assert listing["failed_plugins"] == {}
+    plugins = {entry["plugin"] for kind in ("problems", "solvers", "schedules", "experiments")
+               for entry in listing[kind].values()}
+    assert plugins == {"du-mimo", "du-framework (built-in)"}
+    problem = listing["problems"]["mimo-bpsk"]
+    assert problem["plugin"] == "du-mimo"
+    assert problem["metrics"] == ["ser", "mse"] and problem["primary_metric"] == "ser"
+    for name in ("tpg", "pg"):
+        solver = listing["solvers"][name]
+        assert solver["plugin"] == "du-mimo"
+        assert solver["requires"] == "LinearObservation and FiniteAlphabet" and solver["fits"] == ["mimo-bpsk"]
+    assert listing["schedules"]["restart-polish"]["plugin"] == "du-mimo"
+    assert listing["experiments"]["mimo-quick"] == {
+        "plugin": "du-mimo", "default": False,
+        "description": "TPG against the fixed-constant detector, 4 x 8 BPSK MIMO at 10 dB"}
+
+
+def test_tutorial_options_are_listed_as_declared(tutorial):
+    root, env = tutorial
+    printed = unfold("list", "--options", "tpg", root=root, env=env)
+    table = (DOCS / "writing-a-plugin.md").read_text().split("prints the declared options:\n\n```\n", 1)[1]
+    for line in table.split("```", 1)[0].strip().splitlines():
+        assert line in printed, f"docs show {line!r}; unfold list --options tpg printed:\n{printed}"
+
+
+def test_tutorial_learned_detector_beats_the_classical_one(comparison):
+    out, printed = comparison
+    assert "symbol error rate" in printed and "tpg" in printed and "pg" in printed
+    results = json.loads((out / "results.json").read_text())
+    assert results["primary_metric"] == "ser" and set(results["metrics"]) == {"ser", "mse"}
+    assert results["config"]["train"]["optimizer"] == "adamw"
+    assert results["config"]["train"]["polish_factor"] == 3
+    tpg, pg = results["solvers"]["tpg"], results["solvers"]["pg"]
+    for metric in ("ser", "mse"):
+        assert len(tpg["metrics"][metric]) == DEPTH == len(pg["metrics"][metric])
+        assert tpg["metrics"][metric][-1] < pg["metrics"][metric][-1], metric
+    assert set(tpg["params"]) == {"gamma", "theta"} and tpg["trainable"] and tpg["compilations"] <= 1
+    assert all(value > 0 for name in ("gamma", "theta") for value in tpg["params"][name])
+    assert set(pg["params"]) == {"gamma", "theta"} and not pg["trainable"]
+    assert tpg["references"]["gamma"]["1/L"] == pytest.approx(pg["params"]["gamma"])
+
+
+def test_tutorial_results_csv_holds_every_metric(comparison):
+    out, _ = comparison
+    with open(out / "results.csv", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["solver", "iteration", "ser", "mse"]
+    assert len(rows) == 1 + 2 * DEPTH
+    assert {row[0] for row in rows[1:]} == {"tpg", "pg"}
+
+
+def test_tutorial_writes_plots_and_a_checkpoint(comparison):
+    out, _ = comparison
+    for name in ("mse.png", "params.png", "checkpoints/tpg.npz", "config.json"):
+        assert (out / name).stat().st_size > 0, name
+
+
+def test_tutorial_compares_another_metric_from_checkpoints(tutorial, comparison):
+    root, env = tutorial
+    out, _ = comparison
+    again = root / "runs" / "mimo-mse"
+    printed = unfold("compare", "--config", "compare.toml", "--checkpoints", str(out / "checkpoints"), "--metric",
+                     "mse", "--out", str(again), "--no-progress", "--no-plots", root=root, env=env)
+    assert "MSE" in printed and "loaded" in printed
+    first = json.loads((out / "results.json").read_text())["solvers"]["tpg"]["metrics"]
+    second = json.loads((again / "results.json").read_text())["solvers"]["tpg"]["metrics"]
+    assert second["mse"] == pytest.approx(first["mse"], rel=1e-5)
 
 
 def test_tutorial_conformance_tests_pass(tutorial):
+    from du_framework.testing import checks
+
     root, env = tutorial
-    printed = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(root / "du-nesterov" / "tests")],
+    printed = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(root / "du-mimo" / "tests")],
                   cwd=root, env=env)
-    assert re.search(r"\b12 passed\b", printed), printed
+    counts = {word: int(number) for number, word in re.findall(r"(\d+) (passed|skipped|failed|error)", printed)}
+    # One problem, two solvers (one of them classical) and one schedule, plus the plugin's own two tests.
+    cases = len(checks.PROBLEM_CHECKS) + 2 * len(checks.SOLVER_CHECKS) + len(checks.SCHEDULE_CHECKS) + 2
+    assert counts.get("passed", 0) + counts.get("skipped", 0) == cases, printed
+    assert counts.get("skipped", 0) >= 1 and "failed" not in counts and "error" not in counts, printed
+
+
+def test_tutorial_in_process_registration_runs(tutorial):
+    root, env = tutorial
+    (code,) = runnable("writing-a-plugin.md")
+    (root / "notebook.py").write_text(code)
+    printed = run([sys.executable, "notebook.py"], cwd=root, env=env)
+    assert "symbol error rate" in printed
 
 
 @pytest.mark.parametrize("page", ["getting-started.md", "concepts.md", "performance.md"])
 def test_runnable_examples_execute(page, tmp_path, monkeypatch):
-    runnable = [code for language, info, code in blocks(page) if language == "python" and "run" in info.split()]
-    assert runnable, f"{page} has no runnable example"
+    code_blocks = runnable(page)
+    assert code_blocks, f"{page} has no runnable example"
     monkeypatch.chdir(tmp_path)
     namespace = {}
-    for code in runnable:
+    for code in code_blocks:
         exec(compile(code, f"docs/{page}", "exec"), namespace)

@@ -1,14 +1,17 @@
-"""The example configurations validate against the installed plugins and run (shortened)."""
+"""The example configurations run end to end with the installed plugins (shortened), as a user runs them."""
 
+import csv
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from du_framework.compare import run_comparison
-from du_framework.config import load_config
-
-EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.toml"))
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "examples").glob("*.toml"))
 
 SHORTEN = {
     "sparse_recovery": ["problem.n=40", "problem.m=20"],
@@ -22,11 +25,25 @@ def test_the_three_families_have_an_example():
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
-def test_example_runs(path):
-    config = load_config(path, SHORTEN[path.stem] + [
-        "train.depth=4", "train.steps_per_stage=3", "train.batch_size=8", "evaluation.batches=1",
-        "evaluation.batch_size=16"])
-    comparison = run_comparison(config, progress=False)
-    assert list(comparison.results) == [s.label for s in config.solvers]
-    for result in comparison.results.values():
-        assert result.mse.shape == (4,) and np.all(np.isfinite(result.mse))
+def test_example_runs_and_reports_every_metric(path, tmp_path):
+    overrides = SHORTEN[path.stem] + ["train.depth=4", "train.steps_per_stage=3", "train.batch_size=8",
+                                      "evaluation.batches=1", "evaluation.batch_size=16"]
+    args = [sys.executable, "-m", "du_framework", "compare", "--config", str(path), "--out", str(tmp_path),
+            "--no-progress", "--no-plots"]
+    for override in overrides:
+        args += ["--set", override]
+    env = {key: value for key, value in os.environ.items() if key != "DU_PLUGINS"}
+    done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    results = json.loads((tmp_path / "results.json").read_text())
+    labels = [solver["label"] for solver in results["config"]["solvers"]]
+    assert list(results["solvers"]) == labels and len(labels) >= 3
+    metrics = list(results["metrics"])
+    assert results["primary_metric"] in metrics
+    for result in results["solvers"].values():
+        assert list(result["metrics"]) == metrics
+        for curve in result["metrics"].values():
+            assert len(curve) == 4 and np.all(np.isfinite(curve))
+    with open(tmp_path / "results.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["solver", "iteration", *metrics] and len(rows) == 4 * len(labels)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from du_framework import Problem, ProblemDataError, RegularizedLeastSquares
+from du_framework import MSE, NMSE_DB, Problem, ProblemDataError, RegularizedLeastSquares, option
 from du_framework.matrix import load_matrix
 
 
@@ -17,6 +18,7 @@ class RidgeProblem(Problem, RegularizedLeastSquares):
     ``A`` (``m x n``) is fixed: drawn once with i.i.d. N(0, 1) entries from
     ``seed``, or read from a ``.npy`` file. Each instance is a fresh ``y``; its
     target is the closed-form minimiser ``x_opt = (A^T A + lam I)^{-1} A^T y``.
+    Metrics: the MSE (primary) and the NMSE in dB.
 
     Attributes:
         n, m: sizes of ``x`` and ``y``.
@@ -31,20 +33,15 @@ class RidgeProblem(Problem, RegularizedLeastSquares):
 
     @dataclasses.dataclass(frozen=True)
     class Options:
-        n: int = 50
-        m: int = 100
-        lam: float = 3.0
-        seed: int = 0
-        matrix: str = ""
-
-        def validate(self):
-            if self.n < 1 or self.m < 1:
-                raise ValueError(f"problem.n and problem.m must be >= 1, got n={self.n}, m={self.m}")
-            if not self.lam >= 0:
-                raise ValueError(f"problem.lam must be >= 0, got {self.lam}")
+        n: int = option(50, ge=1, help="length of x (columns of A)")
+        m: int = option(100, ge=1, help="length of y (rows of A)")
+        lam: float = option(3.0, ge=0, help="regularisation weight lambda")
+        seed: int = option(0, ge=0, help="seed of the Gaussian matrix A (unused with matrix)")
+        matrix: str = option("", help="path of a .npy file holding A (m x n); empty: draw A from seed")
 
     name = "ridge"
     description = "ridge least squares, fixed Gaussian A, fresh y ~ N(0, I) per instance"
+    metrics = (MSE, NMSE_DB)
 
     def __init__(self, matrix: np.ndarray, lam: float, *, source: str = "generated"):
         matrix = np.asarray(matrix, dtype=np.float64)

@@ -1,6 +1,7 @@
 """Linear systems ``A x = b`` and relaxation methods built on the Jacobi fixed-point map."""
 
 from .problem import JacobiSplitting, LinearSystem
-from .solvers import DUPSOR, DUSOR, SOR, ChebyshevPSOR, GaussSeidelSOR, Jacobi
+from .solvers import DUPSOR, DUSOR, SOR, ChebyshevPSOR, GaussSeidelSOR, Jacobi, JacobiContext, SweepContext
 
-__all__ = ["LinearSystem", "JacobiSplitting", "Jacobi", "SOR", "DUPSOR", "ChebyshevPSOR", "GaussSeidelSOR", "DUSOR"]
+__all__ = ["LinearSystem", "JacobiSplitting", "Jacobi", "SOR", "DUPSOR", "ChebyshevPSOR", "GaussSeidelSOR", "DUSOR",
+           "JacobiContext", "SweepContext"]

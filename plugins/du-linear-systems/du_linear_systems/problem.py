@@ -4,16 +4,33 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from du_framework import Problem, ProblemDataError, QuadraticProblem
+from du_framework import MSE, NMSE_DB, Problem, ProblemDataError, QuadraticProblem, option
 from du_framework.matrix import load_matrix
 
 
 class JacobiSplitting(QuadraticProblem):
-    """Capability: a quadratic problem (``H = A``, ``b``) whose ``D = diag(A)`` and spectrum of ``D^{-1} A`` are known."""
+    """Capability: ``A x = b`` for one symmetric positive definite ``A`` with its Jacobi splitting known.
+
+    Contract, beside :class:`~du_framework.QuadraticProblem`'s:
+
+    * ``H = A``: ``hessian_apply(x)`` is ``A x`` and ``linear_term(instance)`` is ``b``, so the
+      minimiser of the quadratic solves ``A x = b``;
+    * ``A`` is the same for every instance (``b`` varies); :attr:`matrix` and :attr:`diagonal`
+      are arrays of the problem (leaves of its pytree), usable inside jitted code;
+    * :attr:`diagonal` is ``diag(A)``, every entry > 0 (true for SPD ``A``), so ``D^{-1}``
+      exists and the Jacobi map ``f(x) = x + D^{-1} (b - A x)`` is defined;
+    * :meth:`jacobi_spectrum_bounds` gives the extreme eigenvalues of ``D^{-1} A`` as host
+      floats, ``0 < lambda_min <= lambda_max`` (``D^{-1} A`` is similar to the SPD
+      ``D^{-1/2} A D^{-1/2}``, so its spectrum is real and positive).
+
+    Solvers that relax the Jacobi map (``jacobi``, ``sor``, ``chebyshev-psor``, ``du-psor``)
+    and the Gauss-Seidel sweep (``gauss-seidel-sor``, ``du-sor``) require it.
+    """
 
     @property
     @abc.abstractmethod
@@ -27,7 +44,7 @@ class JacobiSplitting(QuadraticProblem):
 
     @abc.abstractmethod
     def jacobi_spectrum_bounds(self) -> tuple[float, float]:
-        """``(lambda_min, lambda_max)`` of ``D^{-1} A`` (real and positive for SPD ``A``)."""
+        """``(lambda_min, lambda_max)`` of ``D^{-1} A`` (host floats, real and positive for SPD ``A``)."""
 
 
 def spectrum_ensemble(n: int, kappa: float, seed: int) -> np.ndarray:
@@ -51,7 +68,8 @@ class LinearSystem(Problem, JacobiSplitting):
 
     ``A`` comes from :func:`spectrum_ensemble` (``n``, ``kappa``, ``seed``) or from a
     ``.npy`` file (``matrix``): square, finite, symmetric, positive definite. As a
-    quadratic problem, ``H = A``; as a Jacobi splitting, ``D = diag(A)``.
+    quadratic problem, ``H = A``; as a Jacobi splitting, ``D = diag(A)``. Metrics: the
+    NMSE in dB (primary) and the MSE.
 
     >>> problem = LinearSystem.from_options(LinearSystem.Options(n=4, kappa=10.0))
     >>> problem.sample(jax.random.key(0), 2)["b"].shape
@@ -60,20 +78,15 @@ class LinearSystem(Problem, JacobiSplitting):
 
     @dataclasses.dataclass(frozen=True)
     class Options:
-        n: int = 64
-        kappa: float = 50.0
-        seed: int = 0
-        matrix: str = ""
-
-        def validate(self):
-            if self.n < 2:
-                raise ValueError(f"problem.n must be >= 2, got {self.n}")
-            if not self.kappa >= 1:
-                raise ValueError(f"problem.kappa must be >= 1, got {self.kappa}")
+        n: int = option(64, ge=2, help="size of the system (A is n x n)")
+        kappa: float = option(50.0, ge=1, help="condition number of the generated A (unused with matrix)")
+        seed: int = option(0, ge=0, help="seed of the generated A's eigenvectors (unused with matrix)")
+        matrix: str = option("", help="path of a .npy file holding a symmetric positive definite A (n x n); "
+                                      "empty: generate A from the spectrum ensemble")
 
     name = "linear-system"
-    report_metric = "nmse_db"
     description = "A x = b, fixed SPD A (prescribed-spectrum ensemble or .npy), fresh b ~ N(0, I)"
+    metrics = (NMSE_DB, MSE)
 
     def __init__(self, matrix: np.ndarray, *, source: str = "generated"):
         matrix = np.asarray(matrix, dtype=np.float64)
@@ -88,9 +101,10 @@ class LinearSystem(Problem, JacobiSplitting):
         self.source = source
         self.mu_min, self.mu_max = float(eigenvalues[0]), float(eigenvalues[-1])
         self.jacobi_min, self.jacobi_max = float(jacobi[0]), float(jacobi[-1])
-        self.A = jnp.asarray(matrix, jnp.float32)
-        self.inverse = jnp.asarray(np.linalg.inv(matrix), jnp.float32)
-        self.D = jnp.asarray(diagonal, jnp.float32)
+        # Cast on the host: jnp.asarray(..., dtype) would compile a conversion per shape.
+        self.A = jnp.asarray(matrix.astype(np.float32))
+        self.inverse = jnp.asarray(np.linalg.inv(matrix).astype(np.float32))
+        self.D = jnp.asarray(diagonal.astype(np.float32))
 
     @classmethod
     def from_options(cls, options: "LinearSystem.Options") -> "LinearSystem":

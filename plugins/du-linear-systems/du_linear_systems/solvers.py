@@ -17,30 +17,40 @@ factors ``w_k`` (period T) the same way.
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import jax.scipy.linalg
 import numpy as np
-from flax import nnx
 
-from du_framework import QuadraticSolver, per_iteration
+from du_framework import QuadraticSolver, Reciprocal, Unconstrained, learned, option, per_iteration
 from du_framework.theory import chebyshev_steps
 
 from .problem import JacobiSplitting
+
+
+class JacobiContext(NamedTuple):
+    """Context of the relaxed Jacobi solvers: ``b`` per instance and ``D^{-1}``."""
+
+    b: jax.Array
+    """Right-hand sides, shape ``(batch, dim)``."""
+    inverse_diagonal: jax.Array
+    """``1 / diag(A)``, shape ``(1, dim)``."""
 
 
 class _RelaxedJacobi(QuadraticSolver):
     requires = JacobiSplitting
 
     def prepare(self, problem, instance):
-        return {**super().prepare(problem, instance), "inverse_diagonal": (1.0 / problem.diagonal)[None, :]}
+        return JacobiContext(problem.linear_term(instance), (1.0 / problem.diagonal)[None, :])
 
     def relaxation(self, k):
         """The factor ``w_k`` of iteration ``k``."""
         raise NotImplementedError
 
-    def step(self, x, context, k):
-        return x - self.relaxation(k) * self.gradient(x, context) * context["inverse_diagonal"]
+    def step(self, problem, context, x, k):
+        return x - self.relaxation(k) * self.gradient(problem, context, x) * context.inverse_diagonal
 
 
 class Jacobi(_RelaxedJacobi):
@@ -54,15 +64,15 @@ class Jacobi(_RelaxedJacobi):
 
 
 class SOR(_RelaxedJacobi):
-    """Over-relaxed Jacobi map with one constant factor, by default the optimal ``2/(lambda_min + lambda_max)``."""
+    """Over-relaxed Jacobi map with one constant factor, by default the optimal ``2/(lambda_min + lambda_max)``.
+
+    Nothing is learned; the factor is reported as the constant ``omega``.
+    """
 
     @dataclasses.dataclass(frozen=True)
     class Options:
-        omega: float = 0.0
-
-        def validate(self):
-            if self.omega < 0:
-                raise ValueError(f"omega must be >= 0 (0 = optimal constant), got {self.omega}")
+        omega: float = option(0.0, ge=0, help="the constant relaxation factor (0: the optimal "
+                                               "2/(l_min + l_max) of D^-1 A)")
 
     name = "sor"
     description = "successive over-relaxation of the Jacobi map, optimal constant factor"
@@ -75,7 +85,7 @@ class SOR(_RelaxedJacobi):
     def relaxation(self, k):
         return self.omega
 
-    def learned_parameters(self):
+    def constants(self):
         return {"omega": np.array([self.omega])}
 
 
@@ -83,55 +93,53 @@ class ChebyshevPSOR(_RelaxedJacobi):
     """Chebyshev-periodical SOR (Takabe and Wadayama, IEICE Trans. Fundamentals E105.A(8), 2022).
 
     ``w_k = 1 / ((l_max + l_min)/2 + (l_max - l_min)/2 cos((2k+1) pi / (2T)))`` for the
-    spectrum ``[l_min, l_max]`` of ``D^{-1} A``.
+    spectrum ``[l_min, l_max]`` of ``D^{-1} A``. Nothing is learned; the factors are
+    reported as the constant ``omega``.
     """
 
     @dataclasses.dataclass(frozen=True)
     class Options:
-        period: int = 8
-
-        def validate(self):
-            if self.period < 1:
-                raise ValueError(f"period must be >= 1, got {self.period}")
+        period: int = option(8, ge=1, help="period T of the Chebyshev relaxation factors")
 
     name = "chebyshev-psor"
     description = "Chebyshev-periodical SOR factors of period T (Takabe-Wadayama)"
 
     def __init__(self, options, *, problem, depth):
         super().__init__(options, problem=problem, depth=depth)
-        self.factors = jnp.asarray(chebyshev_steps(*problem.jacobi_spectrum_bounds(), options.period), jnp.float32)
+        factors = chebyshev_steps(*problem.jacobi_spectrum_bounds(), options.period)
+        self.factors = jnp.asarray(factors.astype(np.float32))
 
     def relaxation(self, k):
         return per_iteration(self.factors, k)
 
-    def learned_parameters(self):
+    def constants(self):
         return {"omega": np.asarray(self.factors)}
 
 
 class DUPSOR(_RelaxedJacobi):
     """Deep-unfolded periodical SOR: relaxation factors learned with period T.
 
-    The learned parameter is the reciprocal ``nu_k = 1 / w_k``: over one period the
-    error is multiplied by ``prod_k (I - D^{-1} A / nu_k)``, a polynomial whose roots
-    are the ``nu_k``, which live on the spectrum of ``D^{-1} A`` (a well-scaled
-    interval) while the factors ``w_k`` span orders of magnitude. Adam on the roots
-    learns what Adam on the factors does not (see docs/algorithms/linear-system.md).
+    The optimiser moves the reciprocal ``nu_k = 1 / w_k`` (``omega`` is declared with
+    :class:`~du_framework.Reciprocal` of scale 1, so its raw value is ``nu``): over one
+    period the error is multiplied by ``prod_k (I - D^{-1} A / nu_k)``, a polynomial
+    whose roots are the ``nu_k``, which live on the spectrum of ``D^{-1} A`` (a
+    well-scaled interval) while the factors ``w_k`` span orders of magnitude. Adam on
+    the roots learns what Adam on the factors does not (see
+    docs/algorithms/du-linear-systems.md). The parameter plot shows the
+    Chebyshev-PSOR factors of the same period beside ``omega``.
 
     Attributes:
-        nu: learned reciprocal factors, shape ``(period,)`` (period 0: one per
-            iteration), initialised at ``1 / init_omega`` (init_omega 0: the optimal
-            constant factor, as ``sor`` uses).
+        omega: learned relaxation factors ``w_k``, shape ``(period,)`` (period 0: one
+            per iteration), stored as ``nu_k = 1 / w_k`` and initialised at
+            ``init_omega`` (0: the optimal constant factor, as ``sor`` uses);
+            learning rate ``lr``.
     """
 
     @dataclasses.dataclass(frozen=True)
     class Options:
-        period: int = 8
-        init_omega: float = 0.0
-        lr: float = 1e-2
-
-        def validate(self):
-            if self.period < 0 or self.init_omega < 0 or not self.lr > 0:
-                raise ValueError("need period >= 0, init_omega >= 0 (0 = optimal constant) and lr > 0")
+        period: int = option(8, ge=0, help="learned factors, used periodically (0: one per iteration)")
+        init_omega: float = option(0.0, ge=0, help="initial factor (0: the optimal constant 2/(l_min + l_max))")
+        lr: float = option(1e-2, gt=0, help="learning rate of the factors (moves their reciprocals nu = 1/omega)")
 
     name = "du-psor"
     description = "DU-PSOR: learned periodical relaxation factors of the Jacobi map"
@@ -140,13 +148,29 @@ class DUPSOR(_RelaxedJacobi):
         super().__init__(options, problem=problem, depth=depth)
         low, high = problem.jacobi_spectrum_bounds()
         start = options.init_omega or 2.0 / (low + high)
-        self.nu = nnx.Param(jnp.full((options.period or depth,), 1.0 / start, jnp.float32))
+        self.omega = learned(np.full(options.period or depth, start), constraint=Reciprocal(1.0), lr="lr",
+                             doc="relaxation factor w_k (stored as its reciprocal nu_k = 1/w_k)")
 
     def relaxation(self, k):
-        return 1.0 / per_iteration(self.nu, k)
+        return per_iteration(self.omega, k)
 
-    def learned_parameters(self):
-        return {"omega": 1.0 / np.asarray(self.nu[...])}
+    def reference_values(self, problem):
+        period = len(self.omega[...])  # the Chebyshev-PSOR factors of the same period, beside omega
+        return {"omega": {f"Chebyshev-PSOR factors (T={period})": chebyshev_steps(
+            *problem.jacobi_spectrum_bounds(), period)}}
+
+
+class SweepContext(NamedTuple):
+    """Context of the Gauss-Seidel sweeps: ``b`` and the splitting ``A = L + D + U``."""
+
+    b: jax.Array
+    """Right-hand sides, shape ``(batch, dim)``."""
+    lower: jax.Array
+    """``L``, the strictly lower triangle of ``A``, shape ``(dim, dim)``."""
+    diagonal: jax.Array
+    """``D = diag(diag(A))``, shape ``(dim, dim)``."""
+    upper: jax.Array
+    """``U``, the strictly upper triangle of ``A``, shape ``(dim, dim)``."""
 
 
 class _GaussSeidelSweep(QuadraticSolver):
@@ -156,22 +180,23 @@ class _GaussSeidelSweep(QuadraticSolver):
 
     def __init__(self, options, *, problem, depth):
         super().__init__(options, problem=problem, depth=depth)
-        A = np.asarray(problem.matrix, np.float64)
-        self.lower = jnp.asarray(np.tril(A, -1), jnp.float32)
-        self.upper = jnp.asarray(np.triu(A, 1), jnp.float32)
-        self.D = jnp.asarray(np.diag(np.diag(A)), jnp.float32)
         low, high = problem.jacobi_spectrum_bounds()
         rho = max(abs(1 - low), abs(1 - high))
         self.young = float(2.0 / (1.0 + np.sqrt(1.0 - rho**2)) if rho < 1 else 1.0)
+
+    def prepare(self, problem, instance):
+        matrix = problem.matrix
+        return SweepContext(problem.linear_term(instance), jnp.tril(matrix, -1), jnp.diag(problem.diagonal),
+                            jnp.triu(matrix, 1))
 
     def relaxation(self, k):
         """The factor ``w_k`` of iteration ``k``."""
         raise NotImplementedError
 
-    def step(self, x, context, k):
+    def step(self, problem, context, x, k):
         w = self.relaxation(k)
-        rhs = x @ ((1 - w) * self.D - w * self.upper).T + w * context["b"]
-        return jax.scipy.linalg.solve_triangular(self.D + w * self.lower, rhs.T, lower=True).T
+        rhs = x @ ((1 - w) * context.diagonal - w * context.upper).T + w * context.b
+        return jax.scipy.linalg.solve_triangular(context.diagonal + w * context.lower, rhs.T, lower=True).T
 
 
 class GaussSeidelSOR(_GaussSeidelSweep):
@@ -179,16 +204,13 @@ class GaussSeidelSOR(_GaussSeidelSweep):
 
     The default ``w`` is Young's ``2 / (1 + sqrt(1 - rho_J^2))`` from the Jacobi spectral
     radius ``rho_J = max(|1 - l_min|, |1 - l_max|)``: optimal for consistently ordered
-    matrices, a standard choice otherwise (1 when ``rho_J >= 1``).
+    matrices, a standard choice otherwise (1 when ``rho_J >= 1``). Nothing is learned;
+    the factor is reported as the constant ``omega``.
     """
 
     @dataclasses.dataclass(frozen=True)
     class Options:
-        omega: float = 0.0
-
-        def validate(self):
-            if not 0 <= self.omega < 2:
-                raise ValueError(f"omega must be in (0, 2) (0 = Young's formula), got {self.omega}")
+        omega: float = option(0.0, ge=0, lt=2, help="the relaxation factor, in (0, 2) (0: Young's factor)")
 
     name = "gauss-seidel-sor"
     description = "classical SOR (Gauss-Seidel sweep), Young's relaxation factor"
@@ -200,7 +222,7 @@ class GaussSeidelSOR(_GaussSeidelSweep):
     def relaxation(self, k):
         return self.omega
 
-    def learned_parameters(self):
+    def constants(self):
         return {"omega": np.array([self.omega])}
 
 
@@ -208,19 +230,16 @@ class DUSOR(_GaussSeidelSweep):
     """Deep-unfolded SOR: the Gauss-Seidel sweep with learned factors ``w_k`` of period T.
 
     Attributes:
-        omega: learned factors, shape ``(period,)`` (0: one per iteration), initialised
-            at Young's factor (as ``gauss-seidel-sor`` uses) or ``init_omega``.
+        omega: learned factors, shape ``(period,)`` (0: one per iteration), unconstrained,
+            initialised at Young's factor (as ``gauss-seidel-sor`` uses) or ``init_omega``;
+            learning rate ``lr``.
     """
 
     @dataclasses.dataclass(frozen=True)
     class Options:
-        period: int = 8
-        init_omega: float = 0.0
-        lr: float = 1e-2
-
-        def validate(self):
-            if self.period < 0 or not 0 <= self.init_omega < 2 or not self.lr > 0:
-                raise ValueError("need period >= 0, 0 <= init_omega < 2 (0 = Young's factor) and lr > 0")
+        period: int = option(8, ge=0, help="learned factors, used periodically (0: one per iteration)")
+        init_omega: float = option(0.0, ge=0, lt=2, help="initial factor, in (0, 2) (0: Young's factor)")
+        lr: float = option(1e-2, gt=0, help="learning rate of the factors omega")
 
     name = "du-sor"
     description = "DU-SOR: Gauss-Seidel SOR sweep with learned periodical relaxation factors"
@@ -228,7 +247,8 @@ class DUSOR(_GaussSeidelSweep):
     def __init__(self, options, *, problem, depth):
         super().__init__(options, problem=problem, depth=depth)
         start = options.init_omega or self.young
-        self.omega = nnx.Param(jnp.full((options.period or depth,), start, jnp.float32))
+        self.omega = learned(np.full(options.period or depth, start), constraint=Unconstrained(), lr="lr",
+                             doc="relaxation factor w_k of the Gauss-Seidel sweep")
 
     def relaxation(self, k):
         return per_iteration(self.omega, k)

@@ -4,13 +4,27 @@ import jax
 import numpy as np
 import pytest
 
-from du_framework import ProblemDataError
-from du_framework.engine import evaluate, train
+from du_framework import ConfigError, ProblemDataError, Reciprocal, Unconstrained
+from du_framework.engine import evaluate as evaluate_metrics
+from du_framework.engine import train as train_settings
+from du_framework.options import parse_options
 from du_framework.schedules import Incremental
-from du_framework.testing import SolverCase, parametrize_with_checks
+from du_framework.testing import ProblemCase, SolverCase, parametrize_with_checks
 from du_framework.theory import chebyshev_period_factor, chebyshev_steps
 from du_linear_systems import DUPSOR, DUSOR, SOR, ChebyshevPSOR, GaussSeidelSOR, Jacobi, LinearSystem
 from du_linear_systems.problem import spectrum_ensemble
+
+SOLVERS = (Jacobi, SOR, ChebyshevPSOR, DUPSOR, GaussSeidelSOR, DUSOR)
+
+
+def evaluate(solver, problem, **kwargs):
+    """The MSE curve (one value per iteration)."""
+    return evaluate_metrics(solver, problem, metrics=("mse",), **kwargs)["mse"]
+
+
+def train(solver, problem, schedule, **kwargs):
+    """Train on the MSE itself (not log(MSE)), as these tests were calibrated."""
+    return train_settings(solver, problem, schedule, log_loss=False, **kwargs)
 
 
 def small_system():
@@ -103,6 +117,8 @@ def test_du_psor_learns_factors_at_least_as_good_as_chebyshev_and_far_below_sor(
     assert curves["du-psor"][-1] < curves["sor"][-1] / 100, curves
     omega = learned.learned_parameters()["omega"]
     assert omega.shape == (period,) and np.all(np.isfinite(omega))
+    # The optimiser moves the reciprocals nu = 1 / omega (Reciprocal(1.0)); the report is omega itself.
+    np.testing.assert_allclose(np.asarray(learned.omega[...]), 1 / omega, rtol=1e-6)
 
 
 def test_du_sor_learns_sweep_factors_well_beyond_youngs_constant():
@@ -138,6 +154,49 @@ def test_matrix_files_are_validated(tmp_path):
     assert problem.describe()["matrix"].endswith("ok.npy")
 
 
-@parametrize_with_checks([SolverCase(cls, problem=small_system) for cls in (Jacobi, SOR, ChebyshevPSOR, DUPSOR, GaussSeidelSOR, DUSOR)])
+def test_problem_declares_nmse_db_first_and_mse():
+    problem = small_system()
+    assert [metric.name for metric in problem.metrics] == ["nmse_db", "mse"] and problem.primary() == "nmse_db"
+    curves = evaluate_metrics(Jacobi(Jacobi.Options(), problem=problem, depth=3), problem, key=4, batch_size=30,
+                              batches=2)
+    targets = np.concatenate([np.asarray(problem.sample(key, 30)["target"], np.float64)
+                              for key in jax.random.split(jax.random.key(4), 2)])
+    energy = np.mean(np.sum(targets**2, axis=1))
+    np.testing.assert_allclose(curves["nmse_db"], 10 * np.log10(curves["mse"] / energy), atol=1e-4)
+
+
+def test_du_psor_stores_reciprocal_factors_and_offers_chebyshev_psor_references():
+    problem = small_system()
+    solver = DUPSOR(DUPSOR.Options(period=8), problem=problem, depth=16)
+    lo, hi = problem.jacobi_spectrum_bounds()
+    assert solver.omega.constraint == Reciprocal(1.0) and solver.omega.lr == "lr"
+    # The raw (optimised) value is nu = 1 / omega, initialised at the reciprocal of SOR's optimal factor.
+    np.testing.assert_allclose(np.asarray(solver.omega[...]), np.full(8, (lo + hi) / 2), rtol=1e-6)
+    np.testing.assert_allclose(solver.learned_parameters()["omega"], np.full(8, 2 / (lo + hi)), rtol=1e-6)
+    (label, factors), = solver.reference_values(problem)["omega"].items()
+    assert "T=8" in label
+    np.testing.assert_allclose(factors, chebyshev_steps(lo, hi, 8))
+    cheb = ChebyshevPSOR(ChebyshevPSOR.Options(period=8), problem=problem, depth=16)
+    np.testing.assert_allclose(cheb.learned_parameters()["omega"], factors, rtol=1e-6)
+    assert DUSOR(DUSOR.Options(), problem=problem, depth=16).omega.constraint == Unconstrained()
+
+
+@pytest.mark.parametrize("cls, key, value", [
+    (SOR, "omega", -0.5), (ChebyshevPSOR, "period", 0), (DUPSOR, "period", -1), (DUPSOR, "init_omega", -1.0),
+    (DUPSOR, "lr", 0.0), (GaussSeidelSOR, "omega", 2.0), (DUSOR, "init_omega", 2.0), (DUSOR, "lr", float("nan")),
+])
+def test_options_refuse_out_of_range_values(cls, key, value):
+    with pytest.raises(ConfigError, match=key):
+        parse_options(cls.Options, {key: value}, prefix="solvers[0].")
+
+
+@pytest.mark.parametrize("key, value", [("n", 1), ("kappa", 0.5), ("kappa", float("inf")), ("seed", -1)])
+def test_problem_options_refuse_out_of_range_values(key, value):
+    with pytest.raises(ConfigError, match=f"problem.{key}"):
+        parse_options(LinearSystem.Options, {key: value}, prefix="problem.")
+
+
+@parametrize_with_checks([ProblemCase(LinearSystem, LinearSystem.Options(n=16))]
+                         + [SolverCase(cls, problem=small_system) for cls in SOLVERS])
 def test_conformance(case, check):
     check(case)

@@ -1,7 +1,7 @@
-"""Sparse recovery ``y = A x + w`` and its classical and unfolded solvers."""
+"""Sparse recovery ``y = A x + w`` (``A`` shared or drawn per instance) and its classical and unfolded solvers."""
 
-from .problem import SparseLinearInverseProblem, SparseRecovery
-from .solvers import DUISTA, FISTA, ISTA, LISTA, TISTA, soft_threshold
+from .problem import BernoulliGaussianPrior, SparseRecovery, per_instance_lipschitz_bound
+from .solvers import DUISTA, FISTA, ISTA, LISTA, TISTA, FISTAState, LinearContext, TISTAContext, soft_threshold
 
-__all__ = ["SparseRecovery", "SparseLinearInverseProblem", "ISTA", "FISTA", "DUISTA", "TISTA", "LISTA",
-           "soft_threshold"]
+__all__ = ["SparseRecovery", "BernoulliGaussianPrior", "per_instance_lipschitz_bound", "ISTA", "FISTA", "DUISTA",
+           "TISTA", "LISTA", "LinearContext", "FISTAState", "TISTAContext", "soft_threshold"]

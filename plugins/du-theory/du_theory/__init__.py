@@ -4,9 +4,10 @@
 - ``cg``: conjugate gradient, the per-instance Krylov optimum;
 - ``heavy-ball``: Polyak's momentum method with its optimal constant parameters.
 
-None learns anything: they bound what a learned method can reach.
+None learns anything: they bound what a learned method can reach. Each reports
+its fixed constants (``eta``; ``alpha`` and ``beta``) through ``constants()``.
 """
 
-from .solvers import ChebyshevGD, ConjugateGradient, HeavyBall
+from .solvers import CGState, ChebyshevGD, ConjugateGradient, HeavyBall, HeavyBallState
 
-__all__ = ["ChebyshevGD", "ConjugateGradient", "HeavyBall"]
+__all__ = ["ChebyshevGD", "ConjugateGradient", "HeavyBall", "CGState", "HeavyBallState"]

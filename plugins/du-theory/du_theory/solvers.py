@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
-from du_framework import QuadraticSolver, per_iteration
+from du_framework import QuadraticSolver, option, per_iteration
 from du_framework.theory import chebyshev_steps, polyak_parameters
 
 
@@ -18,28 +20,34 @@ class ChebyshevGD(QuadraticSolver):
     ``eta_k = 1 / ((mu_max + mu_min)/2 + (mu_max - mu_min)/2 cos((2k+1) pi / (2T)))``
     (Takabe and Wadayama, arXiv:2001.05142). After each whole period the error is
     multiplied by a Chebyshev polynomial of H, bounded by ``1 / T_T((kappa+1)/(kappa-1))``.
+    The steps are reported as the constant ``eta``.
     """
 
     @dataclasses.dataclass(frozen=True)
     class Options:
-        period: int = 4
-
-        def validate(self):
-            if self.period < 1:
-                raise ValueError(f"period must be >= 1, got {self.period}")
+        period: int = option(4, ge=1, help="period T of the Chebyshev steps")
 
     name = "gd-chebyshev"
     description = "GD with Chebyshev step sizes of period T from the spectrum bounds"
 
     def __init__(self, options, *, problem, depth):
         super().__init__(options, problem=problem, depth=depth)
-        self.steps = jnp.asarray(chebyshev_steps(*problem.spectrum_bounds(), options.period), jnp.float32)
+        self.steps = jnp.asarray(chebyshev_steps(*problem.spectrum_bounds(), options.period).astype(np.float32))
 
-    def step(self, x, context, k):
-        return x - per_iteration(self.steps, k) * self.gradient(x, context)
+    def step(self, problem, context, x, k):
+        return x - per_iteration(self.steps, k) * self.gradient(problem, context, x)
 
-    def learned_parameters(self):
+    def constants(self):
         return {"eta": np.asarray(self.steps)}
+
+
+class CGState(NamedTuple):
+    """Conjugate gradient's state: iterate, residual ``b - H x``, direction, ``||r||^2`` (batch, 1)."""
+
+    x: jax.Array
+    r: jax.Array
+    p: jax.Array
+    rr: jax.Array
 
 
 class ConjugateGradient(QuadraticSolver):
@@ -49,20 +57,26 @@ class ConjugateGradient(QuadraticSolver):
     description = "conjugate gradient (per-instance Krylov optimum)"
 
     def init_state(self, problem, context):
-        b = context["b"]
-        residual_norm = jnp.sum(b * b, axis=-1, keepdims=True)
-        return {"x": jnp.zeros_like(b), "r": b, "p": b, "rr": residual_norm}
+        b = context.b
+        return CGState(x=jnp.zeros_like(b), r=b, p=b, rr=jnp.sum(b * b, axis=-1, keepdims=True))
 
-    def step(self, state, context, k):
-        hp = context["problem"].hessian_apply(state["p"])
-        curvature = jnp.sum(state["p"] * hp, axis=-1, keepdims=True)
+    def step(self, problem, context, state, k):
+        hp = problem.hessian_apply(state.p)
+        curvature = jnp.sum(state.p * hp, axis=-1, keepdims=True)
         # Once an instance has converged exactly, hold it rather than divide by zero.
-        alpha = jnp.where(curvature > 0, state["rr"] / jnp.where(curvature > 0, curvature, 1), 0)
-        x = state["x"] + alpha * state["p"]
-        r = state["r"] - alpha * hp
+        alpha = jnp.where(curvature > 0, state.rr / jnp.where(curvature > 0, curvature, 1), 0)
+        x = state.x + alpha * state.p
+        r = state.r - alpha * hp
         rr = jnp.sum(r * r, axis=-1, keepdims=True)
-        beta = jnp.where(state["rr"] > 0, rr / jnp.where(state["rr"] > 0, state["rr"], 1), 0)
-        return {"x": x, "r": r, "p": r + beta * state["p"], "rr": rr}
+        beta = jnp.where(state.rr > 0, rr / jnp.where(state.rr > 0, state.rr, 1), 0)
+        return CGState(x=x, r=r, p=r + beta * state.p, rr=rr)
+
+
+class HeavyBallState(NamedTuple):
+    """The heavy ball's state: the iterate and the one before it."""
+
+    x: jax.Array
+    previous: jax.Array
 
 
 class HeavyBall(QuadraticSolver):
@@ -70,17 +84,13 @@ class HeavyBall(QuadraticSolver):
 
     ``alpha`` and ``beta`` default to the optimal constants for the problem's
     spectrum (:func:`polyak_parameters`); its rate approaches
-    ``(sqrt(kappa) - 1)/(sqrt(kappa) + 1)`` per iteration.
+    ``(sqrt(kappa) - 1)/(sqrt(kappa) + 1)`` per iteration. Both are reported as constants.
     """
 
     @dataclasses.dataclass(frozen=True)
     class Options:
-        alpha: float = 0.0
-        beta: float = -1.0
-
-        def validate(self):
-            if self.alpha < 0 or self.beta >= 1:
-                raise ValueError("need alpha >= 0 (0 = optimal) and beta < 1 (negative = optimal)")
+        alpha: float = option(0.0, ge=0, help="step size (0: Polyak's optimal 4/(sqrt(mu_max)+sqrt(mu_min))^2)")
+        beta: float = option(-1.0, lt=1, help="momentum (negative: Polyak's optimal ((sqrt(kappa)-1)/(sqrt(kappa)+1))^2)")
 
     name = "heavy-ball"
     description = "Polyak heavy-ball momentum with the optimal constant step and momentum"
@@ -92,12 +102,13 @@ class HeavyBall(QuadraticSolver):
         self.beta = float(beta if options.beta < 0 else options.beta)
 
     def init_state(self, problem, context):
-        zeros = jnp.zeros_like(context["b"])
-        return {"x": zeros, "previous": zeros}
+        zeros = jnp.zeros_like(context.b)
+        return HeavyBallState(x=zeros, previous=zeros)
 
-    def step(self, state, context, k):
-        x = state["x"]
-        return {"x": x - self.alpha * self.gradient(x, context) + self.beta * (x - state["previous"]), "previous": x}
+    def step(self, problem, context, state, k):
+        x = state.x
+        moved = x - self.alpha * self.gradient(problem, context, x) + self.beta * (x - state.previous)
+        return HeavyBallState(x=moved, previous=x)
 
-    def learned_parameters(self):
+    def constants(self):
         return {"alpha": np.array([self.alpha]), "beta": np.array([self.beta])}

@@ -1,0 +1,267 @@
+"""The host loop: stages, chunks, progress, divergence. A single run is an ensemble of one.
+
+How a run is compiled (see :mod:`.program`): the whole schedule, every stage and
+every step, runs through one program; each call runs a chunk of up to
+``chunk_size`` optimiser steps, and shorter stages mask the surplus steps.
+Parameter slots a stage does not train get zero gradient, zero update and an
+unchanged optimiser state. A step whose loss or new parameters are not finite is
+not applied; the run stops after that chunk with
+:class:`~du_framework.errors.TrainingDivergedError` naming the stage and step,
+holding the last good parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from ..errors import TrainingDivergedError
+from ..interfaces import Problem, Stage, TrainingSchedule, UnfoldedSolver
+from ..params import learning_rates
+from .program import ProgramSpec, lower_chunk, make_mesh, run_chunk, traces
+from .progress import progress_bar
+from .settings import TrainSettings
+from .transforms import build_optimizer, check_optimizer_settings
+from .unroll import remat_levels
+
+__all__ = ["TrainResult", "train", "train_ensemble", "program_memory", "resolve_settings", "expand_schedule"]
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What :func:`train` returns (one per member for :func:`train_ensemble`).
+
+    Attributes:
+        solver: the solver with its learned parameters (a new module).
+        losses: training loss of every optimiser step, in order (host array).
+        stage_losses: mean loss over the last chunk of each stage.
+        train_seconds: wall time of the whole training, compilation included.
+        compile_seconds: time spent in the first call (tracing and compiling, or
+            fetching the program from JAX's caches).
+        compilations: how many times the training program was traced (1 for any
+            schedule; 0 for a solver with nothing to learn, or when an earlier
+            call already compiled the same program).
+        skipped_steps: non-finite steps that were not applied.
+    """
+
+    solver: UnfoldedSolver
+    losses: np.ndarray
+    stage_losses: list[float]
+    train_seconds: float
+    compile_seconds: float
+    compilations: int
+    skipped_steps: int = 0
+
+
+def resolve_settings(settings: TrainSettings | None, overrides: dict[str, Any]) -> TrainSettings:
+    """``settings`` (default :class:`TrainSettings`) with keyword ``overrides`` applied and validated."""
+    from ..options import options_to_dict, parse_options
+
+    base = settings if settings is not None else TrainSettings()
+    if not overrides:
+        return base
+    merged = base.replace(**overrides)
+    return parse_options(TrainSettings, options_to_dict(merged), prefix="train.")
+
+
+def expand_schedule(schedule: TrainingSchedule | Sequence[Stage] | None, settings: TrainSettings,
+                    depth: int) -> list[Stage]:
+    """The stages of ``schedule`` (``None``: the schedule named by ``settings.schedule``) for ``depth``."""
+    if schedule is None:
+        from ..registry import get_registry
+
+        schedule = get_registry().schedule(settings.schedule)()
+    stages = (list(schedule.stages(depth, settings.steps_per_stage)) if isinstance(schedule, TrainingSchedule)
+              else list(schedule))
+    for number, stage in enumerate(stages, 1):
+        if not isinstance(stage, Stage):
+            raise TypeError(f"stage {number} of the schedule is {stage!r}, not a du_framework.Stage")
+        if stage.active_depth > depth:
+            raise ValueError(f"stage {number} asks for active depth {stage.active_depth} but the solver "
+                             f"is unrolled to depth {depth}")
+    return stages
+
+
+def train(solver: UnfoldedSolver, problem: Problem, schedule: TrainingSchedule | Sequence[Stage] | None = None,
+          settings: TrainSettings | None = None, *, key: jax.Array | int = 0, progress: bool = True,
+          label: str | None = None, **overrides: Any) -> TrainResult:
+    """Train ``solver`` on random instances of ``problem`` following ``schedule``.
+
+    Args:
+        schedule: a :class:`TrainingSchedule` (expanded with ``solver.depth`` and
+            ``settings.steps_per_stage``), an explicit list of :class:`Stage`, or
+            ``None`` for the schedule named by ``settings.schedule``.
+        settings: the ``[train]`` table (:class:`TrainSettings`); ``settings.depth``
+            is not used here (the solver's depth is).
+        key: PRNG key or integer seed for the training instances.
+        progress: show a progress bar (optimiser steps, with stage and loss).
+        label: name shown on the progress bar and in messages.
+        **overrides: :class:`TrainSettings` fields replacing those of ``settings``
+            (``steps_per_stage=10, batch_size=16, log_loss=False``, ...).
+
+    The compiled program is kept by JAX's jit cache (keyed by solver structure,
+    problem structure, shapes and the settings that shape the program), so a
+    second call with the same structure compiles nothing (``compilations == 0``).
+
+    Raises:
+        TrainingDivergedError: a loss or parameter became non-finite.
+        ConfigError: bad settings (unknown optimiser, too many devices, a
+            learning rate the solver does not declare, ...).
+    """
+    return _train(solver, problem, schedule, resolve_settings(settings, overrides), [key], ensemble=False,
+                  progress=progress, label=label)[0]
+
+
+def train_ensemble(solver: UnfoldedSolver, problem: Problem,
+                   schedule: TrainingSchedule | Sequence[Stage] | None = None, settings: TrainSettings | None = None,
+                   *, keys: Sequence[jax.Array | int], progress: bool = True, label: str | None = None,
+                   **overrides: Any) -> list[TrainResult]:
+    """Train one copy of ``solver`` per key, all at once (``jax.vmap`` over members).
+
+    Member ``i`` sees the instances of ``keys[i]`` and ends with the same
+    parameters as ``train(solver, ..., key=keys[i])`` up to float rounding.
+    Everything :func:`train` takes applies (devices and remat included); one
+    program is compiled for the whole ensemble.
+
+    Raises:
+        TrainingDivergedError: a member diverged (the message names it); the
+            error holds that member's last good parameters.
+    """
+    if len(keys) < 1:
+        raise ValueError("train_ensemble needs at least one key")
+    return _train(solver, problem, schedule, resolve_settings(settings, overrides), list(keys), ensemble=True,
+                  progress=progress, label=label)
+
+
+def _prepare(solver, problem, schedule, settings, keys, ensemble):
+    """Everything a run needs before its first call: stages, spec and the initial arguments."""
+    solver.check_problem(problem)
+    stages = expand_schedule(schedule, settings, solver.depth)
+    check_optimizer_settings(settings)
+    remat_levels(settings.remat)  # refuse a bad value before compiling
+    mesh = make_mesh(settings.devices, settings.batch_size)
+    rates = learning_rates(solver)
+    graphdef, param_state, rest = nnx.split(solver, nnx.Param, ...)
+    params = nnx.to_pure_dict(param_state)
+    optimizer = build_optimizer(settings, rates, params)
+    chunk = max(1, min(settings.chunk_size, max((stage.steps for stage in stages), default=1)))
+    keys = [jax.random.key(int(k)) if isinstance(k, (int, np.integer)) else k for k in keys]
+    if ensemble:
+        members = len(keys)
+        param_state = jax.tree.map(lambda leaf: jnp.broadcast_to(leaf, (members,) + leaf.shape), param_state)
+        opt_state = jax.vmap(optimizer.init)(nnx.to_pure_dict(param_state))
+        key = jnp.stack(keys)
+    else:
+        opt_state = optimizer.init(params)
+        key = keys[0]
+    spec = ProgramSpec.make(graphdef, rates, settings, chunk=chunk, ensemble=ensemble, mesh=mesh)
+    state = (param_state, opt_state, rest, problem, key)
+    if mesh is not None:
+        state = jax.device_put(state, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+    return stages, spec, state, graphdef
+
+
+def _stage_args(stage: Stage, n_valid: int, restart: bool) -> tuple:
+    return (np.int32(stage.active_depth), np.bool_(stage.train == "newest"), np.float32(stage.lr_scale),
+            np.int32(n_valid), np.bool_(restart))
+
+
+def program_memory(solver: UnfoldedSolver, problem: Problem,
+                   schedule: TrainingSchedule | Sequence[Stage] | None = None,
+                   settings: TrainSettings | None = None, **overrides: Any) -> int | None:
+    """Memory the training program needs on its device (XLA's estimate), in bytes; ``None`` if unknown."""
+    settings = resolve_settings(settings, overrides)
+    stages, spec, state, _ = _prepare(solver, problem, schedule, settings, [0], ensemble=False)
+    compiled = lower_chunk(*state, *_stage_args(stages[0], 1, False), spec=spec).compile()
+    try:
+        stats = compiled.memory_analysis()
+        return int(stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
+                   - stats.alias_size_in_bytes)
+    except Exception:  # noqa: BLE001 - a backend without the analysis
+        return None
+
+
+def _train(solver, problem, schedule, settings, keys, *, ensemble, progress, label) -> list[TrainResult]:
+    solver.check_problem(problem)
+    if not solver.is_trainable:
+        expand_schedule(schedule, settings, solver.depth)  # still refuse a bad schedule
+        return [TrainResult(solver, np.zeros(0), [], 0.0, 0.0, 0) for _ in keys]
+    start = time.perf_counter()
+    stages, spec, (param_state, opt_state, rest, problem, key), graphdef = _prepare(
+        solver, problem, schedule, settings, keys, ensemble)
+    members = len(keys)
+    if not any(stage.steps for stage in stages):
+        return [TrainResult(solver, np.zeros(0), [], 0.0, 0.0, 0) for _ in keys]
+    traced_before = traces(spec)
+    compile_seconds = None
+    losses: list[np.ndarray] = []
+    stage_losses: list[np.ndarray] = []
+    name = label or solver.name
+
+    def member_of(tree, member):
+        return jax.tree.map(lambda leaf: leaf[member], tree) if ensemble else tree
+
+    bar = progress_bar(sum(stage.steps for stage in stages), name + (f" x{members}" if ensemble else ""), progress)
+    try:
+        for stage_number, stage in enumerate(stages, 1):
+            done, last = 0, None
+            bar.stage(stage_number, len(stages), stage.active_depth)
+            while done < stage.steps:
+                n_valid = min(spec.chunk, stage.steps - done)
+                restart = stage.restart_optimizer and done == 0
+                call_start = time.perf_counter()
+                param_state, opt_state, key, failed, fail_at, chunk_losses = run_chunk(
+                    param_state, opt_state, rest, problem, key, *_stage_args(stage, n_valid, restart), spec=spec)
+                failed = np.atleast_1d(np.asarray(failed))
+                if compile_seconds is None:
+                    compile_seconds = time.perf_counter() - call_start
+                if failed.any():
+                    member = int(np.argmax(failed))
+                    at = int(np.atleast_1d(np.asarray(fail_at))[member])
+                    step = done + at + 1
+                    history = np.concatenate([np.atleast_2d(part)[member] for part in losses]
+                                             + [np.atleast_2d(np.asarray(chunk_losses))[member][:at]])
+                    who = f"{name!r}" + (f" (ensemble member {member}, of {members})" if ensemble else "")
+                    good = nnx.merge(graphdef, member_of(param_state, member), rest)
+                    raise TrainingDivergedError(
+                        f"training of {who} diverged: the loss or a parameter became non-finite at stage "
+                        f"{stage_number} of {len(stages)} (active depth {stage.active_depth}), step {step} of "
+                        f"{stage.steps}; the last good parameters are kept. Try a smaller learning rate or "
+                        f"initial step size.", stage=stage_number, step=step, solver=good, history=history)
+                last = np.asarray(chunk_losses)[..., :n_valid]
+                losses.append(last)
+                done += n_valid
+                bar.advance(n_valid, float(np.mean(last[..., -1])))
+            if last is not None:
+                stage_losses.append(last)
+    finally:
+        bar.close()
+    jax.block_until_ready(param_state)
+    train_seconds = time.perf_counter() - start
+    compilations = traces(spec) - traced_before
+    if spec.mesh is not None:  # hand back plain arrays on this process's first device
+        param_state, rest = jax.device_put((param_state, rest), jax.local_devices()[0])
+    skipped = np.atleast_1d(np.asarray(opt_state.skipped))
+
+    def result(member: int | None) -> TrainResult:
+        pick = (lambda history: history) if member is None else (lambda history: history[member])
+        state = param_state if member is None else member_of(param_state, member)
+        history = np.concatenate([pick(part) for part in losses]) if losses else np.zeros(0)
+        return TrainResult(
+            solver=nnx.merge(graphdef, state, rest),
+            losses=history,
+            stage_losses=[float(np.mean(pick(last))) for last in stage_losses],
+            train_seconds=train_seconds,
+            compile_seconds=compile_seconds or 0.0,
+            compilations=compilations,
+            skipped_steps=int(skipped[0 if member is None else member]),
+        )
+
+    return [result(None)] if not ensemble else [result(i) for i in range(members)]

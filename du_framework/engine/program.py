@@ -1,0 +1,224 @@
+"""The compiled training program: a chunk of optimiser steps as one ``lax.scan``.
+
+One module-level function is jitted with its structure static (:class:`ProgramSpec`:
+the solver's graph, the learning rates, the training settings that shape the
+program, the device mesh), so JAX's own jit cache serves every later call with
+the same structure and shapes: across stages (the active depth, the trained
+slots, the learning-rate scale, the number of valid steps and an optimiser
+restart are traced arguments) and across ``train`` calls. On CPU it is compiled
+at LLVM -O1, which compiles faster and runs no slower on these programs.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from ..errors import ConfigError
+from ..metrics import metric_table
+from .settings import TrainSettings
+from .transforms import build_optimizer, slot_mask
+from .unroll import unroll
+
+__all__ = ["ProgramSpec", "run_chunk", "traces", "make_mesh", "clear_program_cache", "training_loss"]
+
+# How often each program structure was traced (a trace precedes every compilation).
+_TRACES: collections.Counter = collections.Counter()
+
+_DICT_SETTINGS = ("optimizer_options", "lr_schedule_options")
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((key, _freeze(item)) for key, item in value.items()))
+    if isinstance(value, list):
+        return tuple(_freeze(item) for item in value)
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class ProgramSpec:
+    """Everything static about a training program (hashable; the jit cache key with the shapes)."""
+
+    graphdef: Any
+    rates: tuple[tuple[str, float], ...]
+    settings_items: tuple[tuple[str, Any], ...]
+    batch_size: int
+    chunk: int
+    ensemble: bool
+    mesh: Any = None
+
+    @classmethod
+    def make(cls, graphdef, rates: dict[str, float], settings: TrainSettings, *, chunk: int, ensemble: bool,
+             mesh=None) -> "ProgramSpec":
+        shaping = {f.name: _freeze(getattr(settings, f.name)) for f in dataclasses.fields(settings)
+                   if f.name not in ("schedule", "depth", "steps_per_stage", "seed", "chunk_size", "devices")}
+        return cls(graphdef, tuple(sorted(rates.items())), tuple(sorted(shaping.items())), settings.batch_size,
+                   chunk, ensemble, mesh)
+
+    def settings(self) -> TrainSettings:
+        values = dict(self.settings_items)
+        for key in _DICT_SETTINGS:
+            values[key] = {k: v for k, v in values[key]}
+        return TrainSettings(**values)
+
+
+def traces(spec: ProgramSpec) -> int:
+    """How many times the program of ``spec`` has been traced in this process."""
+    return _TRACES[spec]
+
+
+def make_mesh(devices: int, batch_size: int):
+    """A one-axis ``Mesh`` ("batch") over ``devices`` devices, or ``None`` for one device.
+
+    Raises:
+        ConfigError: more devices than exist, or a batch that does not split evenly.
+    """
+    if devices == 1:
+        return None
+    available = jax.devices()
+    count = len(available) if devices == 0 else devices
+    if devices < 0 or count > len(available):
+        raise ConfigError(
+            f"train.devices = {devices} but {len(available)} device(s) are available "
+            f"({available[0].platform}); use 1..{len(available)} or 0 for all. On CPU, "
+            f"XLA_FLAGS=--xla_force_host_platform_device_count=N makes N devices")
+    if batch_size % count:
+        raise ConfigError(f"train.batch_size {batch_size} cannot be split over {count} devices: "
+                          f"use a multiple of {count}")
+    return jax.sharding.Mesh(np.array(available[:count]), ("batch",))
+
+
+def training_loss(problem, loss_name: str):
+    """The training loss ``(estimate, instance) -> scalar``: the problem's own, or one of its metrics.
+
+    A metric is trained on as ``mean(per_instance) / mean(normalizer)`` (its dB
+    scale, a monotone map, is left out).
+
+    Raises:
+        ConfigError: ``loss_name`` is not a metric of the problem.
+    """
+    if not loss_name:
+        return problem.loss
+    table = metric_table(problem)
+    if loss_name not in table:
+        raise ConfigError(f"train.loss = {loss_name!r} is not a metric of problem {problem.name!r}; "
+                          f"use one of: {', '.join(table)} (or leave it empty for the problem's own loss)")
+    metric = table[loss_name]
+
+    def loss(estimate, instance):
+        total, normal = metric.statistics(estimate, instance)
+        return total / normal
+
+    return loss
+
+
+def _tree_where(condition, new, old):
+    return jax.tree.map(lambda a, b: jnp.where(condition, a, b), new, old)
+
+
+def _chunk_body(param_state, opt_state, rest, problem, key, active_depth, newest_only, lr_scale, n_valid, restart,
+                *, spec: ProgramSpec):
+    settings = spec.settings()
+    params = nnx.to_pure_dict(param_state)
+    optimizer = build_optimizer(settings, dict(spec.rates), params)
+    loss_of = training_loss(problem, settings.loss)
+    if spec.mesh is not None:
+        split = jax.sharding.NamedSharding(spec.mesh, jax.sharding.PartitionSpec("batch"))
+
+        def shard(instance):
+            return jax.tree.map(
+                lambda leaf: jax.lax.with_sharding_constraint(leaf, split)
+                if jnp.ndim(leaf) and leaf.shape[0] == spec.batch_size else leaf, instance)
+    else:
+        def shard(instance):
+            return instance
+
+    def merge(params):
+        state = jax.tree.map(lambda leaf: leaf, param_state)  # a fresh container
+        nnx.replace_by_pure_dict(state, params)
+        return nnx.merge(spec.graphdef, state, rest)
+
+    def loss_fn(params, instance):
+        x, _ = unroll(merge(params), problem, instance, active_depth, remat=settings.remat)
+        loss = loss_of(x, instance)
+        scored = jnp.log(jnp.maximum(loss, jnp.finfo(loss.dtype).tiny)) if settings.log_loss else loss
+        return scored, loss
+
+    masks = slot_mask(params, active_depth, newest_only)
+    opt_state = _tree_where(restart, optimizer.init(params), opt_state)
+
+    def one_step(carry, i):
+        params, opt_state, key, failed, fail_at = carry
+        key, sample_key = jax.random.split(key)
+        # The predicate must not depend on `failed`: under vmap (ensembles) a per-member
+        # predicate turns every lax.cond below it into a select that runs both branches,
+        # and inactive iterations would no longer be skipped.
+        live = i < n_valid
+
+        def apply(operand):
+            params, opt_state = operand
+            instance = shard(problem.sample(sample_key, spec.batch_size))
+            (_, loss), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, instance)
+            updates, new_opt_state = optimizer.update(grads, opt_state, params, slot_mask=masks, scale=lr_scale,
+                                                      value=loss)
+            return (optax.apply_updates(params, updates), new_opt_state), loss, new_opt_state.last_ok
+
+        def skip(operand):
+            return operand, jnp.array(jnp.nan, jnp.float32), jnp.array(True)
+
+        (new_params, new_opt_state), loss, ok = jax.lax.cond(live, apply, skip, (params, opt_state))
+        params = _tree_where(failed, params, new_params)  # a failed run stays where it failed
+        opt_state = _tree_where(failed, opt_state, new_opt_state)
+        newly_failed = live & ~failed & ~ok
+        fail_at = jnp.where(newly_failed & (fail_at < 0), i, fail_at)
+        failed = failed | newly_failed
+        return (params, opt_state, key, failed, fail_at), loss.astype(jnp.float32)
+
+    carry = (params, opt_state, key, jnp.array(False), jnp.array(-1, jnp.int32))
+    (params, opt_state, key, failed, fail_at), losses = jax.lax.scan(
+        one_step, carry, jnp.arange(spec.chunk, dtype=jnp.int32))
+    out_state = jax.tree.map(lambda leaf: leaf, param_state)
+    nnx.replace_by_pure_dict(out_state, params)
+    return out_state, opt_state, key, failed, fail_at, losses
+
+
+def _entry(param_state, opt_state, rest, problem, key, active_depth, newest_only, lr_scale, n_valid, restart, *,
+           spec: ProgramSpec):
+    _TRACES[spec] += 1
+    body = functools.partial(_chunk_body, spec=spec)
+    if spec.ensemble:
+        body = jax.vmap(body, in_axes=(0, 0, None, None, 0, None, None, None, None, None))
+    return body(param_state, opt_state, rest, problem, key, active_depth, newest_only, lr_scale, n_valid, restart)
+
+
+@functools.cache
+def _jitted(backend: str):
+    # LLVM -O1 on CPU: about 15% faster to compile, no slower to run (docs/performance.md).
+    options = {"xla_backend_optimization_level": 1} if backend == "cpu" else None
+    return jax.jit(_entry, static_argnames=("spec",), compiler_options=options)
+
+
+def run_chunk(*args, spec: ProgramSpec):
+    """Run (compiling on first use) the program of ``spec`` on ``args``; see :func:`_chunk_body`."""
+    return _jitted(jax.default_backend())(*args, spec=spec)
+
+
+def lower_chunk(*args, spec: ProgramSpec):
+    """The lowered program (for memory analysis); compiling it does not run it."""
+    return _jitted(jax.default_backend()).lower(*args, spec=spec)
+
+
+def clear_program_cache() -> None:
+    """Forget every compiled training program (the next call compiles again)."""
+    if _jitted.cache_info().currsize:
+        _jitted(jax.default_backend()).clear_cache()
+    _TRACES.clear()

@@ -1,0 +1,231 @@
+"""Optimiser pieces, as optax transformations around whatever optimiser is chosen.
+
+* :func:`freeze_slots` wraps an optimiser so that parameter slots outside a
+  boolean mask get zero gradient, zero update and an unchanged optimiser state
+  (Adam moments included): a frozen slot never drifts on stale momentum.
+* :func:`skip_nonfinite` wraps an optimiser so that a step whose gradient,
+  update, new parameters or loss value is not finite is not applied (zero
+  update, unchanged state) and is recorded in its state.
+* :func:`build_optimizer` makes the run's optimiser from the settings: any optax
+  optimiser by name with its options, an optional learning-rate schedule, one
+  learning rate per parameter group, wrapped in the two transformations above.
+
+Both wrappers take their per-step inputs as optax "extra args"
+(``slot_mask=...``, ``value=...``), so they compose with any optax optimiser.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from ..errors import ConfigError, nearest
+
+__all__ = ["freeze_slots", "skip_nonfinite", "SkipNonFiniteState", "slot_mask", "build_optimizer",
+           "check_optimizer_settings", "optimizer_names", "all_finite"]
+
+
+def all_finite(tree: Any) -> jax.Array:
+    """Whether every leaf of ``tree`` is finite (a scalar bool array)."""
+    leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+def slot_mask(params: Any, active_depth: jax.Array, newest_only: jax.Array) -> Any:
+    """Boolean masks shaped like each leaf: the slots used by ``active_depth`` iterations.
+
+    Slot ``s`` of a parameter with ``P`` slots is used when ``s < min(active_depth, P)``;
+    with ``newest_only``, only the slot of the last active iteration, ``(active_depth - 1) mod P``.
+    """
+
+    def mask(leaf):
+        slots = leaf.shape[0] if leaf.ndim else 1
+        index = jnp.arange(slots)
+        used = index < jnp.minimum(active_depth, slots)
+        newest = index == (active_depth - 1) % slots
+        chosen = jnp.where(newest_only, newest, used)
+        return jnp.broadcast_to(chosen.reshape((slots,) + (1,) * max(leaf.ndim - 1, 0)), leaf.shape)
+
+    return jax.tree.map(mask, params)
+
+
+def _where(mask, new, old):
+    return jax.tree.map(lambda m, a, b: jnp.where(m, a, b), mask, new, old)
+
+
+def freeze_slots(inner: optax.GradientTransformation) -> optax.GradientTransformationExtraArgs:
+    """``inner`` restricted to the slots where ``slot_mask`` (an extra arg, a tree of bools) is set.
+
+    Masked-out entries get a zero gradient into ``inner``, a zero update out of
+    it, and keep their optimiser state exactly; the other entries behave as
+    under ``inner`` alone. Without ``slot_mask`` every slot trains. ``scale``
+    (an extra arg, e.g. a stage's learning-rate factor) multiplies the updates.
+    """
+    inner = optax.with_extra_args_support(inner)
+
+    def update(updates, state, params=None, *, slot_mask=None, scale=None, **extra):
+        if slot_mask is None:
+            slot_mask = jax.tree.map(lambda u: jnp.ones(jnp.shape(u), bool), updates)
+        zero = jax.tree.map(jnp.zeros_like, updates)
+        new_updates, new_state = inner.update(_where(slot_mask, updates, zero), state, params, **extra)
+        if scale is not None:
+            new_updates = jax.tree.map(lambda u: u * scale, new_updates)
+        new_updates = _where(slot_mask, new_updates, zero)
+        state_mask = optax.tree_utils.tree_map_params(
+            inner, lambda _, m: m, new_state, slot_mask, transform_non_params=lambda _: jnp.array(True))
+        new_state = jax.tree.map(jnp.where, state_mask, new_state, state)
+        return new_updates, new_state
+
+    return optax.GradientTransformationExtraArgs(inner.init, update)
+
+
+class SkipNonFiniteState(NamedTuple):
+    """State of :func:`skip_nonfinite`: the inner state, whether the last step applied, skips so far."""
+
+    inner: Any
+    last_ok: jax.Array
+    skipped: jax.Array
+
+
+def skip_nonfinite(inner: optax.GradientTransformation) -> optax.GradientTransformationExtraArgs:
+    """Skip (zero update, unchanged state) a step whose gradient, update, new parameters or ``value`` is not finite.
+
+    ``value`` (an extra arg, e.g. the loss) is checked when given; ``params``
+    must be given to check the new parameters. The state records whether the
+    last step was applied (``last_ok``) and how many were skipped.
+    """
+    inner = optax.with_extra_args_support(inner)
+
+    def init(params):
+        return SkipNonFiniteState(inner.init(params), jnp.array(True), jnp.array(0, jnp.int32))
+
+    def update(updates, state, params=None, *, value=None, **extra):
+        new_updates, new_inner = inner.update(updates, state.inner, params, **extra)
+        ok = all_finite(updates) & all_finite(new_updates)
+        if params is not None:
+            ok = ok & all_finite(optax.apply_updates(params, new_updates))
+        if value is not None:
+            ok = ok & jnp.all(jnp.isfinite(value))
+        new_updates = jax.tree.map(lambda u: jnp.where(ok, u, jnp.zeros_like(u)), new_updates)
+        new_inner = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new_inner, state.inner)
+        return new_updates, SkipNonFiniteState(new_inner, ok, state.skipped + (~ok).astype(jnp.int32))
+
+    return optax.GradientTransformationExtraArgs(init, update)
+
+
+# Take a learning rate but are not plain first-order optimisers (need a value function or are building blocks).
+_NOT_OPTIMIZERS = ("inject_hyperparams", "scale_by_learning_rate", "scale_by_rprop", "lbfgs", "polyak_sgd")
+
+
+@functools.cache
+def optimizer_names() -> tuple[str, ...]:
+    """Names of the optax optimisers that take a ``learning_rate`` (``adam``, ``sgd``, ...)."""
+    names = []
+    for name in dir(optax):
+        factory = getattr(optax, name)
+        if name.startswith("_") or not inspect.isfunction(factory) or name.endswith("_schedule"):
+            continue
+        try:
+            parameters = inspect.signature(factory).parameters
+        except (TypeError, ValueError):
+            continue
+        if "learning_rate" in parameters and name not in _NOT_OPTIMIZERS:
+            names.append(name)
+    return tuple(sorted(names))
+
+
+def _keyword_check(factory, options: dict, what: str, given: str, skip: tuple[str, ...] = ()) -> None:
+    parameters = inspect.signature(factory).parameters
+    accepted = [p for p in parameters if p not in skip]
+    for key in options:
+        if key not in accepted:
+            hint = nearest(key, accepted)
+            raise ConfigError(f"{given}: {what} takes no option {key!r}"
+                              + (f" (did you mean {hint!r}?)" if hint else "")
+                              + f"; its options: {', '.join(accepted) or '(none)'}")
+
+
+def _schedule_factory(name: str):
+    for candidate in (f"{name}_schedule", name):
+        factory = getattr(optax, candidate, None)
+        if candidate.endswith("_schedule") and inspect.isfunction(factory):
+            return factory
+    return None
+
+
+def _schedule_names() -> list[str]:
+    return ["constant"] + sorted(n.removesuffix("_schedule") for n in dir(optax)
+                                 if n.endswith("_schedule") and inspect.isfunction(getattr(optax, n)))
+
+
+def check_optimizer_settings(settings) -> None:
+    """Refuse an unknown optimiser or schedule, or options they do not take (:class:`ConfigError`)."""
+    if settings.optimizer not in optimizer_names():
+        hint = nearest(settings.optimizer, optimizer_names())
+        raise ConfigError(f"train.optimizer: unknown optax optimiser {settings.optimizer!r}"
+                          + (f" (did you mean {hint!r}?)" if hint else "")
+                          + f"; known: {', '.join(optimizer_names())}")
+    _keyword_check(getattr(optax, settings.optimizer), settings.optimizer_options, f"optax.{settings.optimizer}",
+                   "train.optimizer_options", skip=("learning_rate",))
+    if settings.lr_schedule != "constant":
+        factory = _schedule_factory(settings.lr_schedule)
+        if factory is None:
+            hint = nearest(settings.lr_schedule, _schedule_names())
+            raise ConfigError(f"train.lr_schedule: unknown schedule {settings.lr_schedule!r}"
+                              + (f" (did you mean {hint!r}?)" if hint else "")
+                              + f"; known: {', '.join(_schedule_names())}")
+        _keyword_check(factory, settings.lr_schedule_options, f"optax.{factory.__name__}", "train.lr_schedule_options")
+    elif settings.lr_schedule_options:
+        raise ConfigError("train.lr_schedule_options is set but train.lr_schedule is 'constant'; "
+                          "name a schedule (for example cosine_decay) or drop the options")
+
+
+def _relative_schedule(settings):
+    """The learning-rate multiplier over steps (1.0 for a constant rate)."""
+    if settings.lr_schedule == "constant":
+        return 1.0
+    factory = _schedule_factory(settings.lr_schedule)
+    options = dict(settings.lr_schedule_options)
+    parameters = inspect.signature(factory).parameters
+    for start in ("init_value", "peak_value"):  # the schedule scales each group's rate
+        if start in parameters and start not in options:
+            options[start] = 1.0
+    try:
+        return factory(**options)
+    except TypeError as error:
+        raise ConfigError(f"train.lr_schedule_options: {error}") from error
+
+
+def _labels(params: dict, prefix: str = "") -> dict:
+    return {key: _labels(value, f"{prefix}{key}.") if isinstance(value, dict) else f"{prefix}{key}"
+            for key, value in params.items()}
+
+
+def build_optimizer(settings, rates: dict[str, float], params: dict) -> optax.GradientTransformationExtraArgs:
+    """The run's optimiser: ``skip_nonfinite(freeze_slots(chain(<optimiser>, <per-group rates>)))``.
+
+    The optax optimiser runs at learning rate 1 (times the schedule), and each
+    parameter is then scaled by its own rate (``rates``, by dotted path), which
+    is the book's one-optimiser-per-group recipe (for Adam, exactly equal).
+
+    Raises:
+        ConfigError: unknown optimiser or schedule, or bad options.
+        ValueError: a parameter without a rate.
+    """
+    check_optimizer_settings(settings)
+    labels = _labels(params)
+    missing = set(jax.tree.leaves(labels)) - set(rates)
+    if missing:
+        raise ValueError(f"no learning rate given for parameter(s) {sorted(missing)}")
+    try:
+        base = getattr(optax, settings.optimizer)(learning_rate=_relative_schedule(settings),
+                                                  **settings.optimizer_options)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"train.optimizer_options for {settings.optimizer}: {error}") from error
+    groups = {path: optax.scale(float(rate)) for path, rate in rates.items()}
+    return skip_nonfinite(freeze_slots(optax.chain(base, optax.multi_transform(groups, labels))))

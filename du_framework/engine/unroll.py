@@ -1,0 +1,156 @@
+"""The unrolled iteration: a fixed-length ``lax.scan`` over the depth, with optional remat.
+
+The active depth may be a traced value: iterations past it are skipped with
+``lax.cond``, so a stage change never retraces. ``step`` is checked once, at
+trace time, to return a state of exactly the structure, shapes and dtypes it
+was given; a solver that breaks this gets a :class:`SolverContractError` naming
+it and its plugin instead of a JAX traceback.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from ..errors import SolverContractError
+from ..interfaces import Problem, UnfoldedSolver
+
+__all__ = ["unroll", "remat_levels", "split_solver", "describe_solver"]
+
+
+def describe_solver(cls: type) -> str:
+    """``'name' (plugin 'x')`` for a registered solver class, else its module."""
+    try:
+        from ..registry import describe_solver as registered
+    except ImportError:  # the registry module is optional for the engine
+        registered = None
+    if registered is not None:
+        try:
+            return registered(cls)
+        except Exception:  # noqa: BLE001 - a description must never fail
+            pass
+    return f"{getattr(cls, 'name', cls.__name__)!r} ({cls.__module__}.{cls.__name__})"
+
+
+def split_solver(solver: UnfoldedSolver):
+    """``(merge, params, rest)``: a pure rebuild function and the solver's arrays.
+
+    ``params`` is a plain nested dict of the raw ``nnx.Param`` values; ``merge(params,
+    rest)`` returns an equivalent module and is safe to call inside ``jax.jit``.
+    """
+    graphdef, param_state, rest = nnx.split(solver, nnx.Param, ...)
+    params = nnx.to_pure_dict(param_state)
+
+    def merge(params, rest):
+        state = jax.tree.map(lambda leaf: leaf, param_state)  # a fresh container
+        nnx.replace_by_pure_dict(state, params)
+        return nnx.merge(graphdef, state, rest)
+
+    return merge, params, rest
+
+
+def remat_levels(remat: bool | int) -> int:
+    """Checkpoint levels for a ``remat`` setting: False/0 none, True 2 (sqrt), k >= 1 k levels."""
+    if isinstance(remat, (bool, np.bool_)):
+        return 2 if remat else 0
+    if not isinstance(remat, (int, np.integer)) or remat < 0:
+        raise ValueError(f"remat must be true, false or a number of levels >= 0, got {remat!r}")
+    return int(remat)
+
+
+def _signature(tree: Any) -> tuple:
+    leaves, treedef = jax.tree.flatten(tree)
+    return treedef, [(tuple(jnp.shape(leaf)), jnp.result_type(leaf)) for leaf in leaves]
+
+
+def _checked_step(solver: UnfoldedSolver, problem: Problem, context: Any):
+    checked = []
+
+    def step(state, k):
+        new = solver.step(problem, context, state, k)
+        if not checked:  # trace time only: shapes are static
+            (before_def, before), (after_def, after) = _signature(state), _signature(new)
+            if before_def != after_def or before != after:
+                raise SolverContractError(
+                    f"solver {describe_solver(type(solver))}: step() must return a state of the same structure, "
+                    f"shapes and dtypes as init_state(); got {after_def} {after} from {before_def} {before}")
+            checked.append(True)
+        return new
+
+    return step
+
+
+def unroll(
+    solver: UnfoldedSolver,
+    problem: Problem,
+    instance: Any,
+    active_depth: jax.Array | int | None = None,
+    *,
+    record: Callable[[jax.Array], Any] | None = None,
+    remat: bool | int = False,
+):
+    """Run the solver's iterations on a batch; return ``(x_final, recorded)``.
+
+    Args:
+        active_depth: iterations actually applied (traced or static); ``None``
+            applies all ``solver.depth``. Later iterations leave the state alone.
+        record: if given, called on the estimate after every iteration; its
+            outputs (any pytree) are stacked along a new leading axis of length ``depth``.
+        remat: rematerialise in the backward pass with nested
+            ``jax.checkpoint``: ``True`` (2 levels) checkpoints blocks of about
+            ``sqrt(depth)`` iterations and each iteration, storing about
+            ``2 sqrt(depth)`` states instead of ``depth`` for one more forward
+            pass; an integer ``k`` uses ``k`` levels of blocks of about
+            ``depth^(1/k)`` (about ``k depth^(1/k)`` states, ``k - 1`` more
+            forward passes; 1 checkpoints single iterations only).
+
+    Raises:
+        SolverContractError: ``step`` changed the state's structure, shape or dtype.
+    """
+    context = solver.prepare(problem, instance)
+    state0 = solver.init_state(problem, context)
+    step = _checked_step(solver, problem, context)
+    depth = solver.depth
+    # With `levels` levels of nested checkpointing: blocks of b ~ depth^(1/levels)
+    # iterations; the backward pass keeps the state at each block boundary of the
+    # outer level, recomputes one block at a time keeping only that block's
+    # boundaries, and so on down to single iterations.
+    levels = remat_levels(remat)
+    block = depth
+    if levels:
+        block = max(1, math.ceil(depth ** (1.0 / levels)))
+        while block ** levels < depth:
+            block += 1
+        while block > 1 and (block - 1) ** levels >= depth:
+            block -= 1
+    shape = (block,) * max(levels, 1)
+    slots = math.prod(shape)
+    limit = depth if active_depth is None else jnp.minimum(active_depth, depth)
+
+    def advance(state, k):
+        if active_depth is None and slots == depth:  # every iteration applies: no cond
+            return step(state, k)
+        return jax.lax.cond(k < limit, lambda s: step(s, k), lambda s: s, state)
+
+    if levels:
+        advance = jax.checkpoint(advance)
+
+    def inner(state, k):
+        state = advance(state, k)
+        return state, (record(solver.estimate(state)) if record is not None else None)
+
+    def nest(level):
+        if level <= 1:
+            return lambda state, ks: jax.lax.scan(inner, state, ks)
+        return lambda state, ks: jax.lax.scan(jax.checkpoint(nest(level - 1)), state, ks)
+
+    state, recorded = nest(levels)(state0, jnp.arange(slots, dtype=jnp.int32).reshape(shape))
+    if record is not None:
+        recorded = jax.tree.map(lambda r: r.reshape((slots,) + r.shape[len(shape):])[:depth], recorded)
+    return solver.estimate(state), recorded

@@ -1,0 +1,121 @@
+"""The engine's optax transformations, each tested alone and across a table of optimisers."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from du_framework.engine import TrainSettings, build_optimizer, freeze_slots, skip_nonfinite
+from du_framework.engine.transforms import slot_mask
+
+OPTIMIZERS = {
+    "adam": lambda: optax.adam(0.1),
+    "sgd-momentum": lambda: optax.sgd(0.1, momentum=0.9),
+    "rmsprop": lambda: optax.rmsprop(0.1),
+    "lion": lambda: optax.lion(0.1),
+    "adamw": lambda: optax.adamw(0.1, weight_decay=0.1),
+}
+
+
+def params():
+    return {"eta": jnp.array([1.0, 2.0, 3.0]), "inner": {"w": jnp.ones((3, 2))}}
+
+
+def grads(scale=1.0):
+    return {"eta": jnp.array([0.5, -0.25, 1.0]) * scale, "inner": {"w": jnp.full((3, 2), 0.3) * scale}}
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_frozen_slots_get_no_update_and_keep_their_state(name):
+    optimizer = freeze_slots(OPTIMIZERS[name]())
+    p = params()
+    state = optimizer.init(p)
+    # Build momentum on every slot, then freeze slot 2.
+    for _ in range(3):
+        updates, state = optimizer.update(grads(), state, p)
+        p = optax.apply_updates(p, updates)
+    mask = slot_mask(p, jnp.int32(2), jnp.bool_(False))
+    updates, new_state = optimizer.update(grads(), state, p, slot_mask=mask)
+    assert float(updates["eta"][2]) == 0.0 and np.all(np.asarray(updates["inner"]["w"][2]) == 0)
+    assert np.all(np.asarray(updates["eta"][:2]) != 0)
+    # Every parameter-shaped leaf of the state is unchanged at the frozen slot, changed elsewhere.
+    for old, new in zip(jax.tree.leaves(state), jax.tree.leaves(new_state)):
+        if np.shape(old) == (3,):
+            assert float(old[2]) == float(new[2])
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_with_every_slot_unmasked_the_wrapper_is_the_optimizer(name):
+    plain, wrapped = OPTIMIZERS[name](), freeze_slots(OPTIMIZERS[name]())
+    p = params()
+    a, b = plain.init(p), wrapped.init(p)
+    for step in range(3):
+        ua, a = plain.update(grads(step + 1), a, p)
+        ub, b = wrapped.update(grads(step + 1), b, p, slot_mask=jax.tree.map(lambda x: jnp.ones(x.shape, bool), p))
+        for x, y in zip(jax.tree.leaves(ua), jax.tree.leaves(ub)):
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_newest_only_masks_all_but_the_last_active_slot():
+    mask = slot_mask({"eta": jnp.zeros(4), "lam": jnp.zeros(1)}, jnp.int32(3), jnp.bool_(True))
+    assert np.asarray(mask["eta"]).tolist() == [False, False, True, False]
+    assert np.asarray(mask["lam"]).tolist() == [True]  # a shared slot is always the newest
+
+
+def test_the_scale_extra_arg_multiplies_the_update():
+    optimizer = freeze_slots(optax.sgd(0.1))
+    p = params()
+    state = optimizer.init(p)
+    full, _ = optimizer.update(grads(), state, p)
+    half, _ = optimizer.update(grads(), state, p, scale=0.5)
+    np.testing.assert_allclose(np.asarray(half["eta"]), 0.5 * np.asarray(full["eta"]))
+
+
+@pytest.mark.parametrize("bad", ["grad", "value", "params"])
+def test_a_non_finite_step_is_skipped_and_recorded(bad):
+    optimizer = skip_nonfinite(optax.adam(0.1))
+    p = params()
+    state = optimizer.init(p)
+    updates, state = optimizer.update(grads(), state, p, value=jnp.float32(1.0))
+    assert bool(state.last_ok) and int(state.skipped) == 0
+    g = grads()
+    value = jnp.float32(1.0)
+    if bad == "grad":
+        g["eta"] = g["eta"].at[0].set(jnp.nan)
+    elif bad == "value":
+        value = jnp.float32(jnp.inf)
+    else:
+        p = {**p, "eta": p["eta"].at[1].set(jnp.inf)}
+    skipped_updates, new_state = optimizer.update(g, state, p, value=value)
+    assert not bool(new_state.last_ok) and int(new_state.skipped) == 1
+    assert all(np.all(np.asarray(u) == 0) for u in jax.tree.leaves(skipped_updates))
+    for old, new in zip(jax.tree.leaves(state.inner), jax.tree.leaves(new_state.inner)):
+        np.testing.assert_array_equal(np.asarray(old), np.asarray(new))
+
+
+def test_build_optimizer_scales_each_group_by_its_own_rate():
+    p = {"eta": jnp.ones(2), "lam": jnp.ones(2)}
+    settings = TrainSettings(optimizer="sgd")
+    optimizer = build_optimizer(settings, {"eta": 0.1, "lam": 0.01}, p)
+    g = {"eta": jnp.array([1.0, 2.0]), "lam": jnp.array([1.0, 2.0])}
+    updates, _ = optimizer.update(g, optimizer.init(p), p)
+    np.testing.assert_allclose(np.asarray(updates["eta"]), [-0.1, -0.2], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(updates["lam"]), [-0.01, -0.02], rtol=1e-6)
+    with pytest.raises(ValueError, match=r"no learning rate given for parameter\(s\) \['lam'\]"):
+        build_optimizer(settings, {"eta": 0.1}, p)
+
+
+def test_build_optimizer_adam_equals_one_adam_per_group_scaled():
+    # The book trains two groups with two Adam instances; one Adam at rate 1 then per-group scales is the same.
+    p = {"eta": jnp.array([0.3, 0.4]), "lam": jnp.array([2.0])}
+    optimizer = build_optimizer(TrainSettings(), {"eta": 1e-2, "lam": 1e-4}, p)
+    eta_adam, lam_adam = optax.adam(1e-2), optax.adam(1e-4)
+    state, se, sl = optimizer.init(p), eta_adam.init(p["eta"]), lam_adam.init(p["lam"])
+    for step in range(4):
+        g = {"eta": jnp.array([0.1, -0.2]) * (step + 1), "lam": jnp.array([0.05]) / (step + 1)}
+        updates, state = optimizer.update(g, state, p)
+        ue, se = eta_adam.update(g["eta"], se)
+        ul, sl = lam_adam.update(g["lam"], sl)
+        np.testing.assert_allclose(np.asarray(updates["eta"]), np.asarray(ue), rtol=1e-6)
+        np.testing.assert_allclose(np.asarray(updates["lam"]), np.asarray(ul), rtol=1e-6)
