@@ -5,6 +5,9 @@ import sys
 os.environ.pop("DU_PLUGINS", None)
 # Tests never write JAX's persistent compilation cache into the home folder.
 os.environ["DU_COMPILE_CACHE"] = "off"
+# LAPACK calls inside compiled programs (per-instance pseudo-inverses) run many times slower when
+# OpenBLAS threads compete with XLA's on two cores; set before numpy loads it (subprocesses inherit it).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import jax
 import pytest

@@ -31,7 +31,7 @@ from .interfaces import (
 )
 from .metrics import MSE, NMSE_DB, Metric
 from .options import NoOptions, option
-from .params import Interval, NonNegative, Positive, Reciprocal, Unconstrained, learned, per_iteration
+from .params import Constraint, Interval, NonNegative, Positive, Reciprocal, Unconstrained, learned, per_iteration
 
 __version__ = "0.1.0"
 
@@ -56,6 +56,7 @@ __all__ = [
     "NoOptions",
     "learned",
     "per_iteration",
+    "Constraint",
     "Unconstrained",
     "Positive",
     "NonNegative",

@@ -21,10 +21,10 @@ import numpy as np
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ExperimentConfig, SolverConfig
 from .engine import TrainResult, evaluate, train
-from .errors import TrainingDivergedError
+from .errors import DUError, IncompatibleProblemError, PluginError, TrainingDivergedError
 from .interfaces import Problem, TrainingSchedule, UnfoldedSolver
 from .options import options_to_dict
-from .registry import Registry, get_registry
+from .registry import Registry, describe_component, get_registry
 
 __all__ = ["SolverResult", "Comparison", "build_problem", "build_solver", "build_schedule",
            "build_solvers", "train_solver", "run_comparison", "training_key", "evaluation_key"]
@@ -105,9 +105,24 @@ class Comparison:
     results: dict[str, SolverResult]
 
 
+def _constructed(build, what: str):
+    """``build()``, with a plugin's unexpected exception turned into a message naming ``what``."""
+    try:
+        return build()
+    except DUError:
+        raise
+    except MemoryError:
+        raise PluginError(f"{what}: not enough memory to build it with these options; use smaller sizes") from None
+    except Exception as error:  # noqa: BLE001 - a plugin's bug or an option it did not bound
+        raise PluginError(f"{what} could not be built: {type(error).__name__}: {error}") from None
+
+
 def build_problem(config: ExperimentConfig, registry: Registry | None = None) -> Problem:
     registry = registry or get_registry()
-    return registry.problem(config.problem.name).from_options(config.problem.options)
+    cls = registry.problem(config.problem.name)
+    return _constructed(lambda: cls.from_options(config.problem.options),
+                        f"problem {describe_component(cls, 'problem')} with options "
+                        f"{options_to_dict(config.problem.options)}")
 
 
 def build_schedule(config: ExperimentConfig, registry: Registry | None = None) -> TrainingSchedule:
@@ -120,13 +135,27 @@ def build_solver(entry: SolverConfig, problem: Problem, depth: int, registry: Re
     registry = registry or get_registry()
     cls = registry.solver(entry.name)
     cls.check_problem(problem)
-    return cls(entry.options, problem=problem, depth=depth)
+    return _constructed(lambda: cls(entry.options, problem=problem, depth=depth),
+                        f"solver {describe_component(cls, 'solver')} labelled {entry.label!r} with options "
+                        f"{options_to_dict(entry.options)} and depth {depth}")
 
 
 def build_solvers(config: ExperimentConfig, problem: Problem,
                   registry: Registry | None = None) -> list[UnfoldedSolver]:
-    """Every solver of ``config``, built before any training so a mismatch is refused at once."""
-    return [build_solver(entry, problem, config.train.depth, registry) for entry in config.solvers]
+    """Every solver of ``config``, built before any training so a mismatch is refused at once.
+
+    Raises:
+        IncompatibleProblemError: a solver does not fit the problem; the message
+            names the solvers of the configuration that do (for ``--only``).
+    """
+    registry = registry or get_registry()
+    try:
+        return [build_solver(entry, problem, config.train.depth, registry) for entry in config.solvers]
+    except IncompatibleProblemError as error:
+        fitting = [e.label for e in config.solvers if registry.solver(e.name).fits(problem)]
+        hint = (f" The solvers of this configuration that fit it: --only {','.join(fitting)}" if fitting
+                else " No solver of this configuration fits it.")
+        raise IncompatibleProblemError(f"{error}.{hint}") from None
 
 
 def train_solver(config: ExperimentConfig, index: int, solver: UnfoldedSolver, problem: Problem,

@@ -200,6 +200,10 @@ def _find_solver(solvers: list, selector: str, key: str) -> int:
                       + (f" (did you mean {hint!r}?)" if hint else ""))
 
 
+# Settings whose `<name>_options` belong to the named optimiser or learning-rate schedule.
+_OPTIONED = ("optimizer", "lr_schedule")
+
+
 def _switch(table: dict, name_key: str, new_name: Any, kept: tuple[str, ...]) -> dict:
     """``table`` switched to ``new_name``: the keys the file gave the component it named are dropped."""
     if name_key not in table or table[name_key] == new_name:
@@ -214,7 +218,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     not valid TOML is taken as a string. A solver is addressed by its label or
     position in the file. An override that names another component
     (``problem.name``, ``train.schedule``, ``solvers.X.name``) first drops the
-    keys the file gave the old component, so they cannot leak into the new one.
+    keys the file gave the old component, so they cannot leak into the new one;
+    another ``train.optimizer`` or ``train.lr_schedule`` drops the file's
+    ``optimizer_options`` or ``lr_schedule_options``.
     """
     raw = copy.deepcopy(raw)
     solvers = raw.get("solvers", [])
@@ -226,6 +232,10 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             raw["train"] = _switch(raw["train"], "schedule", item.value, _TRAIN_KEYS)
         elif item.table == "solvers" and item.field == "name" and isinstance(solvers[item.index], dict):
             solvers[item.index] = _switch(solvers[item.index], "name", item.value, ("label",))
+        elif item.table == "train" and item.field in _OPTIONED and isinstance(raw.get("train"), dict):
+            train = raw["train"]  # another optimiser or schedule does not take the old one's options
+            if train.get(item.field, getattr(TrainSettings, item.field)) != item.value:
+                train.pop(f"{item.field}_options", None)
     for item in parsed:
         if item.table == "solvers":
             if not isinstance(solvers[item.index], dict):
@@ -279,6 +289,9 @@ def _train(raw: dict, problem: ProblemConfig, registry: Registry) -> tuple[Train
                 f"train.loss must be empty (the problem's own loss) or one of the metrics of problem "
                 f"{problem.name!r}: {', '.join(metrics)}; got {settings.loss!r}"
                 + (f" (did you mean {hint!r}?)" if hint else ""))
+        if not metrics[settings.loss].lower_is_better:
+            raise ConfigError(f"train.loss = {settings.loss!r}: higher is better for this metric, and training "
+                              f"minimises its loss; name a metric where lower is better, or leave it empty")
     return settings, schedule_options
 
 

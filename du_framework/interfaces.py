@@ -273,8 +273,9 @@ class Stage:
         train: ``"all"`` trains every parameter slot used by the active iterations;
             ``"newest"`` only the slot used by the last active iteration.
         lr_scale: multiplies every learning rate during this stage.
-        restart_optimizer: reset the optimiser state (moments, step count) at the
-            start of this stage; the parameters are kept.
+        restart_optimizer: reset the optimiser state at the start of this stage
+            (moments, and the step count, so a learning-rate schedule starts again);
+            the parameters are kept.
     """
 
     active_depth: int

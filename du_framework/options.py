@@ -104,6 +104,17 @@ def _type_name(tp: Any) -> str:
         tp, getattr(tp, "__name__", str(tp)))
 
 
+def _show(value: Any) -> str:
+    """A value as the user wrote it in TOML (``true``, ``nan``, ``inf``), else its repr."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, int) and abs(value) >= 10**16:
+        return f"an integer of {len(str(abs(value)))} digits"
+    return repr(value)
+
+
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     """Check ``value`` against annotation ``tp``; widen int to float where asked."""
     origin = typing.get_origin(tp)
@@ -113,11 +124,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 return _coerce(value, arg, where)
             except ConfigError:
                 continue
-        raise ConfigError(f"{where} must be {_type_name(tp)}, got {value!r}")
+        raise ConfigError(f"{where} must be {_type_name(tp)}, got {_show(value)}")
     if tp is type(None):
         if value is None:
             return None
-        raise ConfigError(f"{where} must be none, got {value!r}")
+        raise ConfigError(f"{where} must be none, got {_show(value)}")
     if origin is typing.Literal:
         allowed = typing.get_args(tp)
         if isinstance(value, typing.Hashable) and value in allowed and type(value) in {type(a) for a in allowed}:
@@ -128,7 +139,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if origin is dict or tp is dict:
         key_tp, item_tp = typing.get_args(tp) or (str, Any)
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{where} must be a table (for example {{ key = 1.0 }}), got {value!r}")
+            raise ConfigError(f"{where} must be a table (for example {{ key = 1.0 }}), got {_show(value)}")
         out = {}
         for key, item in value.items():
             if not isinstance(key, str):
@@ -138,29 +149,32 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if origin in (tuple, list):
         (item_tp, *_) = typing.get_args(tp) or (Any,)
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where} must be a list, got {value!r}")
+            raise ConfigError(f"{where} must be a list, got {_show(value)}")
         return tuple(_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value))
     if tp is Any:
         return value
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{where} must be true or false, got {value!r}")
+        raise ConfigError(f"{where} must be true or false, got {_show(value)}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise ConfigError(f"{where} must be an integer, got {value!r}")
+        raise ConfigError(f"{where} must be an integer, got {_show(value)}")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise ConfigError(f"{where} must be a number, got {value!r}")
+            try:
+                return float(value)
+            except OverflowError:
+                raise ConfigError(f"{where} must be a finite number, got {_show(value)}") from None
+        raise ConfigError(f"{where} must be a number, got {_show(value)}")
     if tp is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{where} must be a string, got {value!r}")
+        raise ConfigError(f"{where} must be a string, got {_show(value)}")
     if isinstance(tp, type) and isinstance(value, tp):
         return value
-    raise ConfigError(f"{where} must be {_type_name(tp)}, got {value!r}")
+    raise ConfigError(f"{where} must be {_type_name(tp)}, got {_show(value)}")
 
 
 def _check(value: Any, spec: _Spec, where: str) -> None:
@@ -169,14 +183,14 @@ def _check(value: Any, spec: _Spec, where: str) -> None:
     for item in values:
         if isinstance(item, bool) or not isinstance(item, (int, float)):
             continue
-        if spec.finite and not math.isfinite(item):
-            raise ConfigError(f"{where} must be a finite number, got {item!r}")
+        if spec.finite and isinstance(item, float) and not math.isfinite(item):
+            raise ConfigError(f"{where} must be a finite number, got {_show(item)}")
         bounds = spec.describe()
         if (spec.ge is not None and not item >= spec.ge) or (spec.gt is not None and not item > spec.gt) or \
                 (spec.le is not None and not item <= spec.le) or (spec.lt is not None and not item < spec.lt):
-            raise ConfigError(f"{where} must be {bounds}, got {item!r}")
+            raise ConfigError(f"{where} must be {bounds}, got {_show(item)}")
     if spec.choices is not None and value not in spec.choices:
-        raise ConfigError(f"{where} must be one of {', '.join(map(repr, spec.choices))}, got {value!r}")
+        raise ConfigError(f"{where} must be one of {', '.join(map(repr, spec.choices))}, got {_show(value)}")
 
 
 def _fields(options_cls: type) -> dict[str, dataclasses.Field]:

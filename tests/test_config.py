@@ -156,6 +156,19 @@ def test_switching_a_schedule_or_a_solver_drops_the_old_ones_options():
     assert switched.solvers[1].label == "gd" and switched.solvers[1].options.period == 2
 
 
+def test_switching_the_optimizer_or_lr_schedule_drops_the_old_ones_options():
+    raw = raw_small()
+    raw["train"].update(optimizer="adamw", optimizer_options={"weight_decay": 0.1},
+                        lr_schedule="cosine_decay", lr_schedule_options={"decay_steps": 100})
+    switched = build_config(apply_overrides(raw, ["train.optimizer=sgd", "train.lr_schedule=constant"]))
+    assert (switched.train.optimizer, switched.train.optimizer_options) == ("sgd", {})
+    assert (switched.train.lr_schedule, switched.train.lr_schedule_options) == ("constant", {})
+    same = build_config(apply_overrides(raw, ["train.optimizer=adamw", "train.optimizer_options={weight_decay=0.2}"]))
+    assert same.train.optimizer_options == {"weight_decay": 0.2}
+    kept = build_config(apply_overrides(raw, ["train.optimizer=adamw"]))
+    assert kept.train.optimizer_options == {"weight_decay": 0.1}, "naming the same optimiser keeps its options"
+
+
 def test_overrides_reach_solvers_by_label_and_index():
     config = small(["solvers.learned.lr=0.05", "solvers.1.step=0.01", "train.depth=12", "evaluation.seed=5"])
     assert config.solver("learned").options.lr == 0.05

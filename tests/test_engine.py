@@ -241,8 +241,6 @@ def test_a_second_evaluation_of_the_same_structure_compiles_nothing(problem):
 
 
 def test_classical_solver_trains_for_free(problem):
-    from du_framework.testing import BareProblem  # noqa: F401 - kit import path stays public
-
     class Fixed(StepGD):
         name = "fixed-gd"
 
@@ -338,3 +336,58 @@ def test_a_diverging_ensemble_names_the_member(problem):
         train_ensemble(solver(problem, depth=40, init_step=5.0, lr=1e-3), problem, Incremental(), keys=[0, 1],
                        steps_per_stage=3, batch_size=4, progress=False)
     assert np.all(np.isfinite(eta(caught.value.solver)))
+
+
+def test_a_higher_is_better_metric_is_refused_as_the_training_loss(problem):
+    import dataclasses
+
+    from du_framework import Metric
+    from du_framework.testing import SmallLeastSquares
+
+    class Scored(SmallLeastSquares):
+        metrics = SmallLeastSquares.metrics + (
+            Metric("hits", lambda estimate, instance: jnp.mean(jnp.abs(estimate - instance["target"]) < 0.1, -1),
+                   lower_is_better=False),)
+
+    scored = Scored(dataclasses.replace(SmallLeastSquares.Options(), n=6, m=12))
+    with pytest.raises(ConfigError, match="train.loss = 'hits': higher is better"):
+        train(solver(scored), scored, Incremental(), loss="hits", progress=False)
+
+
+def test_a_failing_plugin_schedule_is_named(problem):
+    from du_framework import PluginError, TrainingSchedule
+
+    class Broken(TrainingSchedule):
+        name = "broken-schedule"
+
+        def stages(self, depth, steps_per_stage):
+            raise RuntimeError("boom")
+
+    class TooDeep(TrainingSchedule):
+        name = "too-deep"
+
+        def stages(self, depth, steps_per_stage):
+            return [Stage(depth + 1, steps_per_stage)]
+
+    with pytest.raises(PluginError, match=r"schedule 'broken-schedule' .* failed to make its stages .*boom"):
+        train(solver(problem), problem, Broken(), progress=False)
+    with pytest.raises(PluginError, match=r"stage 1 of schedule 'too-deep' .* asks for active depth 7"):
+        train(solver(problem), problem, TooDeep(), progress=False)
+
+
+def test_a_scalar_parameter_trains(problem):
+    from flax import nnx
+
+    class Shared(StepGD):
+        name = "shared-gd"
+
+        def __init__(self, options, *, problem, depth):
+            super().__init__(options, problem=problem, depth=depth)
+            self.eta = nnx.Param(jnp.float32(0.02))  # one plain scalar for every iteration
+
+        def step(self, problem, context, x, k):
+            return x - self.eta[...] * self.gradient(problem, context, x)
+
+    result = train(Shared(Shared.Options(), problem=problem, depth=3), problem, Incremental(), steps_per_stage=3,
+                   batch_size=8, progress=False)
+    assert np.shape(result.solver.eta[...]) == () and float(result.solver.eta[...]) != np.float32(0.02)

@@ -641,10 +641,6 @@ def test_describe_solver_names_the_plugin_or_the_module(install, richardson_base
 
 HOOKS = sorted(name for name, value in vars(hookspecs).items() if hasattr(value, f"{ENTRY_POINT_GROUP}_spec"))
 # Hooks whose exact signature docs/writing-a-plugin.md does not show yet (that page is being rewritten).
-UNDOCUMENTED = {"register_experiments": "docs/writing-a-plugin.md does not document register_experiments yet "
-                                        "(issue 8, item 12 rewrites the page)"}
-
-
 def test_the_hookspecs_are_the_four_register_hooks():
     assert HOOKS == ["register_experiments", "register_problems", "register_schedules", "register_solvers"]
 
@@ -654,57 +650,13 @@ def test_plugin_hooks_have_tests(hook):
     assert f"test_hook_{hook}" in globals(), f"no test_hook_{hook} in {__file__}"
 
 
-@pytest.mark.parametrize("hook", [pytest.param(h, marks=pytest.mark.xfail(reason=UNDOCUMENTED[h]))
-                                  if h in UNDOCUMENTED else h for h in HOOKS])
+@pytest.mark.parametrize("hook", HOOKS)
 def test_plugin_hooks_are_documented(hook):
     signature = f"{hook}{inspect.signature(getattr(hookspecs, hook))}"
     assert signature in (DOCS / "writing-a-plugin.md").read_text(), f"docs/writing-a-plugin.md must show {signature}"
 
 
 # --- the plugins installed in this environment (skipped where not installed) ---------------------
-
-INSTALLED = {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
-
-
-def installed(*plugins):
-    missing = sorted(set(plugins) - INSTALLED)
-    return pytest.mark.skipif(bool(missing), reason=f"plugin(s) not installed: {', '.join(missing)}")
-
-
-CATALOGUE = {
-    "problem": {"ridge": "du-gd-ridge", "sparse-recovery": "du-sparse", "linear-system": "du-linear-systems"},
-    "solver": {
-        "dugd": "du-gd-ridge", "gd": "du-gd-ridge",
-        "gd-chebyshev": "du-theory", "cg": "du-theory", "heavy-ball": "du-theory",
-        "du-heavy-ball": "du-momentum",
-        "ista": "du-sparse", "fista": "du-sparse", "du-ista": "du-sparse", "tista": "du-sparse", "lista": "du-sparse",
-        "jacobi": "du-linear-systems", "sor": "du-linear-systems", "du-psor": "du-linear-systems",
-        "chebyshev-psor": "du-linear-systems", "gauss-seidel-sor": "du-linear-systems",
-        "du-sor": "du-linear-systems",
-    },
-}
-
-
-@pytest.mark.parametrize("kind, name, plugin", [pytest.param(k, n, p, marks=installed(p))
-                                                for k, names in CATALOGUE.items() for n, p in names.items()])
-def test_catalogue_names_come_from_their_own_plugin(kind, name, plugin, monkeypatch):
-    monkeypatch.setenv("DU_PLUGINS", plugin)
-    assert get_registry().plugin_of(kind, name) == plugin
-
-
-FITS = {"cg": {"ridge", "linear-system"}, "du-heavy-ball": {"ridge", "linear-system"}, "dugd": {"ridge"},
-        "tista": {"sparse-recovery"}, "du-psor": {"linear-system"}}
-
-
-@pytest.mark.parametrize("solver, fits", [pytest.param(s, f, marks=installed(*CATALOGUE["problem"].values(),
-                                                                              CATALOGUE["solver"][s]))
-                                          for s, f in FITS.items()])
-def test_solvers_fit_exactly_the_problems_with_their_capability(solver, fits):
-    registry = get_registry()
-    capabilities = registry.solver(solver).capabilities()
-    assert {name for name in registry.names("problem")
-            if all(issubclass(registry.problem(name), c) for c in capabilities)} == fits
-
 
 @pytest.mark.parametrize("metrics, reason", [
     ('("mse",)', r"declares 'mse' in metrics; each must be a du_framework.Metric"),
@@ -728,3 +680,39 @@ def register_problems(register):
     with pytest.warns(RuntimeWarning, match=r"'bad-metrics' was skipped"):
         registry = get_registry()
     assert_skipped(registry, "bad-metrics", r"problem 'bad-metrics-problem' \(.*Broken\): .*" + reason)
+
+
+def test_a_schedule_option_named_like_a_train_setting_skips_the_plugin(install):
+    install("richardson", solver_source())
+    install("clash", """
+import dataclasses
+from du_framework import Stage, TrainingSchedule, hookimpl, option
+
+class Clash(TrainingSchedule):
+    @dataclasses.dataclass(frozen=True)
+    class Options:
+        batch_size: int = option(3, ge=1, help="shadows train.batch_size")
+
+    name = "clash"
+
+    def stages(self, depth, steps_per_stage):
+        return [Stage(depth, steps_per_stage)]
+
+@hookimpl
+def register_schedules(register):
+    register(Clash)
+""")
+    with pytest.warns(RuntimeWarning, match=r"'clash' was skipped"):
+        registry = get_registry()
+    assert_skipped(registry, "clash", r"schedule 'clash' .*batch_size clash with \[train\] settings")
+
+
+def test_registering_in_process_a_module_an_entry_point_loaded_names_the_first_plugin(install):
+    module = install("richardson", solver_source())
+    get_registry()  # imports the module through its entry point
+    with plugin_registered(sys.modules[module], name="again"):
+        with pytest.warns(RuntimeWarning, match="'again' has a conflict"):
+            registry = get_registry()
+        assert "already loaded as plugin 'richardson'" in registry.failures["again"]
+        assert len(registry.failures["again"]) < 300, "the message must not list every plugin"
+        assert registry.plugin_of("solver", "richardson") == "richardson"

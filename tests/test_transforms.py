@@ -7,7 +7,8 @@ import optax
 import pytest
 
 from du_framework.engine import TrainSettings, build_optimizer, freeze_slots, skip_nonfinite
-from du_framework.engine.transforms import slot_mask
+from du_framework import ConfigError
+from du_framework.engine.transforms import check_optimizer_settings, optimizer_names, slot_mask
 
 OPTIMIZERS = {
     "adam": lambda: optax.adam(0.1),
@@ -119,3 +120,28 @@ def test_build_optimizer_adam_equals_one_adam_per_group_scaled():
         ul, sl = lam_adam.update(g["lam"], sl)
         np.testing.assert_allclose(np.asarray(updates["eta"]), np.asarray(ue), rtol=1e-6)
         np.testing.assert_allclose(np.asarray(updates["lam"]), np.asarray(ul), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", optimizer_names())
+def test_every_offered_optimizer_runs_under_the_wrappers_and_keeps_frozen_slots(name):
+    p = {"eta": jnp.ones(4), "w": jnp.ones((4, 3)), "shared": jnp.ones(())}
+    optimizer = build_optimizer(TrainSettings(optimizer=name), {"eta": 1e-2, "w": 1e-2, "shared": 1e-2}, p)
+    mask = slot_mask(p, jnp.int32(2), jnp.bool_(False))
+
+    @jax.jit
+    def step(state, p):
+        g = jax.tree.map(lambda leaf: leaf * 0.5 + 0.1, p)
+        updates, state = optimizer.update(g, state, p, slot_mask=mask, scale=1.0, value=jnp.float32(1.0))
+        return optax.apply_updates(p, updates), state
+
+    new, state = step(optimizer.init(p), p)
+    new, _ = step(state, new)  # two steps: some optimisers (rprop) take their first step from a zero history
+    assert np.all(np.asarray(new["eta"][2:]) == 1.0) and np.all(np.asarray(new["w"][2:]) == 1.0)
+    assert np.all(np.asarray(new["eta"][:2]) != 1.0)
+
+
+def test_bad_optimizer_or_schedule_options_are_refused_before_compiling():
+    with pytest.raises(ConfigError, match="train.optimizer = 'adam' cannot be used"):
+        check_optimizer_settings(TrainSettings(optimizer_options={"b1": "x"}))
+    with pytest.raises(ConfigError, match="train.lr_schedule_options for cosine_decay: .*decay_steps"):
+        check_optimizer_settings(TrainSettings(lr_schedule="cosine_decay"))

@@ -22,13 +22,14 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from ..errors import TrainingDivergedError
+from ..errors import DUError, PluginError, TrainingDivergedError
 from ..interfaces import Problem, Stage, TrainingSchedule, UnfoldedSolver
 from ..params import learning_rates
-from .program import ProgramSpec, lower_chunk, make_mesh, run_chunk, traces
+from .program import ProgramSpec, lower_chunk, make_mesh, run_chunk, traces, training_loss
 from .progress import progress_bar
 from .settings import TrainSettings
 from .transforms import build_optimizer, check_optimizer_settings
+from ..registry import describe_component
 from .unroll import remat_levels
 
 __all__ = ["TrainResult", "train", "train_ensemble", "program_memory", "resolve_settings", "expand_schedule"]
@@ -71,33 +72,48 @@ def resolve_settings(settings: TrainSettings | None, overrides: dict[str, Any]) 
     return parse_options(TrainSettings, options_to_dict(merged), prefix="train.")
 
 
-def expand_schedule(schedule: TrainingSchedule | Sequence[Stage] | None, settings: TrainSettings,
+def expand_schedule(schedule: TrainingSchedule | Sequence[Stage] | str | None, settings: TrainSettings,
                     depth: int) -> list[Stage]:
-    """The stages of ``schedule`` (``None``: the schedule named by ``settings.schedule``) for ``depth``."""
-    if schedule is None:
+    """The stages of ``schedule`` for ``depth``: a schedule, a list of stages, a registered name, or
+    ``None`` for the one named by ``settings.schedule`` (default options)."""
+    if schedule is None or isinstance(schedule, str):
         from ..registry import get_registry
 
-        schedule = get_registry().schedule(settings.schedule)()
-    stages = (list(schedule.stages(depth, settings.steps_per_stage)) if isinstance(schedule, TrainingSchedule)
-              else list(schedule))
+        schedule = get_registry().schedule(settings.schedule if schedule is None else schedule)()
+    if not isinstance(schedule, TrainingSchedule):  # the caller's own list of stages
+        return _checked_stages(list(schedule), depth, TypeError, ValueError, "the schedule")
+    who = f"schedule {describe_component(type(schedule), 'schedule')}"
+    try:
+        stages = list(schedule.stages(depth, settings.steps_per_stage))
+    except DUError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a plugin's bug, named
+        raise PluginError(f"{who} failed to make its stages for depth {depth}: {type(error).__name__}: {error}") from None
+    return _checked_stages(stages, depth, PluginError, PluginError, who)
+
+
+def _checked_stages(stages: list, depth: int, type_error: type, value_error: type, who: str) -> list[Stage]:
+    if not stages:
+        raise value_error(f"{who} gave no stage for depth {depth}")
     for number, stage in enumerate(stages, 1):
         if not isinstance(stage, Stage):
-            raise TypeError(f"stage {number} of the schedule is {stage!r}, not a du_framework.Stage")
+            raise type_error(f"stage {number} of {who} is {stage!r}, not a du_framework.Stage")
         if stage.active_depth > depth:
-            raise ValueError(f"stage {number} asks for active depth {stage.active_depth} but the solver "
-                             f"is unrolled to depth {depth}")
+            raise value_error(f"stage {number} of {who} asks for active depth {stage.active_depth} but the solver "
+                              f"is unrolled to depth {depth}")
     return stages
 
 
-def train(solver: UnfoldedSolver, problem: Problem, schedule: TrainingSchedule | Sequence[Stage] | None = None,
+def train(solver: UnfoldedSolver, problem: Problem, schedule: TrainingSchedule | Sequence[Stage] | str | None = None,
           settings: TrainSettings | None = None, *, key: jax.Array | int = 0, progress: bool = True,
           label: str | None = None, **overrides: Any) -> TrainResult:
     """Train ``solver`` on random instances of ``problem`` following ``schedule``.
 
     Args:
         schedule: a :class:`TrainingSchedule` (expanded with ``solver.depth`` and
-            ``settings.steps_per_stage``), an explicit list of :class:`Stage`, or
-            ``None`` for the schedule named by ``settings.schedule``.
+            ``settings.steps_per_stage``), an explicit list of :class:`Stage`, a
+            registered schedule's name, or ``None`` for the one named by
+            ``settings.schedule`` (registered names take their default options).
         settings: the ``[train]`` table (:class:`TrainSettings`); ``settings.depth``
             is not used here (the solver's depth is).
         key: PRNG key or integer seed for the training instances.
@@ -120,7 +136,7 @@ def train(solver: UnfoldedSolver, problem: Problem, schedule: TrainingSchedule |
 
 
 def train_ensemble(solver: UnfoldedSolver, problem: Problem,
-                   schedule: TrainingSchedule | Sequence[Stage] | None = None, settings: TrainSettings | None = None,
+                   schedule: TrainingSchedule | Sequence[Stage] | str | None = None, settings: TrainSettings | None = None,
                    *, keys: Sequence[jax.Array | int], progress: bool = True, label: str | None = None,
                    **overrides: Any) -> list[TrainResult]:
     """Train one copy of ``solver`` per key, all at once (``jax.vmap`` over members).
@@ -145,6 +161,7 @@ def _prepare(solver, problem, schedule, settings, keys, ensemble):
     solver.check_problem(problem)
     stages = expand_schedule(schedule, settings, solver.depth)
     check_optimizer_settings(settings)
+    training_loss(problem, settings.loss)  # refuse an unknown or higher-is-better metric before compiling
     remat_levels(settings.remat)  # refuse a bad value before compiling
     mesh = make_mesh(settings.devices, settings.batch_size)
     rates = learning_rates(solver)
@@ -174,7 +191,7 @@ def _stage_args(stage: Stage, n_valid: int, restart: bool) -> tuple:
 
 
 def program_memory(solver: UnfoldedSolver, problem: Problem,
-                   schedule: TrainingSchedule | Sequence[Stage] | None = None,
+                   schedule: TrainingSchedule | Sequence[Stage] | str | None = None,
                    settings: TrainSettings | None = None, **overrides: Any) -> int | None:
     """Memory the training program needs on its device (XLA's estimate), in bytes; ``None`` if unknown."""
     settings = resolve_settings(settings, overrides)

@@ -113,6 +113,9 @@ def training_loss(problem, loss_name: str):
         raise ConfigError(f"train.loss = {loss_name!r} is not a metric of problem {problem.name!r}; "
                           f"use one of: {', '.join(table)} (or leave it empty for the problem's own loss)")
     metric = table[loss_name]
+    if not metric.lower_is_better:
+        raise ConfigError(f"train.loss = {loss_name!r}: higher is better for this metric, and training minimises "
+                          f"its loss; name a metric where lower is better, or leave it empty")
 
     def loss(estimate, instance):
         total, normal = metric.statistics(estimate, instance)
@@ -149,12 +152,13 @@ def _chunk_body(param_state, opt_state, rest, problem, key, active_depth, newest
 
     def loss_fn(params, instance):
         x, _ = unroll(merge(params), problem, instance, active_depth, remat=settings.remat)
-        loss = loss_of(x, instance)
+        loss = jnp.asarray(loss_of(x, instance), jnp.float32)  # the loss history is float32 whatever the problem
         scored = jnp.log(jnp.maximum(loss, jnp.finfo(loss.dtype).tiny)) if settings.log_loss else loss
         return scored, loss
 
     masks = slot_mask(params, active_depth, newest_only)
-    opt_state = _tree_where(restart, optimizer.init(params), opt_state)
+    fresh = optimizer.init(params)._replace(skipped=opt_state.skipped)  # a restart keeps the count of skips
+    opt_state = _tree_where(restart, fresh, opt_state)
 
     def one_step(carry, i):
         params, opt_state, key, failed, fail_at = carry

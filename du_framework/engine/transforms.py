@@ -44,12 +44,14 @@ def slot_mask(params: Any, active_depth: jax.Array, newest_only: jax.Array) -> A
     """
 
     def mask(leaf):
-        slots = leaf.shape[0] if leaf.ndim else 1
+        if leaf.ndim == 0:  # one value shared by every iteration: always in use
+            return jnp.array(True)
+        slots = leaf.shape[0]
         index = jnp.arange(slots)
         used = index < jnp.minimum(active_depth, slots)
         newest = index == (active_depth - 1) % slots
         chosen = jnp.where(newest_only, newest, used)
-        return jnp.broadcast_to(chosen.reshape((slots,) + (1,) * max(leaf.ndim - 1, 0)), leaf.shape)
+        return jnp.broadcast_to(chosen.reshape((slots,) + (1,) * (leaf.ndim - 1)), leaf.shape)
 
     return jax.tree.map(mask, params)
 
@@ -76,8 +78,11 @@ def freeze_slots(inner: optax.GradientTransformation) -> optax.GradientTransform
         if scale is not None:
             new_updates = jax.tree.map(lambda u: u * scale, new_updates)
         new_updates = _where(slot_mask, new_updates, zero)
+        # A state leaf shaped like its parameter keeps its frozen slots; one of another shape (a factored
+        # or per-leaf statistic) cannot be split by slot and moves only while some slot of it trains.
         state_mask = optax.tree_utils.tree_map_params(
-            inner, lambda _, m: m, new_state, slot_mask, transform_non_params=lambda _: jnp.array(True))
+            inner, lambda leaf, m: m if jnp.shape(leaf) == m.shape else jnp.any(m), new_state, slot_mask,
+            transform_non_params=lambda _: jnp.array(True))
         new_state = jax.tree.map(jnp.where, state_mask, new_state, state)
         return new_updates, new_state
 
@@ -118,8 +123,11 @@ def skip_nonfinite(inner: optax.GradientTransformation) -> optax.GradientTransfo
     return optax.GradientTransformationExtraArgs(init, update)
 
 
-# Take a learning rate but are not plain first-order optimisers (need a value function or are building blocks).
-_NOT_OPTIMIZERS = ("inject_hyperparams", "scale_by_learning_rate", "scale_by_rprop", "lbfgs", "polyak_sgd")
+# Take a learning rate but do not fit the engine: building blocks, optimisers that need a value function
+# (lbfgs, polyak_sgd) or a PRNG key per step (noisy_sgd), sm3, whose state optax cannot map to parameters,
+# and optimistic_adam, deprecated by optax for optimistic_adam_v2.
+_NOT_OPTIMIZERS = ("inject_hyperparams", "scale_by_learning_rate", "scale_by_rprop", "lbfgs", "polyak_sgd",
+                   "noisy_sgd", "sm3", "optimistic_adam")
 
 
 @functools.cache
@@ -164,7 +172,25 @@ def _schedule_names() -> list[str]:
 
 
 def check_optimizer_settings(settings) -> None:
-    """Refuse an unknown optimiser or schedule, or options they do not take (:class:`ConfigError`)."""
+    """Refuse an unknown optimiser or schedule, or options they do not take or cannot use (:class:`ConfigError`).
+
+    The optimiser is built and takes one step on a small example, so that a bad
+    option value is refused here, with the key named, not inside the compiled program.
+    """
+    _check_names(settings)
+    example = {"p": jnp.ones((2, 1), jnp.float32)}
+    try:
+        optimizer = _base_optimizer(settings)
+        jax.eval_shape(lambda p: optimizer.update(p, optimizer.init(p), p), example)
+    except ConfigError:
+        raise
+    except Exception as error:  # noqa: BLE001 - optax raises what the option's misuse raises
+        raise ConfigError(f"train.optimizer = {settings.optimizer!r} cannot be used with optimizer_options "
+                          f"{settings.optimizer_options} and lr_schedule {settings.lr_schedule!r} "
+                          f"{settings.lr_schedule_options}: {type(error).__name__}: {error}") from None
+
+
+def _check_names(settings) -> None:
     if settings.optimizer not in optimizer_names():
         hint = nearest(settings.optimizer, optimizer_names())
         raise ConfigError(f"train.optimizer: unknown optax optimiser {settings.optimizer!r}"
@@ -197,8 +223,17 @@ def _relative_schedule(settings):
             options[start] = 1.0
     try:
         return factory(**options)
-    except TypeError as error:
-        raise ConfigError(f"train.lr_schedule_options: {error}") from error
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"train.lr_schedule_options for {settings.lr_schedule}: {error}") from None
+
+
+def _base_optimizer(settings) -> optax.GradientTransformation:
+    """The named optax optimiser at learning rate 1 (times the schedule)."""
+    schedule = _relative_schedule(settings)
+    try:
+        return getattr(optax, settings.optimizer)(learning_rate=schedule, **settings.optimizer_options)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"train.optimizer_options for {settings.optimizer}: {error}") from None
 
 
 def _labels(params: dict, prefix: str = "") -> dict:
@@ -217,15 +252,11 @@ def build_optimizer(settings, rates: dict[str, float], params: dict) -> optax.Gr
         ConfigError: unknown optimiser or schedule, or bad options.
         ValueError: a parameter without a rate.
     """
-    check_optimizer_settings(settings)
+    _check_names(settings)
     labels = _labels(params)
     missing = set(jax.tree.leaves(labels)) - set(rates)
     if missing:
         raise ValueError(f"no learning rate given for parameter(s) {sorted(missing)}")
-    try:
-        base = getattr(optax, settings.optimizer)(learning_rate=_relative_schedule(settings),
-                                                  **settings.optimizer_options)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"train.optimizer_options for {settings.optimizer}: {error}") from error
+    base = _base_optimizer(settings)
     groups = {path: optax.scale(float(rate)) for path, rate in rates.items()}
     return skip_nonfinite(freeze_slots(optax.chain(base, optax.multi_transform(groups, labels))))

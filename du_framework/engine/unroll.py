@@ -19,23 +19,10 @@ import numpy as np
 from flax import nnx
 
 from ..errors import SolverContractError
+from ..registry import describe_solver
 from ..interfaces import Problem, UnfoldedSolver
 
-__all__ = ["unroll", "remat_levels", "split_solver", "describe_solver"]
-
-
-def describe_solver(cls: type) -> str:
-    """``'name' (plugin 'x')`` for a registered solver class, else its module."""
-    try:
-        from ..registry import describe_solver as registered
-    except ImportError:  # the registry module is optional for the engine
-        registered = None
-    if registered is not None:
-        try:
-            return registered(cls)
-        except Exception:  # noqa: BLE001 - a description must never fail
-            pass
-    return f"{getattr(cls, 'name', cls.__name__)!r} ({cls.__module__}.{cls.__name__})"
+__all__ = ["unroll", "remat_levels", "split_solver"]
 
 
 def split_solver(solver: UnfoldedSolver):
@@ -64,9 +51,20 @@ def remat_levels(remat: bool | int) -> int:
     return int(remat)
 
 
-def _signature(tree: Any) -> tuple:
-    leaves, treedef = jax.tree.flatten(tree)
-    return treedef, [(tuple(jnp.shape(leaf)), jnp.result_type(leaf)) for leaf in leaves]
+def _leaves(tree: Any) -> dict[str, str]:
+    """``{path: "dtype[shape]"}`` for every leaf of ``tree`` (``state.x: float32[100,8]``)."""
+    flat, _ = jax.tree_util.tree_flatten_with_path(tree)
+    return {"state" + jax.tree_util.keystr(path): f"{jnp.result_type(leaf)}{list(jnp.shape(leaf))}"
+            for path, leaf in flat}
+
+
+def _contract_breach(before: Any, after: Any) -> str | None:
+    old, new = _leaves(before), _leaves(after)
+    if jax.tree.structure(before) != jax.tree.structure(after) and set(old) == set(new):
+        return f"the state's type changed from {type(before).__name__} to {type(after).__name__}"
+    changes = [f"{path}: {old.get(path, 'absent')} -> {new.get(path, 'absent')}"
+               for path in sorted(set(old) | set(new)) if old.get(path) != new.get(path)]
+    return "; ".join(changes) or None
 
 
 def _checked_step(solver: UnfoldedSolver, problem: Problem, context: Any):
@@ -75,11 +73,11 @@ def _checked_step(solver: UnfoldedSolver, problem: Problem, context: Any):
     def step(state, k):
         new = solver.step(problem, context, state, k)
         if not checked:  # trace time only: shapes are static
-            (before_def, before), (after_def, after) = _signature(state), _signature(new)
-            if before_def != after_def or before != after:
+            breach = _contract_breach(state, new)
+            if breach:
                 raise SolverContractError(
                     f"solver {describe_solver(type(solver))}: step() must return a state of the same structure, "
-                    f"shapes and dtypes as init_state(); got {after_def} {after} from {before_def} {before}")
+                    f"shapes and dtypes as init_state(); {breach}")
             checked.append(True)
         return new
 

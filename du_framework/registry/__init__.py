@@ -82,7 +82,7 @@ from ._loading import load
 from ._registry import BUILTIN_PLUGIN, ENTRY_POINT_GROUP, KINDS, Entry, Registry
 
 __all__ = ["ENTRY_POINT_GROUP", "BUILTIN_PLUGIN", "KINDS", "Entry", "Registry", "get_registry", "reset",
-           "register_plugin", "unregister_plugin", "plugin_registered", "in_process_plugins", "describe_solver"]
+           "register_plugin", "unregister_plugin", "plugin_registered", "in_process_plugins", "describe_solver", "describe_component"]
 
 _registry: Registry | None = None
 _loading = False
@@ -192,18 +192,23 @@ def in_process_plugins() -> dict[str, Any]:
 
 # --- runtime helpers -----------------------------------------------------------------------------
 
-def describe_solver(solver: Any) -> str:
-    """``"'name' (plugin 'x')"`` for a registered solver class (or instance), else its module.
+def describe_component(component: Any, kind: str = "solver") -> str:
+    """``"'name' (plugin 'x')"`` for a registered class (or instance) of ``kind``, else its module.
 
     Meant for error messages: it never raises.
     """
-    cls = solver if inspect.isclass(solver) else type(solver)
+    cls = component if inspect.isclass(component) else type(component)
     name = getattr(cls, "name", "")
     shown = repr(name) if isinstance(name, str) and name else cls.__qualname__
     try:
-        entry = get_registry().entries["solver"].get(name)
+        entry = get_registry().entries[kind].get(name)
     except Exception:  # noqa: BLE001 - a description must never fail
         entry = None
     if entry is not None and entry.cls is cls:
         return f"{shown} (plugin {entry.plugin!r})"
     return f"{shown} (module {cls.__module__!r})"
+
+
+def describe_solver(solver: Any) -> str:
+    """:func:`describe_component` for a solver."""
+    return describe_component(solver, "solver")

@@ -40,9 +40,15 @@ class _Loader:
 
     def load(self, name: str, plugin: Any) -> None:
         """Register ``plugin`` with pluggy, call its hooks, validate and commit what it registers."""
+        already = self.pm.get_name(plugin)
+        if already is not None:  # pluggy's own message would list every plugin it holds
+            self.fail(name, f"cannot be registered: the same module or object was already loaded as plugin "
+                            f"{already!r} (an entry point of an installed distribution, or a .egg-info left "
+                            f"beside its source); register it once", skipped=False)
+            return
         try:
             self.pm.register(plugin, name=name)
-        except Exception as error:  # noqa: BLE001 - PluginValidationError, or object/name already registered
+        except Exception as error:  # noqa: BLE001 - PluginValidationError, or name already registered
             self.fail(name, f"cannot be registered: {' '.join(str(error).split())}")
             return
         reasons = self._unknown_hooks(plugin)

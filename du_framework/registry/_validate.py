@@ -90,6 +90,8 @@ def validate(kind: str, obj: Any) -> str | None:
         reason = _solver_contract_problem(obj)
     if reason is None and kind == "problem":
         reason = _metrics_problem(obj)
+    if reason is None and kind == "schedule":
+        reason = _schedule_options_problem(obj)
     return f"{label}: {reason}" if reason else None
 
 
@@ -101,4 +103,15 @@ def _metrics_problem(cls: type) -> str | None:
     primary = cls.primary_metric or next(iter(table))
     if primary not in table:
         return f"its primary_metric {primary!r} is not one of its metrics ({', '.join(table)})"
+    return None
+
+
+def _schedule_options_problem(cls: type) -> str | None:
+    from ..engine.settings import TrainSettings
+
+    # A schedule's options are set under [train] beside the run settings: a shared name would be ambiguous.
+    clash = sorted({f.name for f in dataclasses.fields(cls.Options)} & {f.name for f in dataclasses.fields(TrainSettings)})
+    if clash:
+        return (f"its Options field(s) {', '.join(clash)} clash with [train] settings of the same name; "
+                f"rename them (schedule options are set under [train])")
     return None

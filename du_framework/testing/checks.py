@@ -40,9 +40,10 @@ def _check_options_class(options_cls, owner: str) -> None:
 
 @functools.cache
 def _trained(case):
-    from ..engine import train
+    from ..engine import clear_program_cache, train
     from ..schedules import Incremental
 
+    clear_program_cache()  # another case of the same structure must not have compiled it already
     return train(case.build(), case.make_problem(), Incremental(), steps_per_stage=case.steps_per_stage,
                  batch_size=case.batch_size, key=0, progress=False, log_loss=False)
 
