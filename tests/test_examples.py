@@ -47,3 +47,23 @@ def test_example_runs_and_reports_every_metric(path, tmp_path):
     with open(tmp_path / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == ["solver", "iteration", *metrics] and len(rows) == 4 * len(labels)
+
+
+def test_with_one_non_reference_plugin_its_example_runs_and_a_bare_compare_says_what_to_do(tmp_path):
+    env = dict(os.environ, DU_PLUGINS="du-sparse")
+    base = [sys.executable, "-m", "du_framework"]
+    listing = subprocess.run(base + ["list", "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert listing.returncode == 0, listing.stderr
+    listed = json.loads(listing.stdout)
+    assert set(listed["problems"]) == {"sparse-recovery"} and "dugd" not in listed["solvers"]
+    args = base + ["compare", "--config", str(ROOT / "examples" / "sparse_recovery.toml"), "--out", str(tmp_path / "a"),
+                   "--no-progress", "--no-plots"]
+    for override in SHORTEN["sparse_recovery"] + ["train.depth=3", "train.steps_per_stage=2", "train.batch_size=8",
+                                                  "evaluation.batches=1", "evaluation.batch_size=8"]:
+        args += ["--set", override]
+    done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    bare = subprocess.run(base + ["compare", "--out", str(tmp_path / "b")], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert bare.returncode == 2 and "Traceback" not in bare.stderr
+    assert "--config" in bare.stderr and "default experiment" in bare.stderr
