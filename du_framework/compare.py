@@ -21,6 +21,7 @@ import numpy as np
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ExperimentConfig, SolverConfig
 from .engine import TrainResult, evaluate, train
+from .engine.keys import host_fold_in, host_key
 from .errors import DUError, IncompatibleProblemError, PluginError, TrainingDivergedError
 from .interfaces import Problem, TrainingSchedule, UnfoldedSolver
 from .options import options_to_dict
@@ -38,13 +39,13 @@ def training_key(seed: int, label: str) -> jax.Array:
     It depends on the label, not on the solver's position, so adding, removing or
     reordering other solvers leaves a solver's training unchanged.
     """
-    stream = jax.random.fold_in(jax.random.key(seed), _TRAIN_TAG)
-    return jax.random.fold_in(stream, zlib.crc32(label.encode()) & 0x7FFFFFFF)
+    stream = host_fold_in(host_key(seed), _TRAIN_TAG)  # = jax.random.fold_in(jax.random.key(seed), 0)
+    return host_fold_in(stream, zlib.crc32(label.encode()) & 0x7FFFFFFF)
 
 
 def evaluation_key(seed: int) -> jax.Array:
     """Key of the evaluation instances (shared by every solver, disjoint from training)."""
-    return jax.random.fold_in(jax.random.key(seed), _EVAL_TAG)
+    return host_fold_in(host_key(seed), _EVAL_TAG)
 
 
 def _lists(values: dict[str, Any]) -> dict[str, Any]:

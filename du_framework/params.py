@@ -219,7 +219,8 @@ def learned(initial: Any, *, constraint: Constraint | None = None, lr: str = "lr
     if value.size == 0 or not np.all(np.isfinite(value)):
         raise ValueError(f"a learned parameter needs finite initial values, got {value}")
     raw = constraint.invert(value)
-    return Learned(jnp.asarray(np.asarray(raw).astype(dtype)), constraint=constraint, lr=lr, doc=doc, report=report)
+    # device_put, not jnp.asarray: a transfer, not an eager operation to compile
+    return Learned(jax.device_put(np.asarray(raw).astype(dtype)), constraint=constraint, lr=lr, doc=doc, report=report)
 
 
 def _constraint_of(param: Any) -> Constraint:

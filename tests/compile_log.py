@@ -8,10 +8,10 @@ import jax
 
 
 @contextlib.contextmanager
-def compilations(name: str):
-    """Yield a list that collects one entry per XLA compilation of the jitted function ``name``."""
+def compilations(name: str | None = None):
+    """Yield a list that collects one entry per XLA compilation of the jitted function ``name`` (any if None)."""
     seen: list[str] = []
-    pattern = re.compile(rf"Finished XLA compilation of jit\({re.escape(name)}\)")
+    pattern = re.compile(rf"Finished XLA compilation of jit\({'.*' if name is None else re.escape(name)}\)")
 
     class Handler(logging.Handler):
         def emit(self, record):

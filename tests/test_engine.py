@@ -391,3 +391,25 @@ def test_a_scalar_parameter_trains(problem):
     result = train(Shared(Shared.Options(), problem=problem, depth=3), problem, Incremental(), steps_per_stage=3,
                    batch_size=8, progress=False)
     assert np.shape(result.solver.eta[...]) == () and float(result.solver.eta[...]) != np.float32(0.02)
+
+
+def test_host_keys_are_bit_for_bit_those_of_jax_random():
+    from du_framework.engine.keys import host_fold_in, host_key
+
+    rng = np.random.default_rng(0)
+    for seed in [0, 1, 2026, 2**31 - 1, 2**31, 2**32 - 1, *rng.integers(0, 2**32, 5).tolist()]:
+        np.testing.assert_array_equal(jax.random.key_data(host_key(seed)), jax.random.key_data(jax.random.key(seed)))
+        for data in [0, 1, 2**31 + 3, 2**32 - 1, *rng.integers(0, 2**32, 3).tolist()]:
+            np.testing.assert_array_equal(
+                jax.random.key_data(host_fold_in(host_key(seed), data)),
+                jax.random.key_data(jax.random.fold_in(jax.random.key(seed), data)))
+    with pytest.raises(ValueError, match=r"a seed must be an integer in \[0, 2\*\*32\), got -1"):
+        host_key(-1)
+
+
+def test_training_compiles_nothing_but_its_program(problem):
+    module = solver(problem, depth=3)
+    clear_program_cache()
+    with compilations() as compiled:
+        train(module, problem, Incremental(), steps_per_stage=2, batch_size=4, key=7, progress=False)
+    assert len(compiled) == 1 and "_entry" in compiled[0], compiled

@@ -19,6 +19,7 @@ from flax import nnx
 from ..errors import ConfigError, nearest
 from ..interfaces import Problem, UnfoldedSolver
 from ..metrics import Metric, metric_table
+from .keys import host_key
 from .unroll import unroll
 
 __all__ = ["evaluate"]
@@ -68,7 +69,7 @@ def evaluate(solver: UnfoldedSolver, problem: Problem, *, key: jax.Array | int, 
             raise ConfigError(f"problem {problem.name!r} has no metric {name!r}"
                               + (f" (did you mean {hint!r}?)" if hint else "") + f"; its metrics: {', '.join(table)}")
     if isinstance(key, (int, np.integer)):
-        key = jax.random.key(int(key))
+        key = host_key(int(key))
     graphdef, param_state, rest = nnx.split(solver, nnx.Param, ...)
     chosen = tuple(table[name] for name in names)
     totals = _curves(param_state, rest, problem, key, graphdef=graphdef, metrics=chosen, batch_size=batch_size,

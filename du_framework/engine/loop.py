@@ -27,6 +27,7 @@ from ..interfaces import Problem, Stage, TrainingSchedule, UnfoldedSolver
 from ..params import learning_rates
 from .program import ProgramSpec, lower_chunk, make_mesh, run_chunk, traces, training_loss
 from .progress import progress_bar
+from .keys import host_key
 from .settings import TrainSettings
 from .transforms import build_optimizer, check_optimizer_settings
 from ..registry import describe_component
@@ -169,15 +170,18 @@ def _prepare(solver, problem, schedule, settings, keys, ensemble):
     params = nnx.to_pure_dict(param_state)
     optimizer = build_optimizer(settings, rates, params)
     chunk = max(1, min(settings.chunk_size, max((stage.steps for stage in stages), default=1)))
-    keys = [jax.random.key(int(k)) if isinstance(k, (int, np.integer)) else k for k in keys]
+    keys = [host_key(int(k)) if isinstance(k, (int, np.integer)) else k for k in keys]
     if ensemble:
         members = len(keys)
         param_state = jax.tree.map(lambda leaf: jnp.broadcast_to(leaf, (members,) + leaf.shape), param_state)
-        opt_state = jax.vmap(optimizer.init)(nnx.to_pure_dict(param_state))
+        opt_shapes = jax.eval_shape(jax.vmap(optimizer.init), nnx.to_pure_dict(param_state))
         key = jnp.stack(keys)
     else:
-        opt_state = optimizer.init(params)
+        opt_shapes = jax.eval_shape(optimizer.init, params)
         key = keys[0]
+    # A placeholder of the right structure: the program initialises the optimiser on its first
+    # chunk (a restart), so no eager operation is compiled for it on the host.
+    opt_state = jax.tree.map(lambda leaf: np.zeros(leaf.shape, leaf.dtype), opt_shapes)
     spec = ProgramSpec.make(graphdef, rates, settings, chunk=chunk, ensemble=ensemble, mesh=mesh)
     state = (param_state, opt_state, rest, problem, key)
     if mesh is not None:
@@ -232,7 +236,7 @@ def _train(solver, problem, schedule, settings, keys, *, ensemble, progress, lab
             bar.stage(stage_number, len(stages), stage.active_depth)
             while done < stage.steps:
                 n_valid = min(spec.chunk, stage.steps - done)
-                restart = stage.restart_optimizer and done == 0
+                restart = (stage.restart_optimizer and done == 0) or not losses  # the first chunk initialises
                 call_start = time.perf_counter()
                 param_state, opt_state, key, failed, fail_at, chunk_losses = run_chunk(
                     param_state, opt_state, rest, problem, key, *_stage_args(stage, n_valid, restart), spec=spec)

@@ -178,7 +178,7 @@ def check_optimizer_settings(settings) -> None:
     option value is refused here, with the key named, not inside the compiled program.
     """
     _check_names(settings)
-    example = {"p": jnp.ones((2, 1), jnp.float32)}
+    example = {"p": jax.ShapeDtypeStruct((2, 1), jnp.float32)}  # abstract: nothing is compiled
     try:
         optimizer = _base_optimizer(settings)
         jax.eval_shape(lambda p: optimizer.update(p, optimizer.init(p), p), example)

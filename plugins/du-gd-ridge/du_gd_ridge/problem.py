@@ -58,11 +58,11 @@ class RidgeProblem(Problem, RegularizedLeastSquares):
         self.mu_min = float(eigenvalues[0])
         self.mu_max = float(eigenvalues[-1])
         self.source = source
-        # Cast on the host: jnp.asarray(..., dtype) would compile a conversion per shape.
-        self.A = jnp.asarray(matrix.astype(np.float32))
-        self.AtA = jnp.asarray((matrix.T @ matrix).astype(np.float32))
+        # Cast on the host and transfer: jnp.asarray would compile an eager operation per shape.
+        self.A = jax.device_put(matrix.astype(np.float32))
+        self.AtA = jax.device_put((matrix.T @ matrix).astype(np.float32))
         # Regularised pseudo-inverse, formed once in float64 on the host.
-        self.pinv = jnp.asarray(np.linalg.solve(hessian, matrix.T).astype(np.float32))
+        self.pinv = jax.device_put(np.linalg.solve(hessian, matrix.T).astype(np.float32))
 
     @classmethod
     def from_options(cls, options: "RidgeProblem.Options") -> "RidgeProblem":

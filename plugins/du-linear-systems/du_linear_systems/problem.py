@@ -101,10 +101,10 @@ class LinearSystem(Problem, JacobiSplitting):
         self.source = source
         self.mu_min, self.mu_max = float(eigenvalues[0]), float(eigenvalues[-1])
         self.jacobi_min, self.jacobi_max = float(jacobi[0]), float(jacobi[-1])
-        # Cast on the host: jnp.asarray(..., dtype) would compile a conversion per shape.
-        self.A = jnp.asarray(matrix.astype(np.float32))
-        self.inverse = jnp.asarray(np.linalg.inv(matrix).astype(np.float32))
-        self.D = jnp.asarray(diagonal.astype(np.float32))
+        # Cast on the host and transfer: jnp.asarray would compile an eager operation per shape.
+        self.A = jax.device_put(matrix.astype(np.float32))
+        self.inverse = jax.device_put(np.linalg.inv(matrix).astype(np.float32))
+        self.D = jax.device_put(diagonal.astype(np.float32))
 
     @classmethod
     def from_options(cls, options: "LinearSystem.Options") -> "LinearSystem":

@@ -144,8 +144,9 @@ class SparseRecovery(Problem, LinearObservation, BernoulliGaussianPrior):
         # E||A x||^2 = p ||A||_F^2 for unit-variance nonzeros.
         self.sigma2 = float(p * np.sum(matrix**2) / (m * 10 ** (snr_db / 10)))
         self.L = float(np.linalg.norm(matrix, 2) ** 2)
-        self.A = jnp.asarray(matrix, jnp.float32)
-        self.W = jnp.asarray(matrix.T @ np.linalg.inv(gram_rows), jnp.float32)
+        # Cast on the host and transfer: jnp.asarray would compile an eager operation per shape.
+        self.A = jax.device_put(matrix.astype(np.float32))
+        self.W = jax.device_put((matrix.T @ np.linalg.inv(gram_rows)).astype(np.float32))
 
     @classmethod
     def from_options(cls, options: "SparseRecovery.Options") -> "SparseRecovery":
