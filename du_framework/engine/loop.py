@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -22,12 +22,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from ..errors import DUError, PluginError, TrainingDivergedError
+from ..errors import CheckpointError, DUError, PluginError, TrainingDivergedError
 from ..interfaces import Problem, Stage, TrainingSchedule, UnfoldedSolver
 from ..params import learning_rates
 from .program import ProgramSpec, lower_chunk, make_mesh, run_chunk, traces, training_loss
 from .progress import progress_bar
 from .keys import host_key
+from .resume import TrainState, key_from_data
 from .settings import TrainSettings
 from .transforms import build_optimizer, check_optimizer_settings
 from ..registry import describe_component
@@ -107,7 +108,8 @@ def _checked_stages(stages: list, depth: int, type_error: type, value_error: typ
 
 def train(solver: UnfoldedSolver, problem: Problem, schedule: TrainingSchedule | Sequence[Stage] | str | None = None,
           settings: TrainSettings | None = None, *, key: jax.Array | int = 0, progress: bool = True,
-          label: str | None = None, **overrides: Any) -> TrainResult:
+          label: str | None = None, resume: TrainState | None = None,
+          on_stage_end: Callable[[TrainState], None] | None = None, **overrides: Any) -> TrainResult:
     """Train ``solver`` on random instances of ``problem`` following ``schedule``.
 
     Args:
@@ -120,6 +122,12 @@ def train(solver: UnfoldedSolver, problem: Problem, schedule: TrainingSchedule |
         key: PRNG key or integer seed for the training instances.
         progress: show a progress bar (optimiser steps, with stage and loss).
         label: name shown on the progress bar and in messages.
+        resume: a :class:`~du_framework.engine.resume.TrainState` of this run;
+            its completed stages are skipped and the rest continue from its
+            parameters, optimiser state, PRNG state and loss history, so the
+            result equals the uninterrupted run's (bitwise on CPU).
+        on_stage_end: called with a :class:`~du_framework.engine.resume.TrainState`
+            (host arrays) after every stage, e.g. to save a resumable checkpoint.
         **overrides: :class:`TrainSettings` fields replacing those of ``settings``
             (``steps_per_stage=10, batch_size=16, log_loss=False``, ...).
 
@@ -133,12 +141,13 @@ def train(solver: UnfoldedSolver, problem: Problem, schedule: TrainingSchedule |
             learning rate the solver does not declare, ...).
     """
     return _train(solver, problem, schedule, resolve_settings(settings, overrides), [key], ensemble=False,
-                  progress=progress, label=label)[0]
+                  progress=progress, label=label, resume=resume, on_stage_end=on_stage_end)[0]
 
 
 def train_ensemble(solver: UnfoldedSolver, problem: Problem,
                    schedule: TrainingSchedule | Sequence[Stage] | str | None = None, settings: TrainSettings | None = None,
                    *, keys: Sequence[jax.Array | int], progress: bool = True, label: str | None = None,
+                   resume: TrainState | None = None, on_stage_end: Callable[[TrainState], None] | None = None,
                    **overrides: Any) -> list[TrainResult]:
     """Train one copy of ``solver`` per key, all at once (``jax.vmap`` over members).
 
@@ -154,7 +163,7 @@ def train_ensemble(solver: UnfoldedSolver, problem: Problem,
     if len(keys) < 1:
         raise ValueError("train_ensemble needs at least one key")
     return _train(solver, problem, schedule, resolve_settings(settings, overrides), list(keys), ensemble=True,
-                  progress=progress, label=label)
+                  progress=progress, label=label, resume=resume, on_stage_end=on_stage_end)
 
 
 def _prepare(solver, problem, schedule, settings, keys, ensemble):
@@ -209,7 +218,45 @@ def program_memory(solver: UnfoldedSolver, problem: Problem,
         return None
 
 
-def _train(solver, problem, schedule, settings, keys, *, ensemble, progress, label) -> list[TrainResult]:
+def _resumed(resume: TrainState, param_state, opt_state, key, stages: list[Stage]):
+    """The run's arrays restored from ``resume``, checked against the fresh run's shapes."""
+    if not 1 <= resume.stages_done <= len(stages):
+        raise CheckpointError(f"the training state has {resume.stages_done} stages done, but the schedule has "
+                              f"{len(stages)}: it belongs to another schedule")
+    fresh = nnx.to_pure_dict(param_state)
+    wanted = {name: np.shape(value) for name, value in _flat(fresh).items()}
+    stored = {name: np.shape(value) for name, value in _flat(resume.params).items()}
+    if wanted != stored:
+        raise CheckpointError(f"the training state holds parameters {stored}, this solver has {wanted}")
+    leaves, treedef = jax.tree.flatten(opt_state)
+    if [np.shape(leaf) for leaf in leaves] != [np.shape(leaf) for leaf in resume.opt_state]:
+        raise CheckpointError("the training state's optimiser state does not fit this run's optimiser "
+                              "(another train.optimizer, its options, or another solver)")
+    restored = jax.tree.map(lambda leaf: leaf, param_state)
+    nnx.replace_by_pure_dict(restored, jax.tree.map(np.asarray, resume.params))
+    opt_state = jax.tree.unflatten(treedef, [np.asarray(v, np.asarray(old).dtype) for v, old in
+                                             zip(resume.opt_state, leaves)])
+    key = key_from_data(resume.key_data)
+    return restored, opt_state, key
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for name, value in tree.items():
+        out.update(_flat(value, f"{prefix}{name}.") if isinstance(value, dict) else {f"{prefix}{name}": value})
+    return out
+
+
+def _snapshot(stages_done, param_state, opt_state, key, losses, stage_losses) -> TrainState:
+    """A host copy of the run after ``stages_done`` stages."""
+    host = jax.device_get((nnx.to_pure_dict(param_state), jax.tree.leaves(opt_state), jax.random.key_data(key)))
+    history = np.concatenate(losses, axis=-1) if losses else np.zeros(0, np.float32)
+    return TrainState(stages_done, host[0], [np.asarray(leaf) for leaf in host[1]], np.asarray(host[2]), history,
+                      [np.asarray(value).tolist() for value in stage_losses])
+
+
+def _train(solver, problem, schedule, settings, keys, *, ensemble, progress, label, resume=None,
+           on_stage_end=None) -> list[TrainResult]:
     solver.check_problem(problem)
     if not solver.is_trainable:
         expand_schedule(schedule, settings, solver.depth)  # still refuse a bad schedule
@@ -223,20 +270,31 @@ def _train(solver, problem, schedule, settings, keys, *, ensemble, progress, lab
     traced_before = traces(spec)
     compile_seconds = None
     losses: list[np.ndarray] = []
-    stage_losses: list[np.ndarray] = []
+    stage_losses: list = []
+    first_stage = 0
+    if resume is not None:
+        param_state, opt_state, key = _resumed(resume, param_state, opt_state, key, stages)
+        losses = [np.asarray(resume.losses, np.float32)]
+        stage_losses = [np.asarray(value) for value in resume.stage_losses]
+        first_stage = resume.stages_done
+    initialised = resume is not None
     name = label or solver.name
 
     def member_of(tree, member):
         return jax.tree.map(lambda leaf: leaf[member], tree) if ensemble else tree
 
-    bar = progress_bar(sum(stage.steps for stage in stages), name + (f" x{members}" if ensemble else ""), progress)
+    bar = progress_bar(sum(stage.steps for stage in stages[first_stage:]), name + (f" x{members}" if ensemble else ""),
+                       progress)
     try:
         for stage_number, stage in enumerate(stages, 1):
+            if stage_number <= first_stage:
+                continue
             done, last = 0, None
             bar.stage(stage_number, len(stages), stage.active_depth)
             while done < stage.steps:
                 n_valid = min(spec.chunk, stage.steps - done)
-                restart = (stage.restart_optimizer and done == 0) or not losses  # the first chunk initialises
+                restart = (stage.restart_optimizer and done == 0) or not initialised  # the first chunk initialises
+                initialised = True
                 call_start = time.perf_counter()
                 param_state, opt_state, key, failed, fail_at, chunk_losses = run_chunk(
                     param_state, opt_state, rest, problem, key, *_stage_args(stage, n_valid, restart), spec=spec)
@@ -261,7 +319,9 @@ def _train(solver, problem, schedule, settings, keys, *, ensemble, progress, lab
                 done += n_valid
                 bar.advance(n_valid, float(np.mean(last[..., -1])))
             if last is not None:
-                stage_losses.append(last)
+                stage_losses.append(np.mean(last, axis=-1))
+            if on_stage_end is not None:
+                on_stage_end(_snapshot(stage_number, param_state, opt_state, key, losses, stage_losses))
     finally:
         bar.close()
     jax.block_until_ready(param_state)
@@ -278,7 +338,7 @@ def _train(solver, problem, schedule, settings, keys, *, ensemble, progress, lab
         return TrainResult(
             solver=nnx.merge(graphdef, state, rest),
             losses=history,
-            stage_losses=[float(np.mean(pick(last))) for last in stage_losses],
+            stage_losses=[float(pick(np.asarray(value))) for value in stage_losses],
             train_seconds=train_seconds,
             compile_seconds=compile_seconds or 0.0,
             compilations=compilations,
