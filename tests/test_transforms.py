@@ -145,3 +145,20 @@ def test_bad_optimizer_or_schedule_options_are_refused_before_compiling():
         check_optimizer_settings(TrainSettings(optimizer_options={"b1": "x"}))
     with pytest.raises(ConfigError, match="train.lr_schedule_options for cosine_decay: .*decay_steps"):
         check_optimizer_settings(TrainSettings(lr_schedule="cosine_decay"))
+
+
+def test_every_optax_schedule_is_offered_by_name_with_its_level_at_one():
+    from du_framework.engine.transforms import _relative_schedule, _schedule_names
+
+    names = _schedule_names()
+    assert "exponential_decay" in names and "cosine_decay" in names and names.count("constant") == 1
+    assert "scale_by" not in names and "join_schedules" not in names
+    decay = _relative_schedule(TrainSettings(lr_schedule="exponential_decay",
+                                             lr_schedule_options={"transition_steps": 10, "decay_rate": 0.5}))
+    assert float(decay(0)) == 1.0 and float(decay(10)) == pytest.approx(0.5)
+    warmup = _relative_schedule(TrainSettings(lr_schedule="warmup_cosine_decay",
+                                              lr_schedule_options={"init_value": 0.0, "warmup_steps": 10,
+                                                                   "decay_steps": 100}))
+    assert float(warmup(0)) == 0.0 and float(warmup(10)) == pytest.approx(1.0)
+    with pytest.raises(ConfigError, match="init_value is 1 unless given"):
+        check_optimizer_settings(TrainSettings(lr_schedule="linear"))

@@ -32,10 +32,11 @@ class TrainSettings:
     optimizer: str = option("adam", help="optax optimiser by name (adam, adamw, sgd, rmsprop, lion, ...)")
     optimizer_options: dict[str, Any] = option(
         None, help="keyword options of the optimiser, e.g. { b1 = 0.9 } (learning rates come from the solver)")
-    lr_schedule: str = option("constant", help="learning-rate schedule: constant or an optax *_schedule name "
+    lr_schedule: str = option("constant", help="learning-rate schedule: constant, or an optax schedule by name "
                                                "(cosine_decay, exponential_decay, warmup_cosine_decay, ...)")
     lr_schedule_options: dict[str, Any] = option(
-        None, help="options of the schedule, e.g. { decay_steps = 1000 }; it multiplies every group's rate")
+        None, help="the schedule's optax arguments, e.g. { decay_steps = 1000 }; it multiplies every group's "
+                   "rate, so its peak_value (or else init_value) is 1 unless given")
     loss: str = option("", help="training loss: empty for the problem's own, or the name of one of its metrics")
     log_loss: bool = option(True, help="descend log(loss) (each stage keeps its minimiser)")
     chunk_size: int = option(256, ge=1, le=1_000_000, help="most optimiser steps per compiled call")

@@ -158,17 +158,26 @@ def _keyword_check(factory, options: dict, what: str, given: str, skip: tuple[st
                               + f"; its options: {', '.join(accepted) or '(none)'}")
 
 
+# optax.schedules' functions that are not a schedule of their own, and the one the "constant" setting covers.
+_NOT_SCHEDULES = ("inject_hyperparams", "inject_stateful_hyperparams", "join_schedules", "constant_schedule")
+
+
+def _schedules() -> dict[str, Any]:
+    """The learning-rate schedules by name (optax's, without the ``_schedule`` suffix)."""
+    found = {}
+    for name in dir(optax.schedules):
+        factory = getattr(optax.schedules, name)
+        if not name.startswith("_") and inspect.isfunction(factory) and name not in _NOT_SCHEDULES:
+            found[name.removesuffix("_schedule")] = factory
+    return found
+
+
 def _schedule_factory(name: str):
-    for candidate in (f"{name}_schedule", name):
-        factory = getattr(optax, candidate, None)
-        if candidate.endswith("_schedule") and inspect.isfunction(factory):
-            return factory
-    return None
+    return _schedules().get(name.removesuffix("_schedule"))
 
 
 def _schedule_names() -> list[str]:
-    return ["constant"] + sorted(n.removesuffix("_schedule") for n in dir(optax)
-                                 if n.endswith("_schedule") and inspect.isfunction(getattr(optax, n)))
+    return ["constant"] + sorted(_schedules())
 
 
 def check_optimizer_settings(settings) -> None:
@@ -218,13 +227,16 @@ def _relative_schedule(settings):
     factory = _schedule_factory(settings.lr_schedule)
     options = dict(settings.lr_schedule_options)
     parameters = inspect.signature(factory).parameters
-    for start in ("init_value", "peak_value"):  # the schedule scales each group's rate
-        if start in parameters and start not in options:
-            options[start] = 1.0
+    # The schedule multiplies each group's rate, so its level is 1: the peak of a schedule that has
+    # one (a warmup starts from the init_value the user gives), else its initial value.
+    level = "peak_value" if "peak_value" in parameters else "init_value"
+    if level in parameters and level not in options:
+        options[level] = 1.0
     try:
         return factory(**options)
     except (TypeError, ValueError) as error:
-        raise ConfigError(f"train.lr_schedule_options for {settings.lr_schedule}: {error}") from None
+        raise ConfigError(f"train.lr_schedule_options for {settings.lr_schedule}: {error} (the schedule multiplies "
+                          f"each group's rate: {level} is 1 unless given; the other arguments are optax's)") from None
 
 
 def _base_optimizer(settings) -> optax.GradientTransformation:
