@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import errno
 import gc
 import json
 import os
 import re
 import sys
+import traceback
 from pathlib import Path
 
 from . import __version__
@@ -71,7 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--metric", metavar="NAME",
                          help="metric of the table and mse.png (default: the problem's primary metric)")
     compare.add_argument("--checkpoints", metavar="DIR",
-                         help="load <label>.npz from DIR (written by `unfold train`) instead of training those solvers")
+                         help="load <label>.npz from DIR (written by `unfold train`) instead of training those solvers; "
+                              "DIR must exist and hold one for every trainable solver")
+    compare.add_argument("--train-missing", action="store_true",
+                         help="with --checkpoints: train the solvers without a checkpoint in DIR instead of refusing")
+    compare.add_argument("--allow-problem-mismatch", action="store_true",
+                         help="with --checkpoints: evaluate checkpoints trained on another problem (other options or "
+                              "data) on this one; warns and records the differences in results.json")
     compare.add_argument("--no-plots", action="store_true", help="skip mse.png and params.png")
     compare.add_argument("--markdown", action="store_true", help="print the table as Markdown")
 
@@ -280,15 +288,35 @@ def _load(args):
     return select_solvers(config, args.only.split(",")) if args.only else config
 
 
+def _warn(message: str) -> None:
+    print(f"unfold: warning: {message}", file=sys.stderr)
+
+
+def _preflight(config, problem, schedule, solvers) -> None:
+    """Refuse a training run that cannot fit in memory, warn about a very long one (before any training)."""
+    from .preflight import check_training
+
+    for entry, solver in zip(config.solvers, solvers):
+        check_training(entry.label, solver, problem, schedule, config.train, warn=_warn)
+
+
 def _cmd_compare(args) -> int:
-    from .compare import run_comparison
+    from .compare import build_problem, build_schedule, build_solvers, run_comparison
+    from .preflight import check_out_dir
     from .report import format_table, select_metric, write_report
 
     config = _load(args)
     metric = select_metric(_registry().problem(config.problem.name), args.metric)  # refused before training
-    out = Path(args.out) if args.out else _default_out()
+    out = check_out_dir(Path(args.out) if args.out else _default_out())
+    problem = build_problem(config)
+    _preflight(config, problem, build_schedule(config), build_solvers(config, problem))
+    del problem
+    if (args.train_missing or args.allow_problem_mismatch) and not args.checkpoints:
+        raise ConfigError("--train-missing and --allow-problem-mismatch apply to --checkpoints DIR, which is not given")
     comparison = run_comparison(config, progress=not args.no_progress,
-                                checkpoint_dir=out / "checkpoints", load_dir=args.checkpoints)
+                                checkpoint_dir=out / "checkpoints", load_dir=args.checkpoints,
+                                allow_problem_mismatch=args.allow_problem_mismatch, train_missing=args.train_missing,
+                                log=lambda line: print(line, file=sys.stderr))
     problem = comparison.problem.describe()
     facts = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in problem.items() if k != "name")
     print(f"problem {config.problem.name} ({facts})")
@@ -296,7 +324,7 @@ def _cmd_compare(args) -> int:
           f"{config.evaluation.batches} x {config.evaluation.batch_size} fresh instances "
           f"(evaluation seed {config.evaluation.seed}):")
     print(format_table(comparison, metric=metric.name, markdown=args.markdown))
-    written = write_report(comparison, out, plots=not args.no_plots, metric=metric.name)
+    written = write_report(comparison, out, plots=not args.no_plots, metric=metric.name, warn=_warn)
     print(f"\nwrote {', '.join(sorted(written))} to {out}/")
     return 0
 
@@ -305,11 +333,14 @@ def _cmd_train(args) -> int:
     from .atomic import atomic_write
     from .compare import build_problem, build_schedule, build_solvers, train_solver
 
+    from .preflight import check_out_dir
+
     config = _load(args)
-    out = Path(args.out) if args.out else _default_out()
+    out = check_out_dir(Path(args.out) if args.out else _default_out())
     problem = build_problem(config)
     schedule = build_schedule(config)
     solvers = build_solvers(config, problem)
+    _preflight(config, problem, schedule, solvers)
     with atomic_write(out / "config.json") as handle:
         handle.write(json.dumps(config.to_dict(), indent=2))
     checkpoints = out / "checkpoints"
@@ -338,24 +369,94 @@ def _cmd_train(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command in ("compare", "train"):
-        from .engine import enable_compile_cache
+# Exit status (documented in docs/cli.md, "Exit status").
+EXIT_OK = 0
+EXIT_DIVERGED = 1  # training diverged; the last good parameters are saved
+EXIT_INVALID = 2  # invalid input, refused with a message (argparse uses 2 too)
+EXIT_FILESYSTEM = 3  # a file could not be read or written: full disk, permissions, read-only, ...
+EXIT_MEMORY = 4  # out of memory (host or accelerator), or refused up front as too large
+EXIT_BUG = 70  # an unexpected exception: a bug in du-framework or a plugin (EX_SOFTWARE)
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 
-        enable_compile_cache()  # a later run skips XLA compilation (DU_COMPILE_CACHE=off to disable)
+_MEMORY_HINT = ("lower train.batch_size or train.depth, set train.remat = true (or more levels), "
+                "or lower evaluation.batch_size")
+
+
+def _error(message: str) -> None:
+    print(f"unfold: error: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def _os_error_message(error: OSError) -> str:
+    what = error.strerror or str(error) or type(error).__name__
+    paths = [str(p) for p in (error.filename, error.filename2) if p is not None]
+    where = f" ({' -> '.join(repr(p) for p in paths)})" if paths else ""
+    hint = {errno.ENOSPC: "free disk space or write elsewhere (--out)",
+            errno.EDQUOT: "free space within the disk quota or write elsewhere (--out)",
+            errno.EACCES: "check the permissions or write elsewhere (--out)",
+            errno.EPERM: "check the permissions or write elsewhere (--out)",
+            errno.EROFS: "the file system is read-only; write elsewhere (--out)"}.get(error.errno)
+    code = f" [errno {error.errno}]" if error.errno else ""
+    return f"file system: {what}{where}{code}" + (f"; {hint}" if hint else "")
+
+
+def _is_resource_exhausted(error: BaseException) -> bool:
+    """XLA ran out of accelerator (or host) memory: ``XlaRuntimeError``/``JaxRuntimeError`` RESOURCE_EXHAUSTED."""
+    return (type(error).__name__ in ("XlaRuntimeError", "JaxRuntimeError")
+            and ("RESOURCE_EXHAUSTED" in str(error) or "Out of memory" in str(error)))
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (see docs/cli.md, "Exit status").
+
+    Every failure ends as one line ``unfold: error: ...`` on stderr, without a traceback,
+    except an unexpected exception (a bug), whose traceback is printed before that line.
+    """
+    args = build_parser().parse_args(argv)
     handlers = {"list": _cmd_list, "compare": _cmd_compare, "train": _cmd_train, "docs": _cmd_docs}
     try:
+        if args.command in ("compare", "train"):
+            from .engine import enable_compile_cache
+
+            enable_compile_cache()  # a later run skips XLA compilation (DU_COMPILE_CACHE=off to disable)
         return handlers[args.command](args)
     except TrainingDivergedError as error:
-        print(f"unfold: error: {error}", file=sys.stderr)
-        return 1
-    except DUError as error:
-        print(f"unfold: error: {error}", file=sys.stderr)
-        return 2
+        _error(error)
+        return EXIT_DIVERGED
+    except KeyboardInterrupt:
+        print("\nunfold: error: interrupted (Ctrl-C); the run is incomplete, but every file written so far "
+              "is whole (each is written atomically)", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into a reader that closed early (unfold list | head)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return EXIT_OK
+    except DUError as error:
+        from .preflight import InsufficientMemoryError
+
+        _error(error)
+        return EXIT_MEMORY if isinstance(error, InsufficientMemoryError) else EXIT_INVALID
+    except OSError as error:
+        _error(_os_error_message(error))
+        return EXIT_FILESYSTEM
+    except MemoryError:
+        _error(f"out of memory (MemoryError): {_MEMORY_HINT}, or use smaller problem sizes")
+        return EXIT_MEMORY
+    except RecursionError as error:
+        _error(f"recursion too deep ({error}); a setting is far too large (train.remat, train.depth?)")
+        return EXIT_INVALID
+    except Exception as error:  # noqa: BLE001 - XLA's errors and the unexpected
+        if _is_resource_exhausted(error):
+            _error(f"out of memory on the device (XLA RESOURCE_EXHAUSTED: {_first_line(error)[:300]}): "
+                   f"{_MEMORY_HINT}")
+            return EXIT_MEMORY
+        traceback.print_exc()
+        _error(f"unexpected {type(error).__name__}: {_first_line(error)[:500]}. This is a bug in du-framework or "
+               f"a plugin; please report it with the traceback above")
+        return EXIT_BUG
 
 
 def entry() -> int:

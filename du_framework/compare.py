@@ -11,18 +11,22 @@ the problem declares is computed after every iteration in one evaluation.
 from __future__ import annotations
 
 import dataclasses
+import json
+import warnings
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import LoadedCheckpoint, load_checkpoint, save_checkpoint
 from .config import ExperimentConfig, SolverConfig
 from .engine import TrainResult, evaluate, train
 from .engine.keys import host_fold_in, host_key
-from .errors import DUError, IncompatibleProblemError, PluginError, TrainingDivergedError
+from .engine.resume import load_train_state, save_train_state
+from .errors import CheckpointError, DUError, IncompatibleProblemError, PluginError, TrainingDivergedError
 from .interfaces import Problem, TrainingSchedule, UnfoldedSolver
 from .options import options_to_dict
 from .registry import Registry, describe_component, get_registry
@@ -79,6 +83,7 @@ class SolverResult:
     compilations: int
     final_loss: float | None = None
     loaded_from: str | None = None
+    problem_mismatch: list[str] | None = None
     solver: UnfoldedSolver | None = dataclasses.field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,6 +99,7 @@ class SolverResult:
             "compilations": self.compilations,
             "final_loss": self.final_loss,
             "loaded_from": self.loaded_from,
+            "problem_mismatch": self.problem_mismatch,
         }
 
 
@@ -159,28 +165,96 @@ def build_solvers(config: ExperimentConfig, problem: Problem,
         raise IncompatibleProblemError(f"{error}.{hint}") from None
 
 
+def _run_identity(config: ExperimentConfig, entry: SolverConfig) -> dict[str, Any]:
+    """What a resumable training state belongs to (compared when a run is resumed)."""
+    return json.loads(json.dumps({
+        "label": entry.label, "solver": entry.name, "options": options_to_dict(entry.options),
+        "problem": {"name": config.problem.name, **options_to_dict(config.problem.options)},
+        "train": options_to_dict(config.train), "schedule_options": options_to_dict(config.schedule_options)}))
+
+
 def train_solver(config: ExperimentConfig, index: int, solver: UnfoldedSolver, problem: Problem,
                  schedule: TrainingSchedule, *, checkpoint_dir: str | Path | None = None,
-                 progress: bool = True) -> TrainResult:
+                 progress: bool = True, resume: bool = False) -> TrainResult:
     """Train the ``index``-th solver of ``config`` and, with ``checkpoint_dir``, save it.
 
     A trained solver is saved as ``<label>.npz``; when training diverges, the last
     good parameters are saved as ``<label>.last-good.npz`` before the error propagates.
+    While it trains, ``<label>.state.npz`` holds a resumable state after every stage
+    (removed once ``<label>.npz`` is written); with ``resume``, a run that stopped
+    continues from it and ends as the uninterrupted run would.
+
+    Raises:
+        CheckpointError: ``resume`` and the stored state belongs to another configuration.
     """
     entry = config.solvers[index]
+    identity = _run_identity(config, entry)
+    state_path = Path(checkpoint_dir) / f"{entry.label}.state.npz" if checkpoint_dir is not None else None
+    start = None
+    if resume and state_path is not None and state_path.is_file():
+        start = load_train_state(state_path)
+        differences = [key for key in sorted(set(identity) | set(start.identity))
+                       if identity.get(key) != start.identity.get(key)]
+        if differences:
+            raise CheckpointError(f"{str(state_path)!r} belongs to another run: its {', '.join(differences)} "
+                                  f"differ from this configuration's; resume with the configuration that wrote it")
+
+    def save_state(state):
+        state.identity = identity
+        save_train_state(state_path, state)
+
     try:
         result = train(solver, problem, schedule, config.train, key=training_key(config.train.seed, entry.label),
-                       progress=progress, label=entry.label)
+                       progress=progress, label=entry.label, resume=start,
+                       on_stage_end=save_state if state_path is not None and solver.is_trainable else None)
     except TrainingDivergedError as error:
         if checkpoint_dir is not None and error.solver is not None:
             save_checkpoint(Path(checkpoint_dir) / f"{entry.label}.last-good.npz", error.solver, problem=problem,
-                            extra={"label": entry.label, "status": "diverged", "stage": error.stage,
+                            problem_options=config.problem.options, extra={"label": entry.label, "status": "diverged", "stage": error.stage,
                                    "step": error.step})
         raise
     if checkpoint_dir is not None and solver.is_trainable:
         save_checkpoint(Path(checkpoint_dir) / f"{entry.label}.npz", result.solver, problem=problem,
-                        extra={"label": entry.label, "status": "trained", "train_seconds": result.train_seconds})
+                        problem_options=config.problem.options, extra={"label": entry.label, "status": "trained", "train_seconds": result.train_seconds})
+        state_path.unlink(missing_ok=True)  # the finished checkpoint supersedes the resumable state
     return result
+
+
+def _load_checkpoints(config: ExperimentConfig, problem: Problem, solvers: list[UnfoldedSolver],
+                      load_dir: str | Path | None, *, allow_problem_mismatch: bool, train_missing: bool,
+                      log: Callable[[str], None] | None) -> dict[str, tuple[Path, LoadedCheckpoint]]:
+    """Every trainable solver's checkpoint in ``load_dir``, loaded and checked before any training."""
+    if load_dir is None:
+        return {}
+    folder = Path(load_dir)
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise CheckpointError(f"checkpoint folder {str(folder)!r} {what}; give the checkpoints folder an earlier "
+                              f"run wrote (e.g. runs/<timestamp>/checkpoints)")
+    trainable = [(entry, solver) for entry, solver in zip(config.solvers, solvers) if solver.is_trainable]
+    missing = [entry.label for entry, _ in trainable if not (folder / f"{entry.label}.npz").is_file()]
+    if missing and not train_missing:
+        raise CheckpointError(
+            f"no checkpoint in {str(folder)!r} for {', '.join(missing)} (expected "
+            f"{', '.join(label + '.npz' for label in missing)}); train them with `unfold train`, or pass "
+            f"--train-missing (train_missing=True) to train them in this run")
+    loaded = {}
+    for entry, solver in trainable:
+        if entry.label in missing:
+            continue
+        checkpoint = folder / f"{entry.label}.npz"
+        loaded[entry.label] = (checkpoint, load_checkpoint(
+            checkpoint, solver, problem=problem, problem_options=config.problem.options,
+            allow_problem_mismatch=allow_problem_mismatch, details=True))
+        mismatch = loaded[entry.label][1].problem_mismatch
+        if mismatch:
+            note = (f"warning: {entry.label}: checkpoint {str(checkpoint)!r} was trained on another problem, "
+                    f"evaluated on this one as asked (--allow-problem-mismatch): {'; '.join(mismatch)}")
+            log(note) if log is not None else warnings.warn(note, stacklevel=3)
+    if missing and log is not None:
+        log(f"no checkpoint for {', '.join(missing)} in {str(folder)!r}: training "
+            f"{'it' if len(missing) == 1 else 'them'} (--train-missing)")
+    return loaded
 
 
 def run_comparison(
@@ -190,16 +264,31 @@ def run_comparison(
     progress: bool = True,
     checkpoint_dir: str | Path | None = None,
     load_dir: str | Path | None = None,
+    allow_problem_mismatch: bool = False,
+    train_missing: bool = False,
+    log: Callable[[str], None] | None = None,
 ) -> Comparison:
     """Train (or load) every solver, then evaluate them all on shared instances.
 
     Args:
         checkpoint_dir: if given, each trained solver is saved there as
             ``<label>.npz``.
-        load_dir: if given, solvers with a checkpoint ``<label>.npz`` there are
-            loaded instead of trained (a mismatched file is refused).
+        load_dir: if given, an existing folder holding ``<label>.npz`` for every
+            trainable solver; they are loaded instead of trained, all checked
+            before anything is trained (a file written for another solver
+            configuration or problem is refused, naming each difference).
+        allow_problem_mismatch: load checkpoints trained on another problem
+            anyway; the differences are logged and recorded in
+            :attr:`SolverResult.problem_mismatch`.
+        train_missing: train the trainable solvers without a checkpoint in
+            ``load_dir`` (logged) instead of refusing.
+        log: receives one-line notes (a problem mismatch allowed, solvers
+            trained for want of a checkpoint); default: a mismatch is a warning.
 
     Raises:
+        CheckpointError: ``load_dir`` is not a folder; a trainable solver has no
+            checkpoint there (without ``train_missing``; the message lists them);
+            a checkpoint is corrupt or does not match.
         TrainingDivergedError: a solver's training diverged; when
             ``checkpoint_dir`` is given its last good parameters are saved as
             ``<label>.last-good.npz`` first.
@@ -208,14 +297,16 @@ def run_comparison(
     problem = build_problem(config, registry)
     schedule = build_schedule(config, registry)
     solvers = build_solvers(config, problem, registry)
+    loaded = _load_checkpoints(config, problem, solvers, load_dir, allow_problem_mismatch=allow_problem_mismatch,
+                               train_missing=train_missing, log=log)
     eval_key = evaluation_key(config.evaluation.seed)
     results: dict[str, SolverResult] = {}
     for index, (entry, solver) in enumerate(zip(config.solvers, solvers)):
-        loaded_from = None
-        checkpoint = Path(load_dir) / f"{entry.label}.npz" if load_dir is not None else None
-        if checkpoint is not None and solver.is_trainable and checkpoint.is_file():
-            solver = load_checkpoint(checkpoint, solver)
-            loaded_from = str(checkpoint)
+        loaded_from, problem_mismatch = None, None
+        if entry.label in loaded:
+            checkpoint, found = loaded[entry.label]
+            solver, loaded_from = found.solver, str(checkpoint)
+            problem_mismatch = found.problem_mismatch or None
             outcome = TrainResult(solver, np.zeros(0), [], 0.0, 0.0, 0)
         else:
             outcome = train_solver(config, index, solver, problem, schedule,
@@ -235,6 +326,7 @@ def run_comparison(
             compilations=outcome.compilations,
             final_loss=float(outcome.stage_losses[-1]) if len(outcome.stage_losses) else None,
             loaded_from=loaded_from,
+            problem_mismatch=problem_mismatch,
             solver=outcome.solver,
         )
     return Comparison(config, problem, results)

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import stat
 import tomllib
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +111,59 @@ def _parse_toml(text: str, where: str) -> dict[str, Any]:
         raise ConfigError(f"{where} is not valid TOML: {error}") from error
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a configuration is a few KiB; anything past 1 MiB is the wrong file
+
+
+def _read_config_file(path: Path) -> str:
+    """The text of a configuration file: a regular file of at most 1 MiB of UTF-8, checked before reading."""
+    where = repr(str(path))
+    try:
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise ConfigError(f"configuration file {where} is a folder; give a FILE.toml")
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"configuration file {where} is not a regular file (a device, pipe or socket); "
+                              f"give a FILE.toml")
+        if info.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"configuration file {where} is {info.st_size} bytes; a configuration is at most "
+                              f"{MAX_CONFIG_BYTES} bytes (1 MiB): is it the right file?")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)  # it may have grown since stat
+    except OSError as error:
+        raise ConfigError(f"cannot read configuration file {where}: {error.strerror or error}") from error
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"configuration file {where} is larger than {MAX_CONFIG_BYTES} bytes (1 MiB)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ConfigError(f"configuration file {where} is not UTF-8 text (byte {data[error.start]:#04x} at "
+                          f"offset {error.start}, line {line}); TOML files are UTF-8") from None
+
+
+# A label names files (checkpoints/<label>.npz) and appears in tables and plots.
+MAX_LABEL_LENGTH = 100
+
+
+def _label_problem(label: str) -> str | None:
+    """Why ``label`` cannot be a file name, or ``None`` when it can."""
+    if not label.strip():
+        return "it is empty or blank"
+    if len(label) > MAX_LABEL_LENGTH:
+        return f"it is {len(label)} characters long (at most {MAX_LABEL_LENGTH})"
+    for forbidden, what in (("\0", "a NUL character"), ("/", "'/'"), ("\\", "a backslash '\\'")):
+        if forbidden in label:
+            return f"it contains {what}"
+    if label.startswith("."):
+        return "it starts with '.' (a hidden file name, or '..')"
+    control = next((c for c in label if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")), None)
+    if control is not None:
+        return f"it contains the control character {control!r}"
+    if len(label.encode("utf-8")) + len(".last-good.npz") > 255:
+        return "it is too long for a file name once encoded (at most 255 bytes with its '.last-good.npz')"
+    return None
+
+
 def _experiment_names(registry: Registry) -> str:
     names = sorted(registry.entries["experiment"])
     return ", ".join(names) if names else "(none installed)"
@@ -131,12 +186,7 @@ def load_raw(path: str | Path | None = None, *, experiment: str | None = None,
     if path is not None and experiment is not None:
         raise ConfigError("give either a configuration file or an experiment, not both")
     if path is not None:
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as error:
-            raise ConfigError(f"cannot read configuration file {str(path)!r}: {error.strerror or error}") from error
-        return _parse_toml(text, repr(str(path)))
+        return _parse_toml(_read_config_file(Path(path)), repr(str(path)))
     registry = registry or get_registry()
     chosen = registry.experiment(experiment) if experiment is not None else registry.default_experiment()
     if chosen is None:
@@ -297,7 +347,9 @@ def _train(raw: dict, problem: ProblemConfig, registry: Registry) -> tuple[Train
 
 def _solvers(raw: dict, registry: Registry) -> tuple[SolverConfig, ...]:
     entries = raw.get("solvers", [])
-    if not isinstance(entries, list) or not entries:
+    if not isinstance(entries, list):
+        raise ConfigError(f"solvers must be a list of [[solvers]] tables, got {entries!r}")
+    if not entries:
         raise ConfigError(
             "the configuration lists no solvers: add at least one [[solvers]] table with a name, "
             f"one of: {', '.join(sorted(registry.entries['solver'])) or '(none installed)'}")
@@ -309,8 +361,13 @@ def _solvers(raw: dict, registry: Registry) -> tuple[SolverConfig, ...]:
         entry = dict(entry)
         name = _name(entry.pop("name"), f"solvers[{index}].name", "solver", registry)
         label = entry.pop("label", name)
-        if not isinstance(label, str) or not label or "/" in label:
-            raise ConfigError(f"solvers[{index}].label must be a non-empty string without '/', got {label!r}")
+        if not isinstance(label, str):
+            raise ConfigError(f"solvers[{index}] (solver {name!r}): label must be a string, got {label!r}")
+        why = _label_problem(label)
+        if why is not None:
+            given = "label" if "label" in entries[index] else "label (its name, as no label is given)"
+            raise ConfigError(f"solvers[{index}] (solver {name!r}): {given} {label!r} cannot name a file: {why}; "
+                              f"choose a label of letters, digits, '-', '_' and '.' (not first)")
         if label in labels:
             raise ConfigError(
                 f"two solvers are labelled {label!r}; give each [[solvers]] entry a distinct "

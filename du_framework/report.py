@@ -3,6 +3,10 @@ config.json and plots (matplotlib, Agg backend). Every file is written atomicall
 
 Tables and the curve plot show one metric: the problem's primary metric, or the
 one named by ``--metric``; results.json and results.csv hold every metric.
+
+results.json is strict JSON: a non-finite number (a diverged curve) is written as
+``null``. The data files are written before the plots, and a plot that cannot be
+drawn is reported as a warning, never at the cost of the results.
 """
 
 from __future__ import annotations
@@ -11,6 +15,9 @@ import csv
 import datetime as _dt
 import io
 import json
+import math
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +30,7 @@ from .errors import ConfigError, nearest
 from .metrics import Metric, metric_table
 
 __all__ = ["table_iterations", "select_metric", "format_table", "results_dict", "write_report",
-           "plot_metric", "plot_params", "RESULTS_SCHEMA_VERSION"]
+           "plot_metric", "plot_params", "strict_json", "plain_text", "RESULTS_SCHEMA_VERSION"]
 
 RESULTS_SCHEMA_VERSION = 2
 
@@ -93,6 +100,28 @@ def results_dict(comparison: Comparison) -> dict[str, Any]:
     }
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, +-inf) replaced by ``None``, NumPy values as Python ones."""
+    if isinstance(value, dict):
+        return {str(key): _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return _finite(value.tolist())
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def strict_json(value: Any) -> str:
+    """``value`` as strict JSON (RFC 8259): NaN and infinities become ``null``, never ``NaN``/``Infinity``."""
+    return json.dumps(_finite(value), indent=2, allow_nan=False)
+
+
 def _csv_text(comparison: Comparison) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -105,27 +134,49 @@ def _csv_text(comparison: Comparison) -> str:
 
 
 def write_report(comparison: Comparison, out_dir: str | Path, *, plots: bool = True,
-                 metric: str | None = None) -> dict[str, Path]:
+                 metric: str | None = None, warn: Callable[[str], None] | None = None) -> dict[str, Path]:
     """Write results.json, results.csv, config.json and (with ``plots``) mse.png, params.png.
 
-    ``mse.png`` plots ``metric`` (default: the problem's primary metric).
+    ``mse.png`` plots ``metric`` (default: the problem's primary metric). The data files
+    are written first; a plot that fails (anything but an ``OSError`` or ``MemoryError``,
+    which propagate) is left out and reported through ``warn`` (default:
+    :func:`warnings.warn`), so the results are never lost to a plotting problem.
     """
     shown = select_metric(comparison.problem, metric)  # refuse an unknown name before writing anything
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = {}
     for name, text in (
-        ("results.json", json.dumps(results_dict(comparison), indent=2, allow_nan=True)),
+        ("results.json", strict_json(results_dict(comparison))),
         ("results.csv", _csv_text(comparison)),
-        ("config.json", json.dumps(comparison.config.to_dict(), indent=2)),
+        ("config.json", strict_json(comparison.config.to_dict())),
     ):
         with atomic_write(out / name) as handle:
             handle.write(text)
         written[name] = out / name
     if plots:
-        written["mse.png"] = plot_metric(comparison, out / "mse.png", metric=shown.name)
-        written["params.png"] = plot_params(comparison, out / "params.png")
+        warn = warn or (lambda message: warnings.warn(message, RuntimeWarning, stacklevel=3))
+        for name, draw in (("mse.png", lambda path: plot_metric(comparison, path, metric=shown.name)),
+                           ("params.png", lambda path: plot_params(comparison, path))):
+            try:
+                written[name] = draw(out / name)
+            except (OSError, MemoryError):
+                raise
+            except Exception as error:  # noqa: BLE001 - matplotlib's many failures; the results are safe
+                warn(f"{name} could not be drawn ({type(error).__name__}: {_first_line(error)}); "
+                     f"the results files are complete")
     return written
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else "no message"
+
+
+def plain_text(text: Any) -> str:
+    """``text`` as matplotlib draws it literally: ``$`` escaped (no mathtext), no hidden legend entry."""
+    text = str(text).replace("$", r"\$")  # outside mathtext only "\$" is special; other backslashes stay
+    return " " + text if text.startswith("_") else text  # a legend leaves out labels starting with "_"
 
 
 def _pyplot():
@@ -155,13 +206,13 @@ def plot_metric(comparison: Comparison, path: Path, *, metric: str | None = None
     for label, result in comparison.results.items():
         curve = result.metrics[shown.name]
         ax.plot(np.arange(1, len(curve) + 1), np.maximum(curve, np.finfo(float).tiny) if shown.log_axis else curve,
-                label=label)
+                label=plain_text(label))
     if shown.log_axis:
         ax.set_yscale("log")
     ax.set_xlabel("iteration t")
-    ax.set_ylabel(shown.title)
-    ax.set_title(f"{comparison.problem.name}: {shown.title} versus iteration "
-                 f"({'lower' if shown.lower_is_better else 'higher'} is better)")
+    ax.set_ylabel(plain_text(shown.title))
+    ax.set_title(plain_text(f"{comparison.problem.name}: {shown.title} versus iteration "
+                            f"({'lower' if shown.lower_is_better else 'higher'} is better)"))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     return _save(fig, path)
@@ -191,15 +242,15 @@ def plot_params(comparison: Comparison, path: Path) -> Path:
                 continue
             values = np.asarray(result.params[name], dtype=float)
             values = values.reshape(len(values), -1).mean(axis=1) if values.ndim else values[None]
-            ax.plot(np.arange(len(values)), values, "o-", markersize=3, label=label)
+            ax.plot(np.arange(len(values)), values, "o-", markersize=3, label=plain_text(label))
             for reference, lines in result.references.get(name, {}).items():
                 references[reference, tuple(np.ravel(np.asarray(lines, dtype=float)))] = None
         for (reference, lines), style in zip(references, [":", "--", "-."] * len(references)):
             for i, value in enumerate(lines):
-                ax.axhline(value, color="grey", linestyle=style, linewidth=1, label=reference if i == 0 else None)
+                ax.axhline(value, color="grey", linestyle=style, linewidth=1, label=plain_text(reference) if i == 0 else None)
         ax.set_xlabel("t (parameter slot; iteration t uses slot t mod length)")
-        ax.set_ylabel(name)
-        ax.set_title(f"learned {name}_t")
+        ax.set_ylabel(plain_text(name))
+        ax.set_title(plain_text(f"learned {name}_t"))
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small")
     fig.tight_layout()
