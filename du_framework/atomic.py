@@ -68,6 +68,8 @@ def atomic_write(path: str | Path, mode: str = "w"):
 
     On an exception the temporary file is removed and ``path`` is left untouched. The file
     is created with the mode ``open()`` would give it (see :func:`file_mode`), not ``0600``.
+    An ``OSError`` without a file name (``write``/``fsync`` on a full disk) is raised again
+    naming ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,7 +83,11 @@ def atomic_write(path: str | Path, mode: str = "w"):
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(error, OSError) and error.filename is None and error.errno is not None:
+            # write(2) and fsync(2) report a full disk (ENOSPC) or a quota without a file name:
+            # name the file (the same OSError subclass, e.g. PermissionError for EACCES)
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
         raise

@@ -267,6 +267,7 @@ def run_comparison(
     allow_problem_mismatch: bool = False,
     train_missing: bool = False,
     log: Callable[[str], None] | None = None,
+    resume: bool = False,
 ) -> Comparison:
     """Train (or load) every solver, then evaluate them all on shared instances.
 
@@ -284,6 +285,10 @@ def run_comparison(
             ``load_dir`` (logged) instead of refusing.
         log: receives one-line notes (a problem mismatch allowed, solvers
             trained for want of a checkpoint); default: a mismatch is a warning.
+        resume: continue an interrupted run writing ``checkpoint_dir``: the
+            solvers with a ``<label>.npz`` there are loaded (and checked), those
+            with a ``<label>.state.npz`` continue from it (see :func:`train_solver`),
+            the others train; the result is the uninterrupted run's.
 
     Raises:
         CheckpointError: ``load_dir`` is not a folder; a trainable solver has no
@@ -299,18 +304,24 @@ def run_comparison(
     solvers = build_solvers(config, problem, registry)
     loaded = _load_checkpoints(config, problem, solvers, load_dir, allow_problem_mismatch=allow_problem_mismatch,
                                train_missing=train_missing, log=log)
+    finished: set[str] = set()
+    if resume and checkpoint_dir is not None and Path(checkpoint_dir).is_dir():
+        done = _load_checkpoints(config, problem, solvers, checkpoint_dir, allow_problem_mismatch=False,
+                                 train_missing=True, log=None)
+        finished = set(done) - set(loaded)
+        loaded = {**done, **loaded}
     eval_key = evaluation_key(config.evaluation.seed)
     results: dict[str, SolverResult] = {}
     for index, (entry, solver) in enumerate(zip(config.solvers, solvers)):
         loaded_from, problem_mismatch = None, None
         if entry.label in loaded:
             checkpoint, found = loaded[entry.label]
-            solver, loaded_from = found.solver, str(checkpoint)
+            solver, loaded_from = found.solver, (None if entry.label in finished else str(checkpoint))
             problem_mismatch = found.problem_mismatch or None
             outcome = TrainResult(solver, np.zeros(0), [], 0.0, 0.0, 0)
         else:
             outcome = train_solver(config, index, solver, problem, schedule,
-                                   checkpoint_dir=checkpoint_dir, progress=progress)
+                                   checkpoint_dir=checkpoint_dir, progress=progress, resume=resume)
         curves = evaluate(outcome.solver, problem, key=eval_key,
                           batch_size=config.evaluation.batch_size, batches=config.evaluation.batches)
         results[entry.label] = SolverResult(

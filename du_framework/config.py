@@ -34,7 +34,7 @@ from typing import Any
 
 from .engine.settings import EvaluationSettings, TrainSettings
 from .engine.transforms import check_optimizer_settings
-from .errors import ConfigError, nearest
+from .errors import ConfigError, UnknownNameError, nearest
 from .metrics import metric_table
 from .options import options_to_dict, parse_options
 from .registry import Registry, get_registry
@@ -310,6 +310,11 @@ def _name(value: Any, where: str, kind: str, registry: Registry) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{where} must name a registered {kind} (a string), got {value!r}; "
                           f"installed {kind}s: {', '.join(sorted(registry.entries[kind])) or '(none)'}")
+    try:
+        registry.get(kind, value)
+    except UnknownNameError as error:  # the registry's message (known names, the nearest), with the key in front
+        error.args = (f"{where}: {error}",)
+        raise
     return value
 
 

@@ -79,10 +79,11 @@ def format_table(comparison: Comparison, *, metric: str | None = None, markdown:
     return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(row) for row in rows])
 
 
-def results_dict(comparison: Comparison) -> dict[str, Any]:
-    """The content of ``results.json`` (schema in docs/results.md)."""
+def results_dict(comparison: Comparison, provenance: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The content of ``results.json`` (schema in docs/results.md); ``provenance``: see
+    :func:`du_framework.runs.provenance` (the CLI records it)."""
     config = comparison.config
-    return {
+    results = {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "framework_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -98,6 +99,9 @@ def results_dict(comparison: Comparison) -> dict[str, Any]:
         },
         "solvers": {label: result.to_dict() for label, result in comparison.results.items()},
     }
+    if provenance is not None:
+        results["provenance"] = provenance
+    return results
 
 
 def _finite(value: Any) -> Any:
@@ -134,7 +138,8 @@ def _csv_text(comparison: Comparison) -> str:
 
 
 def write_report(comparison: Comparison, out_dir: str | Path, *, plots: bool = True,
-                 metric: str | None = None, warn: Callable[[str], None] | None = None) -> dict[str, Path]:
+                 metric: str | None = None, warn: Callable[[str], None] | None = None,
+                 provenance: dict[str, Any] | None = None) -> dict[str, Path]:
     """Write results.json, results.csv, config.json and (with ``plots``) mse.png, params.png.
 
     ``mse.png`` plots ``metric`` (default: the problem's primary metric). The data files
@@ -147,7 +152,7 @@ def write_report(comparison: Comparison, out_dir: str | Path, *, plots: bool = T
     out.mkdir(parents=True, exist_ok=True)
     written = {}
     for name, text in (
-        ("results.json", strict_json(results_dict(comparison))),
+        ("results.json", strict_json(results_dict(comparison, provenance))),
         ("results.csv", _csv_text(comparison)),
         ("config.json", strict_json(comparison.config.to_dict())),
     ):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tokenize
 import zipfile
 import zlib
 from math import prod
@@ -43,8 +44,11 @@ REAL_KINDS = "iuf"
 _MAX_HEADER = 10_000  # bytes of an .npy header (numpy's own default limit)
 _MAX_MEMBERS = 10_000
 # Every error an archive or a damaged .npy stream can raise while it is read.
+# (numpy parses a header with ast and, for version 1.0, tokenize: a header cut short raises
+# tokenize.TokenError, which the list above missed; a deeply nested one RecursionError, a RuntimeError.)
 _READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
-                RuntimeError, SyntaxError, KeyError, TypeError, OverflowError, UnicodeDecodeError)
+                RuntimeError, SyntaxError, KeyError, TypeError, OverflowError, UnicodeDecodeError,
+                tokenize.TokenError)
 
 
 def _size(count: int) -> str:

@@ -48,7 +48,8 @@ def test_compare_prints_the_primary_metric_and_writes_every_result_file(small_co
     for label in ("learned", "gd"):
         assert f"{results['solvers'][label]['metrics']['mse'][-1]:.3e}" in row(printed, label)
     assert sorted(p.name for p in out.iterdir()) == [
-        "checkpoints", "config.json", "mse.png", "params.png", "results.csv", "results.json"]
+        "checkpoints", "config.json", "config.toml", "manifest.json", "mse.png", "params.png", "results.csv",
+        "results.json", "run.json"]
     for png in ("mse.png", "params.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "checkpoints" / "learned.npz").is_file() and not (out / "checkpoints" / "gd.npz").exists()
@@ -328,7 +329,7 @@ def test_an_installed_plugin_runs_in_list_and_compare(tmp_path):
     done = subprocess.run([sys.executable, "-m", "du_framework", "compare", "--experiment", "small", "--set",
                            "problem.name=nowhere", "--out", str(tmp_path / "bad")], env=env, capture_output=True,
                           text=True)
-    assert done.returncode == 2 and done.stderr.startswith("unfold: error: unknown problem 'nowhere'")
+    assert done.returncode == 2 and done.stderr.startswith("unfold: error: problem.name: unknown problem 'nowhere'")
     assert "Traceback" not in done.stderr
 
 

@@ -207,7 +207,10 @@ def test_a_full_disk_exits_3_naming_the_file(small_config, tmp_path, monkeypatch
     monkeypatch.setattr(report, "atomic_write", full)
     assert run("compare", "--config", small_config, "--out", out, "--no-progress") == 3
     line = one_error_line(capsys.readouterr().err)
-    assert "No space left on device" in line and str(out / "results.json") in line and "errno 28" in line
+    assert "No space left on device" in line and "errno 28" in line
+    staging = f".run.staging-{os.getpid()}"  # the run is written there, published only once complete
+    assert str(tmp_path / staging / "results.json") in line and not out.exists()
+    assert f"continue the run with: unfold compare --resume {out}" in line
 
 
 def test_a_failing_rename_exits_3(small_config, tmp_path, monkeypatch, capsys):
@@ -217,8 +220,8 @@ def test_a_failing_rename_exits_3(small_config, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(os, "replace", refuse)
     assert run("train", "--config", small_config, "--out", tmp_path / "run", "--no-progress") == 3
     line = one_error_line(capsys.readouterr().err)
-    assert "Permission denied" in line and "config.json" in line and "errno 13" in line
-    assert not [p for p in (tmp_path / "run").iterdir() if p.suffix == ".tmp"], "the temporary file is removed"
+    assert "Permission denied" in line and "config.toml" in line and "errno 13" in line
+    assert not [p for p in tmp_path.rglob("*") if p.suffix == ".tmp"], "the temporary file is removed"
 
 
 def test_ctrl_c_exits_130_with_a_message(small_config, tmp_path, monkeypatch, capsys):
@@ -419,5 +422,5 @@ def test_a_failing_plot_is_a_warning_and_the_results_are_kept(small_config, tmp_
     assert ("unfold: warning: params.png could not be drawn (ValueError: matplotlib could not parse this); "
             "the results files are complete") in captured.err
     assert "params.png" not in captured.out and "mse.png" in captured.out
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoints", "config.json", "mse.png", "results.csv",
-                                                     "results.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoints", "config.json", "config.toml", "manifest.json",
+                                                     "mse.png", "results.csv", "results.json", "run.json"]

@@ -1,0 +1,147 @@
+"""The ``unfold`` command line: ``unfold list``, ``unfold compare``, ``unfold train``.
+
+Also available as ``python -m du_framework``. See docs/cli.md. ``unfold docs``
+(left out of ``--help``; for maintainers) regenerates the option tables of
+docs/cli.md from the declarations (:func:`render_option_tables`).
+"""
+
+from __future__ import annotations
+
+import errno
+import gc
+import os
+import signal
+import sys
+import threading
+import traceback
+
+from ..errors import DUError, TrainingDivergedError
+from ._common import build_parser
+from .experiments import _cmd_compare, _cmd_train
+from .listing import DOCS_COMMAND, _cmd_docs, _cmd_list, render_option_tables
+
+__all__ = ["main", "entry", "build_parser", "render_option_tables", "DOCS_COMMAND"]
+
+
+EXIT_OK = 0
+EXIT_DIVERGED = 1  # training diverged; the last good parameters are saved
+EXIT_INVALID = 2  # invalid input, refused with a message (argparse uses 2 too)
+EXIT_FILESYSTEM = 3  # a file could not be read or written: full disk, permissions, read-only, ...
+EXIT_MEMORY = 4  # out of memory (host or accelerator), or refused up front as too large
+EXIT_BUG = 70  # an unexpected exception: a bug in du-framework or a plugin (EX_SOFTWARE)
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+
+_MEMORY_HINT = ("lower train.batch_size or train.depth, set train.remat = true (or more levels), "
+                "or lower evaluation.batch_size")
+
+
+def _error(message: str) -> None:
+    print(f"unfold: error: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def _os_error_message(error: OSError) -> str:
+    what = error.strerror or str(error) or type(error).__name__
+    paths = [str(p) for p in (error.filename, error.filename2) if p is not None]
+    where = f" ({' -> '.join(repr(p) for p in paths)})" if paths else ""
+    hint = {errno.ENOSPC: "free disk space or write elsewhere (--out)",
+            errno.EDQUOT: "free space within the disk quota or write elsewhere (--out)",
+            errno.EACCES: "check the permissions or write elsewhere (--out)",
+            errno.EPERM: "check the permissions or write elsewhere (--out)",
+            errno.EROFS: "the file system is read-only; write elsewhere (--out)"}.get(error.errno)
+    code = f" [errno {error.errno}]" if error.errno else ""
+    return f"file system: {what}{where}{code}" + (f"; {hint}" if hint else "")
+
+
+def _is_resource_exhausted(error: BaseException) -> bool:
+    """XLA ran out of accelerator (or host) memory: ``XlaRuntimeError``/``JaxRuntimeError`` RESOURCE_EXHAUSTED."""
+    return (type(error).__name__ in ("XlaRuntimeError", "JaxRuntimeError")
+            and ("RESOURCE_EXHAUSTED" in str(error) or "Out of memory" in str(error)))
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (see docs/cli.md, "Exit status").
+
+    Every failure ends as one line ``unfold: error: ...`` on stderr, without a traceback,
+    except an unexpected exception (a bug), whose traceback is printed before that line.
+    """
+    args = build_parser().parse_args(argv)
+    handlers = {"list": _cmd_list, "compare": _cmd_compare, "train": _cmd_train, "docs": _cmd_docs}
+    previous_sigterm = None
+    try:
+        if args.command in ("compare", "train"):
+            from ..engine import enable_compile_cache
+
+            enable_compile_cache()  # a later run skips XLA compilation (DU_COMPILE_CACHE=off to disable)
+            if threading.current_thread() is threading.main_thread():  # SIGTERM ends a run as Ctrl-C does
+                previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
+        return handlers[args.command](args)
+    except TrainingDivergedError as error:
+        _error(error)
+        return EXIT_DIVERGED
+    except KeyboardInterrupt:
+        resume = getattr(args, "resume_command", None)
+        print(f"\nunfold: error: interrupted ({'SIGTERM' if _terminated else 'Ctrl-C'}); " + (
+            f"the state after the last completed stage is saved; continue with: {resume}" if resume else
+            "the run is incomplete, but every file written so far is whole (each is written atomically)"),
+            file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # output piped into a reader that closed early (unfold list | head)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except DUError as error:
+        from ..preflight import InsufficientMemoryError
+
+        _error(error)
+        return EXIT_MEMORY if isinstance(error, InsufficientMemoryError) else EXIT_INVALID
+    except OSError as error:
+        resume = getattr(args, "resume_command", None)
+        _error(_os_error_message(error) + (f"; then continue the run with: {resume}" if resume else ""))
+        return EXIT_FILESYSTEM
+    except MemoryError:
+        _error(f"out of memory (MemoryError): {_MEMORY_HINT}, or use smaller problem sizes")
+        return EXIT_MEMORY
+    except RecursionError as error:
+        _error(f"recursion too deep ({error}); a setting is far too large (train.remat, train.depth?)")
+        return EXIT_INVALID
+    except Exception as error:  # noqa: BLE001 - XLA's errors and the unexpected
+        if _is_resource_exhausted(error):
+            _error(f"out of memory on the device (XLA RESOURCE_EXHAUSTED: {_first_line(error)[:300]}): "
+                   f"{_MEMORY_HINT}")
+            return EXIT_MEMORY
+        traceback.print_exc()
+        _error(f"unexpected {type(error).__name__}: {_first_line(error)[:500]}. This is a bug in du-framework or "
+               f"a plugin; please report it with the traceback above")
+        return EXIT_BUG
+    finally:
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
+
+
+_terminated = False
+
+
+def _interrupt(signum, frame) -> None:
+    global _terminated
+    _terminated = True
+    raise KeyboardInterrupt
+
+
+def entry() -> int:
+    """The ``unfold`` console script: :func:`main`, then a quick exit.
+
+    Every object lives until the process ends, so the final garbage collection
+    over JAX's large module graph (about 0.3 s) is skipped with ``gc.freeze``;
+    atexit handlers and stream flushing still run as usual.
+    """
+    code = main()
+    gc.freeze()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(entry())

@@ -1,0 +1,82 @@
+"""Names shared by the command modules."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+from pathlib import Path
+
+from .. import __version__
+
+_KINDS = ("problem", "solver", "schedule")
+_SETTINGS = ("train", "evaluation")
+DOCS_COMMAND = "python -m du_framework docs docs/cli.md"
+
+
+def _registry():
+    from ..registry import get_registry
+
+    return get_registry()
+
+
+def _default_out() -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path("runs") / stamp
+    suffix = 1
+    while out.exists():
+        suffix += 1
+        out = Path("runs") / f"{stamp}-{suffix}"
+    return out
+
+
+def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--config", metavar="FILE.toml",
+                        help="experiment configuration (default: the default experiment of the installed plugins)")
+    source.add_argument("--experiment", metavar="NAME", help="run an experiment a plugin ships (see unfold list)")
+    parser.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
+                        help="override a configuration key, e.g. --set train.depth=10 --set solvers.0.lr=0.01 "
+                             "(repeatable)")
+    parser.add_argument("--out", metavar="DIR", help="output directory (default: runs/<timestamp>/)")
+    parser.add_argument("--only", metavar="LABEL[,LABEL...]",
+                        help="run only the solvers with these labels (default: every solver of the configuration)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    parser.add_argument("--force", action="store_true",
+                        help="replace a non-empty --out as a whole once this run completes (refused without it)")
+    parser.add_argument("--resume", metavar="RUN",
+                        help="continue the interrupted run RUN (its --out) from its last completed stage, "
+                             "with the run's own configuration")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="unfold", description="Deep unfolding on JAX: train and compare unfolded solvers.")
+    parser.add_argument("--version", action="version", version=f"du-framework {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    listing = commands.add_parser("list", help="list problems, solvers, schedules and experiments with their plugins")
+    listing.add_argument("--json", action="store_true", help="print the registry as JSON")
+    listing.add_argument("--options", metavar="NAME",
+                         help="print the options of the problem, solver or schedule NAME (or of train, evaluation)")
+
+    compare = commands.add_parser("compare", help="train every solver, evaluate all on the same fresh instances, report")
+    _add_experiment_options(compare)
+    compare.add_argument("--metric", metavar="NAME",
+                         help="metric of the table and mse.png (default: the problem's primary metric)")
+    compare.add_argument("--checkpoints", metavar="DIR",
+                         help="load <label>.npz from DIR (written by `unfold train`) instead of training those solvers; "
+                              "DIR must exist and hold one for every trainable solver")
+    compare.add_argument("--train-missing", action="store_true",
+                         help="with --checkpoints: train the solvers without a checkpoint in DIR instead of refusing")
+    compare.add_argument("--allow-problem-mismatch", action="store_true",
+                         help="with --checkpoints: evaluate checkpoints trained on another problem (other options or "
+                              "data) on this one; warns and records the differences in results.json")
+    compare.add_argument("--no-plots", action="store_true", help="skip mse.png and params.png")
+    compare.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+
+    train = commands.add_parser("train", help="train the learnable solvers and save their checkpoints")
+    _add_experiment_options(train)
+
+    docs = commands.add_parser("docs")  # no help: left out of `unfold --help` (a maintainer's command)
+    docs.add_argument("file", nargs="?", default="docs/cli.md", help="the Markdown file to update in place")
+    docs.add_argument("--check", action="store_true", help="change nothing; exit 1 when the file is out of date")
+    return parser

@@ -1,0 +1,227 @@
+"""``unfold compare`` and ``unfold train``: run folders, up-front checks, resume."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+from ..errors import ConfigError, TrainingDivergedError
+
+from ._common import _default_out, _registry
+
+
+def _load(args):
+    from ..config import load_config, select_solvers
+
+    config = load_config(args.config, args.overrides, experiment=args.experiment)
+    return select_solvers(config, args.only.split(",")) if args.only else config
+
+
+def _warn(message: str) -> None:
+    print(f"unfold: warning: {message}", file=sys.stderr)
+
+
+def _preflight(config, problem, schedule, solvers) -> None:
+    """Refuse a training run that cannot fit in memory, warn about a very long one (before any training)."""
+    from ..preflight import check_training
+
+    for entry, solver in zip(config.solvers, solvers):
+        check_training(entry.label, solver, problem, schedule, config.train, warn=_warn)
+
+
+# Options a resumed run takes from the run itself (run.json, config.toml), so refused beside --resume.
+_RESTORED = {"config": "--config", "experiment": "--experiment", "overrides": "--set", "only": "--only",
+             "force": "--force", "metric": "--metric", "checkpoints": "--checkpoints",
+             "train_missing": "--train-missing", "allow_problem_mismatch": "--allow-problem-mismatch",
+             "no_plots": "--no-plots"}
+_COMPARE_OPTIONS = ("metric", "checkpoints", "train_missing", "allow_problem_mismatch", "no_plots")
+
+
+def _run_folder(args, command: str):
+    """The (not yet entered) :class:`~du_framework.runs.RunFolder` of this run, its target checked writable."""
+    from ..preflight import check_out_dir
+    from ..runs import RunFolder, run_target
+
+    if args.resume:
+        given = [flag for name, flag in _RESTORED.items() if getattr(args, name, None)]
+        target = run_target(args.resume)
+        if args.out and Path(args.out).absolute() != target.absolute():
+            given.append("--out")
+        if given:
+            raise ConfigError(f"--resume takes the configuration and options from the run ({target}/config.toml); "
+                              f"leave out {', '.join(given)}")
+        option = "--resume"
+    else:
+        target = Path(args.out) if args.out else _default_out()
+        option = "--out"
+    existed = target.exists() or target.is_symlink()
+    check_out_dir(target, option)
+    if not existed:
+        with contextlib.suppress(OSError):
+            target.rmdir()  # published with one rename at the end
+    return RunFolder(target, command=command, force=args.force, resume=bool(args.resume))
+
+
+def _begin(run, args, command: str, config) -> None:
+    """Record what a resumed run needs in the staging folder: config.toml, run.json."""
+    from ..atomic import atomic_write
+    from ..report import strict_json
+    from ..runs import CONFIG_TOML, RUN_INFO, config_digest, to_toml
+
+    with atomic_write(run.staging / CONFIG_TOML) as handle:
+        handle.write(to_toml(config.to_dict()))
+    info = {"command": command, "argv": list(sys.argv), "config_digest": config_digest(config.to_dict()),
+            "options": {name: getattr(args, name, None) for name in _COMPARE_OPTIONS if hasattr(args, name)}}
+    with atomic_write(run.staging / RUN_INFO) as handle:
+        handle.write(strict_json(info))
+
+
+def _resumed_config(run, args, command: str):
+    """The configuration and options of the interrupted run ``run`` continues, restored into ``args``."""
+    from ..config import load_config
+    from ..runs import CONFIG_TOML, RUN_INFO, config_digest
+
+    try:
+        info = json.loads((run.staging / RUN_INFO).read_text())
+        if not isinstance(info, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"--resume {run.target}: {run.staging / RUN_INFO} is unreadable ({error})") from None
+    if info.get("command") != command:
+        raise ConfigError(f"--resume {run.target}: the run was started by `unfold {info.get('command')}`; "
+                          f"continue it with `unfold {info.get('command')} --resume {run.target}`")
+    config = load_config(run.staging / CONFIG_TOML)
+    if info.get("config_digest") != config_digest(config.to_dict()):
+        raise ConfigError(f"--resume {run.target}: {CONFIG_TOML} was changed since the run started "
+                          f"(its digest differs from {RUN_INFO}'s); start a new run with --config instead")
+    for name, value in (info.get("options") or {}).items():
+        if name in _COMPARE_OPTIONS:
+            setattr(args, name, value)
+    return config
+
+
+def _identity(run, args, command: str, config, status: str, registry=None) -> dict:
+    from ..runs import config_digest, provenance
+
+    prov = provenance(registry or _registry())
+    return {"status": status, "command": " ".join(["unfold", *map(_shell_word, prov["command_line"][1:])])
+            if prov["command_line"] else f"unfold {command}", "subcommand": command, "resumed": run.resumed,
+            "config_digest": config_digest(config.to_dict()), "created": prov["created"], "provenance": prov}
+
+
+def _shell_word(word: str) -> str:
+    import shlex
+
+    return shlex.quote(str(word))
+
+
+def _publish_diverged(run, args, command: str, config) -> None:
+    """A diverged run is a finished run: publish it (its last good parameters) with status ``diverged``."""
+    run.publish(_identity(run, args, command, config, "diverged"))
+
+
+def _cmd_compare(args) -> int:
+    from ..compare import build_problem, build_schedule, build_solvers, run_comparison
+    from ..report import format_table, select_metric, write_report
+
+    config = None if args.resume else _load(args)
+    if config is not None:
+        select_metric(_registry().problem(config.problem.name), args.metric)  # refused before training
+    folder = _run_folder(args, "compare")
+    with folder as run:
+        if run.resumed:
+            config = _resumed_config(run, args, "compare")
+        metric = select_metric(_registry().problem(config.problem.name), args.metric)
+        if (args.train_missing or args.allow_problem_mismatch) and not args.checkpoints:
+            raise ConfigError("--train-missing and --allow-problem-mismatch apply to --checkpoints DIR, "
+                              "which is not given")
+        if not run.resumed:
+            problem = build_problem(config)
+            _preflight(config, problem, build_schedule(config), build_solvers(config, problem))
+            del problem
+            _begin(run, args, "compare", config)
+        else:
+            _warn(f"resuming the interrupted run {run.target}")
+        args.resume_command = f"unfold compare --resume {_shell_word(run.target)}"
+        try:
+            comparison = run_comparison(config, progress=not args.no_progress,
+                                        checkpoint_dir=run.staging / "checkpoints", load_dir=args.checkpoints,
+                                        allow_problem_mismatch=args.allow_problem_mismatch,
+                                        train_missing=args.train_missing,
+                                        log=lambda line: print(line, file=sys.stderr), resume=run.resumed)
+        except TrainingDivergedError:
+            args.resume_command = None
+            _publish_diverged(run, args, "compare", config)
+            raise
+        problem = comparison.problem.describe()
+        facts = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in problem.items() if k != "name")
+        print(f"problem {config.problem.name} ({facts})")
+        print(f"{metric.title} ({'lower' if metric.lower_is_better else 'higher'} is better) on "
+              f"{config.evaluation.batches} x {config.evaluation.batch_size} fresh instances "
+              f"(evaluation seed {config.evaluation.seed}):")
+        print(format_table(comparison, metric=metric.name, markdown=args.markdown))
+        identity = _identity(run, args, "compare", config, "complete")
+        written = write_report(comparison, run.staging, plots=not args.no_plots, metric=metric.name, warn=_warn,
+                               provenance=identity["provenance"])
+        run.publish(identity)
+        args.resume_command = None
+    print(f"\nwrote {', '.join(sorted([*written, 'config.toml', 'manifest.json']))} to {run.target}/")
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from ..atomic import atomic_write
+    from ..compare import build_problem, build_schedule, build_solvers, train_solver
+    from ..report import strict_json
+
+    config = None if args.resume else _load(args)
+    folder = _run_folder(args, "train")
+    with folder as run:
+        if run.resumed:
+            config = _resumed_config(run, args, "train")
+            _warn(f"resuming the interrupted run {run.target}")
+        problem = build_problem(config)
+        schedule = build_schedule(config)
+        solvers = build_solvers(config, problem)
+        if not run.resumed:
+            _preflight(config, problem, schedule, solvers)
+            _begin(run, args, "train", config)
+            with atomic_write(run.staging / "config.json") as handle:
+                handle.write(strict_json(config.to_dict()))
+        args.resume_command = f"unfold train --resume {_shell_word(run.target)}"
+        staged, checkpoints = run.staging / "checkpoints", run.target / "checkpoints"
+        trained = 0
+        for index, (entry, solver) in enumerate(zip(config.solvers, solvers)):
+            if not solver.is_trainable:
+                print(f"{entry.label}: nothing to learn (classical method), skipped")
+                continue
+            if run.resumed and (staged / f"{entry.label}.npz").is_file():
+                print(f"{entry.label}: trained before the interruption -> {checkpoints / (entry.label + '.npz')}")
+                trained += 1
+                continue
+            try:
+                result = train_solver(config, index, solver, problem, schedule, checkpoint_dir=staged,
+                                      progress=not args.no_progress, resume=run.resumed)
+            except TrainingDivergedError:
+                args.resume_command = None
+                _publish_diverged(run, args, "train", config)
+                print(f"{entry.label}: last good parameters saved to "
+                      f"{checkpoints / (entry.label + '.last-good.npz')}", file=sys.stderr)
+                raise
+            final = result.stage_losses[-1] if len(result.stage_losses) else float("nan")
+            print(f"{entry.label}: trained in {result.train_seconds:.2f} s wall "
+                  f"(compile {result.compile_seconds:.2f} s, {result.compilations} compilation, "
+                  f"{len(result.losses)} steps, final training loss {final:.3e}) -> "
+                  f"{checkpoints / (entry.label + '.npz')}")
+            trained += 1
+        run.publish(_identity(run, args, "train", config, "complete"))
+        args.resume_command = None
+    print(f"trained {trained} solver(s) into {run.target}/; evaluate with: unfold compare --checkpoints "
+          f"{_shell_word(checkpoints)} --config {_shell_word(run.target / 'config.toml')}")
+    return 0
+
+
+# Exit status (documented in docs/cli.md, "Exit status").
