@@ -192,7 +192,7 @@ def load_raw(path: str | Path | None = None, *, experiment: str | None = None,
     if chosen is None:
         raise ConfigError(
             "no configuration given and no installed plugin provides a default experiment. Pass "
-            "--config FILE.toml (see examples/*.toml), or --experiment NAME with one of the installed "
+            "--config FILE.toml (`unfold examples copy NAME` writes one), or --experiment NAME with one of the installed "
             f"experiments: {_experiment_names(registry)}; or install a plugin that ships a default "
             "experiment (in a du-framework checkout, `make install` installs the bundled plugins, the "
             "reference experiment's among them; `pip install -e plugins/NAME` installs one).")

@@ -77,7 +77,10 @@ def option(default: Any = _MISSING, *, help: str = "", ge: float | None = None, 
         default: the value when the configuration leaves the key out (required
             keys have none; tuples and other immutable values are fine).
         help: one line for ``unfold list --options`` and the docs.
-        ge, gt, le, lt: bounds on a number (inclusive / exclusive).
+        ge: lower bound on a number (inclusive).
+        gt: lower bound on a number (exclusive).
+        le: upper bound on a number (inclusive).
+        lt: upper bound on a number (exclusive).
         finite: refuse NaN and infinity (the default for every number).
         choices: the allowed values.
     """

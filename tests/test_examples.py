@@ -1,4 +1,5 @@
-"""The example configurations run end to end with the installed plugins (shortened), as a user runs them."""
+"""The example experiments the plugins ship run end to end (shortened), as a user runs them:
+``unfold compare --experiment NAME``. They are package data of their plugins, registered as experiments."""
 
 import csv
 import json
@@ -11,34 +12,50 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = sorted((ROOT / "examples").glob("*.toml"))
 
+# Each example experiment, its plugin (which ships it as package data) and the overrides that shorten it.
 SHORTEN = {
-    "sparse_recovery": ["problem.n=40", "problem.m=20"],
-    "linear_system": ["problem.n=16"],
-    "ridge_theory": ["problem.n=10", "problem.m=20"],
+    "sparse-recovery": ["problem.n=40", "problem.m=20"],
+    "linear-system": ["problem.n=16"],
+    "ridge-theory": ["problem.n=10", "problem.m=20"],
 }
+PLUGIN = {"sparse-recovery": "du-sparse", "linear-system": "du-linear-systems", "ridge-theory": "du-gd-ridge"}
+
+
+def _installed() -> set[str]:
+    import importlib.metadata
+
+    return {ep.name for ep in importlib.metadata.entry_points(group="du_framework")}
 
 
 def test_the_three_families_have_an_example():
-    assert {path.stem for path in EXAMPLES} == set(SHORTEN)
+    if not set(PLUGIN.values()) <= _installed():
+        pytest.skip("the plugins under plugins/ are not all installed")
+    from du_framework.registry import get_registry
+
+    registry = get_registry()
+    for name, plugin in PLUGIN.items():
+        assert registry.plugin_of("experiment", name) == plugin
+    assert not (ROOT / "examples").exists(), "the examples ship with their plugins (unfold examples)"
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
-def test_example_runs_and_reports_every_metric(path, tmp_path):
+@pytest.mark.parametrize("name", sorted(SHORTEN))
+def test_example_runs_and_reports_every_metric(name, tmp_path):
     import tomllib
 
     from du_framework.registry import get_registry
 
-    example = tomllib.loads(path.read_text())
+    if PLUGIN[name] not in _installed():
+        pytest.skip(f"the plugin {PLUGIN[name]} (which ships {name}) is not installed")
     registry = get_registry()
-    missing = [name for kind, name in [("problem", example["problem"]["name"])]
-               + [("solver", entry["name"]) for entry in example["solvers"]] if name not in registry.entries[kind]]
+    example = tomllib.loads(registry.experiment(name).config)
+    missing = [n for kind, n in [("problem", example["problem"]["name"])]
+               + [("solver", entry["name"]) for entry in example["solvers"]] if n not in registry.entries[kind]]
     if missing:
-        pytest.skip(f"{path.name} needs plugins that are not installed (for {', '.join(missing)})")
-    overrides = SHORTEN[path.stem] + ["train.depth=4", "train.steps_per_stage=3", "train.batch_size=8",
+        pytest.skip(f"{name} needs plugins that are not installed (for {', '.join(missing)})")
+    overrides = SHORTEN[name] + ["train.depth=4", "train.steps_per_stage=3", "train.batch_size=8",
                                       "evaluation.batches=1", "evaluation.batch_size=16"]
-    args = [sys.executable, "-m", "du_framework", "compare", "--config", str(path), "--out", str(tmp_path),
+    args = [sys.executable, "-m", "du_framework", "compare", "--experiment", name, "--out", str(tmp_path),
             "--no-progress", "--no-plots"]
     for override in overrides:
         args += ["--set", override]
@@ -70,9 +87,10 @@ def test_with_one_non_reference_plugin_its_example_runs_and_a_bare_compare_says_
     assert listing.returncode == 0, listing.stderr
     listed = json.loads(listing.stdout)
     assert set(listed["problems"]) == {"sparse-recovery"} and "dugd" not in listed["solvers"]
-    args = base + ["compare", "--config", str(ROOT / "examples" / "sparse_recovery.toml"), "--out", str(tmp_path / "a"),
-                   "--no-progress", "--no-plots"]
-    for override in SHORTEN["sparse_recovery"] + ["train.depth=3", "train.steps_per_stage=2", "train.batch_size=8",
+    assert set(listed["experiments"]) == {"sparse-recovery"}
+    args = base + ["compare", "--experiment", "sparse-recovery", "--out", str(tmp_path / "a"), "--no-progress",
+                   "--no-plots"]
+    for override in SHORTEN["sparse-recovery"] + ["train.depth=3", "train.steps_per_stage=2", "train.batch_size=8",
                                                   "evaluation.batches=1", "evaluation.batch_size=8"]:
         args += ["--set", override]
     done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

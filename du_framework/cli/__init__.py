@@ -1,4 +1,4 @@
-"""The ``unfold`` command line: ``unfold list``, ``unfold compare``, ``unfold train``.
+"""The ``unfold`` command line: ``unfold list``, ``compare``, ``train``, ``examples``, ``completion``.
 
 Also available as ``python -m du_framework``. See docs/cli.md. ``unfold docs``
 (left out of ``--help``; for maintainers) regenerates the option tables of
@@ -17,10 +17,12 @@ import traceback
 
 from ..errors import DUError, TrainingDivergedError
 from ._common import build_parser
+from .completion import COMPLETE_COMMAND, _cmd_complete, _cmd_completion, completion_script
+from .examples import _cmd_examples
 from .experiments import _cmd_compare, _cmd_train
 from .listing import DOCS_COMMAND, _cmd_docs, _cmd_list, render_option_tables
 
-__all__ = ["main", "entry", "build_parser", "render_option_tables", "DOCS_COMMAND"]
+__all__ = ["main", "entry", "build_parser", "render_option_tables", "completion_script", "DOCS_COMMAND"]
 
 
 EXIT_OK = 0
@@ -70,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     except an unexpected exception (a bug), whose traceback is printed before that line.
     """
     args = build_parser().parse_args(argv)
-    handlers = {"list": _cmd_list, "compare": _cmd_compare, "train": _cmd_train, "docs": _cmd_docs}
+    handlers = {"list": _cmd_list, "compare": _cmd_compare, "train": _cmd_train, "docs": _cmd_docs,
+                "examples": _cmd_examples, "completion": _cmd_completion, COMPLETE_COMMAND: _cmd_complete}
     previous_sigterm = None
     try:
         if args.command in ("compare", "train"):

@@ -12,6 +12,42 @@ _KINDS = ("problem", "solver", "schedule")
 _SETTINGS = ("train", "evaluation")
 DOCS_COMMAND = "python -m du_framework docs docs/cli.md"
 
+# The examples shown at the end of each subcommand's --help (argparse epilogs).
+EPILOGS = {
+    "list": """\
+Examples:
+  unfold list                       problems, solvers, schedules and experiments, with their plugins
+  unfold list --options ridge       the options of the problem (or solver, schedule) called ridge
+  unfold list --options train       the [train] settings
+  unfold list --json                the same as JSON""",
+    "compare": """\
+Examples:
+  unfold compare                                   the default experiment of the installed plugins
+  unfold compare --experiment sparse-recovery      an experiment a plugin ships (unfold examples)
+  unfold compare --config my.toml --set train.depth=10 --out runs/deep
+  unfold compare --checkpoints runs/deep/checkpoints --metric mse --markdown
+  unfold compare --resume runs/deep                continue an interrupted run""",
+    "train": """\
+Examples:
+  unfold train --experiment reference --out runs/trained
+  unfold train --config my.toml --only dugd --set solvers.dugd.lr=0.01
+  unfold compare --checkpoints runs/trained/checkpoints   evaluate them later""",
+    "examples": """\
+Examples:
+  unfold examples                            the installed experiments: name, plugin, description
+  unfold examples copy sparse-recovery       write sparse-recovery.toml here, to edit and run
+  unfold examples copy reference my.toml --force
+  unfold compare --config my.toml""",
+    "completion": """\
+Examples:
+  unfold completion bash        print the bash script; install: add to ~/.bashrc
+                                    eval "$(unfold completion bash)"
+  unfold completion zsh         print the zsh script; install: add to ~/.zshrc (after compinit)
+                                    eval "$(unfold completion zsh)"
+The scripts complete subcommands, options, and the names of the installed problems, solvers,
+schedules and experiments and the --set keys (asked from unfold when you press TAB).""",
+}
+
 
 def _registry():
     from ..registry import get_registry
@@ -53,12 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"du-framework {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    listing = commands.add_parser("list", help="list problems, solvers, schedules and experiments with their plugins")
+    def add(name, **kwargs):
+        return commands.add_parser(name, epilog=EPILOGS.get(name), formatter_class=argparse.RawDescriptionHelpFormatter,
+                                   **kwargs)
+
+    listing = add("list", help="list problems, solvers, schedules and experiments with their plugins")
     listing.add_argument("--json", action="store_true", help="print the registry as JSON")
     listing.add_argument("--options", metavar="NAME",
                          help="print the options of the problem, solver or schedule NAME (or of train, evaluation)")
 
-    compare = commands.add_parser("compare", help="train every solver, evaluate all on the same fresh instances, report")
+    compare = add("compare", help="train every solver, evaluate all on the same fresh instances, report")
     _add_experiment_options(compare)
     compare.add_argument("--metric", metavar="NAME",
                          help="metric of the table and mse.png (default: the problem's primary metric)")
@@ -73,10 +113,28 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--no-plots", action="store_true", help="skip mse.png and params.png")
     compare.add_argument("--markdown", action="store_true", help="print the table as Markdown")
 
-    train = commands.add_parser("train", help="train the learnable solvers and save their checkpoints")
+    train = add("train", help="train the learnable solvers and save their checkpoints")
     _add_experiment_options(train)
+
+    examples = add("examples", help="list the experiments the installed plugins ship, or copy one to a TOML file")
+    what = examples.add_subparsers(dest="examples_command", metavar="{list,copy}")
+    what.add_parser("list", help="list the installed experiments (the default)")
+    copy = what.add_parser("copy", help="write an experiment's configuration to a TOML file",
+                           epilog=EPILOGS["examples"], formatter_class=argparse.RawDescriptionHelpFormatter)
+    copy.add_argument("name", metavar="NAME", help="the experiment (see unfold examples)")
+    copy.add_argument("dest", metavar="DEST", nargs="?",
+                      help="the file to write, or a folder (default: ./NAME.toml)")
+    copy.add_argument("--force", action="store_true", help="overwrite DEST if it exists (refused without it)")
+
+    completion = add("completion", help="print a shell completion script (bash or zsh)")
+    completion.add_argument("shell", choices=("bash", "zsh"), help="the shell")
 
     docs = commands.add_parser("docs")  # no help: left out of `unfold --help` (a maintainer's command)
     docs.add_argument("file", nargs="?", default="docs/cli.md", help="the Markdown file to update in place")
     docs.add_argument("--check", action="store_true", help="change nothing; exit 1 when the file is out of date")
+
+    from .completion import COMPLETE_COMMAND, COMPLETE_KINDS
+
+    complete = commands.add_parser(COMPLETE_COMMAND)  # no help: called by the completion scripts
+    complete.add_argument("kind", choices=COMPLETE_KINDS)
     return parser

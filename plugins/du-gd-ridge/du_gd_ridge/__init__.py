@@ -5,6 +5,8 @@ exactly as a third-party plugin would be. The reference experiment (the
 default of ``unfold compare``) is the package data file ``reference.toml``.
 """
 
+__version__ = "0.1.0"
+
 from .plugin import reference_config
 from .problem import RidgeProblem
 from .solvers import DUGD, ConstantStepGD

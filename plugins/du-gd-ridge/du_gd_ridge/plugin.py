@@ -31,3 +31,7 @@ def register_experiments(register):
         "the reference experiment: DU-GD (T=4) and DU-GD with learned lambda against GD, Chebyshev steps, "
         "heavy ball and CG on ridge regression (n=50, m=100, lambda=3)",
         default=True))
+    register(Experiment(
+        "ridge-theory", files(__package__).joinpath("examples", "ridge_theory.toml").read_text(encoding="utf-8"),
+        "ridge regression (n=50, m=100, lambda=3): DU-GD and DU heavy ball against GD, Chebyshev steps, heavy "
+        "ball and CG (DU heavy ball needs the du-momentum plugin)"))

@@ -219,8 +219,10 @@ def test_dugd_refuses_a_problem_without_regularised_least_squares():
 def test_reference_experiment_is_registered_as_the_default():
     registered = []
     ridge_plugin.register_experiments(registered.append)
-    (experiment,) = registered
+    experiment, example = registered
     assert isinstance(experiment, Experiment)
+    assert (example.name, example.default) == ("ridge-theory", False)
+    assert tomllib.loads(example.config)["problem"]["name"] == "ridge"
     assert (experiment.name, experiment.default) == ("reference", True)
     config = tomllib.loads(experiment.config)
     assert config["problem"] == {"name": "ridge", "n": 50, "m": 100, "lam": 3.0, "seed": 0}

@@ -1,6 +1,8 @@
 """Hook implementations of the ``du-sparse`` plugin."""
 
-from du_framework import hookimpl
+from importlib.resources import files
+
+from du_framework import Experiment, hookimpl
 
 from .problem import SparseRecovery
 from .solvers import DUISTA, FISTA, ISTA, LISTA, TISTA
@@ -15,3 +17,10 @@ def register_problems(register):
 def register_solvers(register):
     for solver in (ISTA, FISTA, DUISTA, TISTA, LISTA):
         register(solver)
+
+
+@hookimpl
+def register_experiments(register):
+    register(Experiment(
+        "sparse-recovery", files(__package__).joinpath("examples", "sparse_recovery.toml").read_text(encoding="utf-8"),
+        "sparse recovery (n=500, m=250, p=0.1, SNR 40 dB): ISTA, FISTA, DU-ISTA, TISTA and tied/untied LISTA"))

@@ -8,6 +8,8 @@ None learns anything: they bound what a learned method can reach. Each reports
 its fixed constants (``eta``; ``alpha`` and ``beta``) through ``constants()``.
 """
 
+__version__ = "0.1.0"
+
 from .solvers import CGState, ChebyshevGD, ConjugateGradient, HeavyBall, HeavyBallState
 
 __all__ = ["ChebyshevGD", "ConjugateGradient", "HeavyBall", "CGState", "HeavyBallState"]
