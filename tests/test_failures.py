@@ -18,10 +18,10 @@ import du_framework.preflight as preflight
 import du_framework.report as report
 from du_framework import ConfigError
 from du_framework.atomic import atomic_write, remove_stale_temporaries
-from du_framework.cli import main
 from du_framework.config import MAX_CONFIG_BYTES, build_config, load_raw
 from du_framework.registry import get_registry
 
+from cli_helpers import one_error_line, run
 from core_plugin import SMALL_TOML, core_plugin  # noqa: F401 - the fixture
 
 
@@ -45,16 +45,6 @@ def no_training(monkeypatch):
     return calls
 
 
-def run(*args):
-    return main([*map(str, args)])
-
-
-def one_error_line(err: str) -> str:
-    """The single ``unfold: error:`` line of ``err``; fails on a traceback or on several lines."""
-    assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line.startswith("unfold: error:")]
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 # --- --out is checked before any training ---------------------------------------------------------

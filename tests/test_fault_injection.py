@@ -37,29 +37,19 @@ import du_framework.atomic as atomic
 import du_framework.compare as compare_module
 from du_framework import CheckpointError, ConfigError, ProblemDataError
 from du_framework.checkpoint import read_checkpoint
-from du_framework.cli import main
 from du_framework.engine.settings import EvaluationSettings, TrainSettings
 from du_framework.matrix import load_matrix
 from du_framework.options import option_rows, parse_options
 from du_framework.safe_files import read_npy
 from du_framework.testing.problems import SmallLeastSquares
 
+from cli_helpers import one_error_line, run
 from core_plugin import SMALL_TOML, ConstantGD, LearnedGD, core_plugin  # noqa: F401 - the fixture
 
 FEW = settings(max_examples=25, deadline=None,
                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
-def run(*args) -> int:
-    return main([*map(str, args)])
-
-
-def one_error_line(err: str) -> str:
-    """The single ``unfold: error:`` line of ``err``; fails on a traceback or on several lines."""
-    assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line.startswith("unfold: error:")]
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 def files_under(folder: Path) -> list[Path]:
@@ -265,7 +255,11 @@ def npy_files(draw, *, good_shape=(3, 2)):
 
 
 def assert_small_and_fast(call, size: int):
-    """``call()`` allocates at most the file's size (and 2 MiB of slack) and takes well under a second."""
+    """``call()`` allocates at most the file's size plus 16 MiB and takes at most a few seconds.
+
+    The slack covers first-call costs (imports, interpreter caches) on a loaded machine; a lying
+    header that was believed would ask for gigabytes, far beyond it.
+    """
     tracemalloc.start()
     start = time.perf_counter()
     try:
@@ -274,8 +268,8 @@ def assert_small_and_fast(call, size: int):
         elapsed = time.perf_counter() - start
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-        assert peak < size + 2 * 1024**2, f"{peak} bytes allocated for a file of {size}"
-        assert elapsed < 1.0
+        assert peak < size + 16 * 1024**2, f"{peak} bytes allocated for a file of {size}"
+        assert elapsed < 5.0, f"{elapsed:.1f} s to refuse a file of {size} bytes"
 
 
 @FEW

@@ -102,7 +102,7 @@ def test_a_header_claiming_huge_arrays_fails_fast_without_allocating(tmp_path, s
     start = time.perf_counter()
     with pytest.raises(ProblemDataError, match=r"liar.npy'.*above the limit of 2.0 GiB; refused before reading"):
         load_matrix(tmp_path / "liar.npy", shape=(3, 2))
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 5.0  # a believed header would allocate terabytes; slack for a loaded machine
 
 
 def test_a_header_that_does_not_match_the_file_size_is_refused(tmp_path):
@@ -163,7 +163,7 @@ def test_a_checkpoint_member_claiming_huge_arrays_fails_fast(problem, checkpoint
     with pytest.raises(CheckpointError, match=r"good.npz' \(member 'param/eta.npy'\).*1000000000000 float32 array "
                                               r"\(3.6 TiB\), above the limit"):
         load_checkpoint(checkpoint, make(problem))
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 5.0  # a believed header would allocate terabytes; slack for a loaded machine
 
 
 def test_a_member_declaring_more_than_the_limit_is_refused_before_reading(tmp_path):
