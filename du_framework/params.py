@@ -53,16 +53,22 @@ __all__ = [
 ]
 
 
+def _numpy_of(raw: Any):
+    """numpy for a host array (reports compile nothing), jax.numpy otherwise."""
+    return np if isinstance(raw, np.ndarray) else jnp
+
+
 class Constraint:
     """Maps a raw (unconstrained) array to the value the iteration uses, and back.
 
     Subclasses are frozen dataclasses (hashable: they are static metadata of
-    the compiled program) and implement :meth:`apply` (traceable, elementwise)
-    and :meth:`invert` (host numpy, for initial values).
+    the compiled program) and implement :meth:`apply` (elementwise; traceable on
+    jax arrays, and plain numpy on numpy arrays, for reports) and :meth:`invert`
+    (host numpy, for initial values).
     """
 
     def apply(self, raw: jax.Array) -> jax.Array:
-        """The constrained value of ``raw`` (traceable, elementwise)."""
+        """The constrained value of ``raw`` (traceable on a jax array; numpy on a numpy array)."""
         raise NotImplementedError
 
     def invert(self, value: np.ndarray) -> np.ndarray:
@@ -97,7 +103,7 @@ class Positive(Constraint):
     """Strictly positive: ``value = exp(raw)`` (an optimiser step is a relative change)."""
 
     def apply(self, raw):
-        return jnp.exp(raw)
+        return _numpy_of(raw).exp(raw)
 
     def invert(self, value):
         value = np.asarray(value, np.float64)
@@ -114,7 +120,7 @@ class NonNegative(Constraint):
     """Non-negative: ``value = |raw|`` (the book's choice for a learned lambda_t)."""
 
     def apply(self, raw):
-        return jnp.abs(raw)
+        return _numpy_of(raw).abs(raw)
 
     def invert(self, value):
         value = np.asarray(value, np.float64)
@@ -138,7 +144,8 @@ class Interval(Constraint):
             raise ValueError(f"Interval needs finite low < high, got ({self.low}, {self.high})")
 
     def apply(self, raw):
-        return self.low + (self.high - self.low) * jax.nn.sigmoid(raw)
+        share = 1 / (1 + np.exp(-raw)) if isinstance(raw, np.ndarray) else jax.nn.sigmoid(raw)
+        return self.low + (self.high - self.low) * share
 
     def invert(self, value):
         value = np.asarray(value, np.float64)
@@ -228,10 +235,10 @@ def _constraint_of(param: Any) -> Constraint:
     return constraint if constraint is not None else Unconstrained()
 
 
-def constrained(param: Any) -> jax.Array:
-    """The whole parameter in its constrained (interpreted) form."""
-    raw = param[...] if isinstance(param, nnx.Variable) else param
-    return _constraint_of(param).apply(raw)
+def constrained(param: Any) -> np.ndarray:
+    """The whole parameter in its constrained (interpreted) form, on the host in float64 (for reports)."""
+    raw = np.asarray(param[...] if isinstance(param, nnx.Variable) else param, np.float64)
+    return np.asarray(_constraint_of(param).apply(raw), np.float64)
 
 
 def per_iteration(param: Any, k: jax.Array) -> jax.Array:

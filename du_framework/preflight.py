@@ -104,6 +104,7 @@ def training_memory(solver: Any, problem: Any, settings: Any) -> dict[str, int]:
     """
     import jax
 
+    from .engine.keys import host_key
     from .engine.unroll import remat_levels
 
     batch = int(settings.batch_size)
@@ -118,7 +119,7 @@ def training_memory(solver: Any, problem: Any, settings: Any) -> dict[str, int]:
             context = solver.prepare(problem, instance)
             return instance, context, solver.init_state(problem, context)
 
-        instance, context, state = jax.eval_shape(shapes, jax.random.key(0))
+        instance, context, state = jax.eval_shape(shapes, host_key(0))  # host_key: no eager compilation
         state_bytes, instance_bytes = _nbytes(state), _nbytes(instance) + _nbytes(context)
     except Exception:  # noqa: BLE001 - a component that cannot be traced abstractly: the simple estimate
         state_bytes = per_device * int(problem.dim) * 4

@@ -41,7 +41,7 @@ from typing import Any
 from .atomic import atomic_write
 from .errors import ConfigError
 
-__all__ = ["RunFolder", "run_target", "provenance", "config_digest", "to_toml", "write_manifest",
+__all__ = ["RunFolder", "run_target", "provenance", "config_digest", "to_toml", "toml_value", "write_manifest",
            "MANIFEST", "RUN_INFO", "CONFIG_TOML"]
 
 MANIFEST = "manifest.json"
@@ -266,7 +266,8 @@ def _string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
-def _value(value: Any, where: str) -> str:
+def toml_value(value: Any, where: str = "value") -> str:
+    """``value`` as a TOML value (what follows ``KEY =``, or ``--set KEY=``); ``where`` names it in errors."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -280,14 +281,14 @@ def _value(value: Any, where: str) -> str:
     if isinstance(value, str):
         return _string(value)
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_value(item, where) for item in value) + "]"
+        return "[" + ", ".join(toml_value(item, where) for item in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{_key(str(k))} = {_value(v, where)}" for k, v in value.items() if v is not None) + "}"
+        return "{" + ", ".join(f"{_key(str(k))} = {toml_value(v, where)}" for k, v in value.items() if v is not None) + "}"
     raise ConfigError(f"cannot write {where} = {value!r} ({type(value).__name__}) as TOML")
 
 
 def _body(table: dict[str, Any], where: str) -> list[str]:
-    return [f"{_key(str(key))} = {_value(value, f'{where}.{key}')}" for key, value in table.items()
+    return [f"{_key(str(key))} = {toml_value(value, f'{where}.{key}')}" for key, value in table.items()
             if value is not None]  # TOML has no null: an unset option is left out (its default applies)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 import tokenize
 import zipfile
 import zlib
@@ -59,11 +60,29 @@ def _size(count: int) -> str:
     return str(count)  # pragma: no cover
 
 
+def _check_header_length(handle: BinaryIO, version: tuple[int, int], available: int, where: str,
+                         error: type[DUError]) -> None:
+    """Refuse a header length above the limit or beyond the stream before numpy reads (and allocates) it."""
+    field = {(1, 0): ("<H", 2), (2, 0): ("<I", 4)}.get(version)
+    if field is None:
+        return  # an unsupported version: refused just after, with its own message
+    start = handle.tell()
+    raw = handle.read(field[1])
+    handle.seek(start)
+    if len(raw) < field[1]:
+        return  # truncated: numpy's own read reports it
+    length = struct.unpack(field[0], raw)[0]
+    if length > _MAX_HEADER or start + field[1] + length > available:
+        raise error(f"{where} is not a readable .npy array: its header claims {length} bytes, more than the "
+                    f"{min(_MAX_HEADER, max(available - start - field[1], 0))} it may have; refused before reading")
+
+
 def _read_array(handle: BinaryIO, available: int, where: str, error: type[DUError], *, kinds: str,
                 limit: int) -> np.ndarray:
     """The array of the ``.npy`` stream ``handle`` holding ``available`` bytes, checked before reading."""
     try:
         version = npformat.read_magic(handle)
+        _check_header_length(handle, version, available, where, error)
         if version == (1, 0):
             shape, fortran, dtype = npformat.read_array_header_1_0(handle, max_header_size=_MAX_HEADER)
         elif version == (2, 0):
@@ -89,9 +108,12 @@ def _read_array(handle: BinaryIO, available: int, where: str, error: type[DUErro
         raise error(f"{where}: the header's shape {shape!r} is not a tuple of non-negative integers")
     count = prod(shape)  # Python integers: no overflow
     nbytes = count * dtype.itemsize
-    if nbytes > limit:
+    # The extent ignoring empty axes: (0, 2**60) holds nothing, but numpy refuses to make it.
+    extent = max(nbytes, prod(d for d in shape if d) * dtype.itemsize)
+    if extent > limit:
         raise error(f"{where}: the header declares a {' x '.join(map(str, shape)) or 'scalar'} {dtype} array "
-                    f"({_size(nbytes)}), above the limit of {_size(limit)}; refused before reading")
+                    f"({_size(extent)}{' along its non-empty axes' if extent != nbytes else ''}), above the limit "
+                    f"of {_size(limit)}; refused before reading")
     held = available - header_bytes
     if nbytes != held:
         raise error(f"{where}: the header declares a {' x '.join(map(str, shape)) or 'scalar'} {dtype} array "

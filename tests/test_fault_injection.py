@@ -40,13 +40,16 @@ from du_framework.checkpoint import read_checkpoint
 from du_framework.engine.settings import EvaluationSettings, TrainSettings
 from du_framework.matrix import load_matrix
 from du_framework.options import option_rows, parse_options
+from du_framework.runs import toml_value
 from du_framework.safe_files import read_npy
 from du_framework.testing.problems import SmallLeastSquares
 
 from cli_helpers import one_error_line, run
 from core_plugin import SMALL_TOML, ConstantGD, LearnedGD, core_plugin  # noqa: F401 - the fixture
 
-FEW = settings(max_examples=25, deadline=None,
+# Derandomized under CI (CI=true), so a run there is reproducible; elsewhere every run explores new examples
+# and the local example database replays any failure it found.
+FEW = settings(max_examples=25, deadline=None, derandomize=os.environ.get("CI") == "true",
                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
@@ -72,29 +75,6 @@ def fresh(folder: Path, stem: str) -> Path:
 
 
 # --- wrong types and extremes for every configuration key -----------------------------------------
-
-def toml_value(value) -> str:
-    """``value`` written as a TOML value (what a user types after ``--set KEY=``)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        escaped = "".join("\\\\" if c == "\\" else '\\"' if c == '"' else
-                          f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F else c for c in value)
-        return f'"{escaped}"'
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{toml_value(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
-    raise TypeError(value)
-
 
 EXTREMES = [math.nan, math.inf, -math.inf, 10**30, -10**30, 2**63, 2**64, -1, 0, -0.0, 1e308, -1e308, 5e-324,
             1e9, 10**9, 2**32, "", " ", "x" * 5000, "\N{GRINNING FACE}\u200f\u0000", [], [1, 2], ["a"], {},

@@ -96,7 +96,7 @@ def test_an_empty_npy_file_is_refused(tmp_path):
         load_matrix(tmp_path / "zero.npy", shape=(3, 2))
 
 
-@pytest.mark.parametrize("shape", [(10**12,), (10**6, 10**6), (2**62, 2**62)])
+@pytest.mark.parametrize("shape", [(10**12,), (10**6, 10**6), (2**62, 2**62), (0, 2**60)])
 def test_a_header_claiming_huge_arrays_fails_fast_without_allocating(tmp_path, shape):
     (tmp_path / "liar.npy").write_bytes(lying_header(shape) + b"\0" * 64)
     start = time.perf_counter()
@@ -154,6 +154,23 @@ def test_big_endian_and_fortran_order_files_read_correctly(tmp_path):
 
 
 # --- .npz archives and checkpoint files -----------------------------------------------------------
+
+@pytest.mark.parametrize("version, length", [((1, 0), 0xFFFF), ((2, 0), 2**31)])
+def test_a_header_length_beyond_the_file_is_refused_before_it_is_read(tmp_path, version, length):
+    import struct
+    import tracemalloc
+
+    field = struct.pack("<H" if version == (1, 0) else "<I", length)
+    (tmp_path / "long.npy").write_bytes(b"\x93NUMPY" + bytes(version) + field + b"{'descr': '<f4'" + b" " * 100)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ProblemDataError, match=rf"header claims {length} bytes.*refused before reading"):
+            load_matrix(tmp_path / "long.npy", shape=(3, 2))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1024**2, f"{peak} bytes allocated to refuse a {length}-byte header claim"
+
 
 def test_a_checkpoint_member_claiming_huge_arrays_fails_fast(problem, checkpoint):
     contents = members(checkpoint)

@@ -51,7 +51,6 @@ class TrainResult:
         compilations: how many times the training program was traced (1 for any
             schedule; 0 for a solver with nothing to learn, or when an earlier
             call already compiled the same program).
-        skipped_steps: non-finite steps that were not applied.
     """
 
     solver: UnfoldedSolver
@@ -60,7 +59,6 @@ class TrainResult:
     train_seconds: float
     compile_seconds: float
     compilations: int
-    skipped_steps: int = 0
 
 
 def resolve_settings(settings: TrainSettings | None, overrides: dict[str, Any]) -> TrainSettings:
@@ -329,7 +327,6 @@ def _train(solver, problem, schedule, settings, keys, *, ensemble, progress, lab
     compilations = traces(spec) - traced_before
     if spec.mesh is not None:  # hand back plain arrays on this process's first device
         param_state, rest = jax.device_put((param_state, rest), jax.local_devices()[0])
-    skipped = np.atleast_1d(np.asarray(opt_state.skipped))
 
     def result(member: int | None) -> TrainResult:
         pick = (lambda history: history) if member is None else (lambda history: history[member])
@@ -342,7 +339,6 @@ def _train(solver, problem, schedule, settings, keys, *, ensemble, progress, lab
             train_seconds=train_seconds,
             compile_seconds=compile_seconds or 0.0,
             compilations=compilations,
-            skipped_steps=int(skipped[0 if member is None else member]),
         )
 
     return [result(None)] if not ensemble else [result(i) for i in range(members)]

@@ -157,8 +157,7 @@ def _chunk_body(param_state, opt_state, rest, problem, key, active_depth, newest
         return scored, loss
 
     masks = slot_mask(params, active_depth, newest_only)
-    fresh = optimizer.init(params)._replace(skipped=opt_state.skipped)  # a restart keeps the count of skips
-    opt_state = _tree_where(restart, fresh, opt_state)
+    opt_state = _tree_where(restart, optimizer.init(params), opt_state)
 
     def one_step(carry, i):
         params, opt_state, key, failed, fail_at = carry

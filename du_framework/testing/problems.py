@@ -43,9 +43,9 @@ class SmallLeastSquares(Problem, RegularizedLeastSquares, LinearObservation):
         self.n, self.m, self._lam = options.n, options.m, float(options.lam)
         self.mu_min, self.mu_max = float(eigenvalues[0]), float(eigenvalues[-1])
         self.L = float(np.linalg.norm(matrix, 2) ** 2)
-        self.A = jnp.asarray(matrix.astype(np.float32))
-        self.AtA = jnp.asarray((matrix.T @ matrix).astype(np.float32))
-        self.pinv = jnp.asarray(np.linalg.solve(hessian, matrix.T).astype(np.float32))
+        self.A = jax.device_put(matrix.astype(np.float32))
+        self.AtA = jax.device_put((matrix.T @ matrix).astype(np.float32))
+        self.pinv = jax.device_put(np.linalg.solve(hessian, matrix.T).astype(np.float32))
 
     @classmethod
     def from_options(cls, options):

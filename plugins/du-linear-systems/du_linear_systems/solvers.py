@@ -107,7 +107,7 @@ class ChebyshevPSOR(_RelaxedJacobi):
     def __init__(self, options, *, problem, depth):
         super().__init__(options, problem=problem, depth=depth)
         factors = chebyshev_steps(*problem.jacobi_spectrum_bounds(), options.period)
-        self.factors = jnp.asarray(factors.astype(np.float32))
+        self.factors = jax.device_put(factors.astype(np.float32))
 
     def relaxation(self, k):
         return per_iteration(self.factors, k)

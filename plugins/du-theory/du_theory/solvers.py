@@ -32,7 +32,7 @@ class ChebyshevGD(QuadraticSolver):
 
     def __init__(self, options, *, problem, depth):
         super().__init__(options, problem=problem, depth=depth)
-        self.steps = jnp.asarray(chebyshev_steps(*problem.spectrum_bounds(), options.period).astype(np.float32))
+        self.steps = jax.device_put(chebyshev_steps(*problem.spectrum_bounds(), options.period).astype(np.float32))
 
     def step(self, problem, context, x, k):
         return x - per_iteration(self.steps, k) * self.gradient(problem, context, x)
