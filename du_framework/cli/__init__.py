@@ -21,6 +21,8 @@ from .completion import COMPLETE_COMMAND, _cmd_complete, _cmd_completion, comple
 from .examples import _cmd_examples
 from .experiments import _cmd_compare, _cmd_train
 from .listing import DOCS_COMMAND, _cmd_docs, _cmd_list, render_option_tables
+from .tuning import _cmd_tune
+from .views import _cmd_plot, _cmd_report
 
 __all__ = ["main", "entry", "build_parser", "render_option_tables", "completion_script", "DOCS_COMMAND"]
 
@@ -73,10 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     handlers = {"list": _cmd_list, "compare": _cmd_compare, "train": _cmd_train, "docs": _cmd_docs,
-                "examples": _cmd_examples, "completion": _cmd_completion, COMPLETE_COMMAND: _cmd_complete}
+                "examples": _cmd_examples, "completion": _cmd_completion,
+                "tune": _cmd_tune, "plot": _cmd_plot, "report": _cmd_report, COMPLETE_COMMAND: _cmd_complete}
     previous_sigterm = None
     try:
-        if args.command in ("compare", "train"):
+        if args.command in ("compare", "train", "tune"):
             from ..engine import enable_compile_cache
 
             enable_compile_cache()  # a later run skips XLA compilation (DU_COMPILE_CACHE=off to disable)

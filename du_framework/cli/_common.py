@@ -126,6 +126,19 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the file to write, or a folder (default: ./NAME.toml)")
     copy.add_argument("--force", action="store_true", help="overwrite DEST if it exists (refused without it)")
 
+    from . import tuning, views
+
+    tune = commands.add_parser("tune", help="search training hyperparameters and classical constants "
+                                            "under an equal budget (optuna)",
+                               epilog=tuning.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    tuning.add_arguments(tune)
+    plot = commands.add_parser("plot", help="re-draw or overlay saved runs (PDF, SVG, PNG)",
+                               epilog=views.PLOT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    views.add_plot_arguments(plot)
+    report = commands.add_parser("report", help="write a Markdown, LaTeX or HTML report of saved runs",
+                                 epilog=views.REPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    views.add_report_arguments(report)
+
     completion = add("completion", help="print a shell completion script (bash or zsh)")
     completion.add_argument("shell", choices=("bash", "zsh"), help="the shell")
 
