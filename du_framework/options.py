@@ -22,6 +22,17 @@ Rules applied to every field, declared with :func:`option` or not:
   infinity are refused where they cannot mean anything);
 * ``ge`` / ``gt`` / ``le`` / ``lt`` bound numbers, ``choices`` restricts any value.
 
+An option a user would tune (a classical constant, a learning rate, a
+structural choice its author deems safe to search) declares its search range
+with ``tune=``::
+
+        lam: float = option(0.05, ge=0, tune=Tunable(1e-3, 1.0, log=True), help="l1 weight")
+        parametrization: str = option("reciprocal", tune=Tunable(choices=("reciprocal", "step")))
+
+``unfold tune`` (:mod:`du_framework.tune`) searches it; ``unfold list --options``
+and the docs tables show it in a ``tune`` column. The range must satisfy the
+option's own constraints (checked when the option is declared).
+
 A ``validate()`` method on the dataclass may still check relations between
 fields; it raises ``ValueError`` (or :class:`ConfigError`) with its message.
 """
@@ -37,7 +48,8 @@ from typing import Any
 
 from .errors import ConfigError, nearest
 
-__all__ = ["NoOptions", "option", "parse_options", "options_to_dict", "option_rows", "format_options"]
+__all__ = ["NoOptions", "Tunable", "option", "tunable_options", "parse_options", "options_to_dict", "option_rows",
+           "format_options"]
 
 _MISSING = dataclasses.MISSING
 
@@ -45,6 +57,62 @@ _MISSING = dataclasses.MISSING
 @dataclasses.dataclass(frozen=True)
 class NoOptions:
     """Options of a component that takes none."""
+
+
+_SCALARS = (bool, int, float, str, type(None))
+
+
+@dataclasses.dataclass(frozen=True, init=False)
+class Tunable:
+    """The search range of a tunable option: a numeric interval or a list of choices.
+
+    ``Tunable(low, high)`` is the interval ``[low, high]`` (integers for an
+    ``int`` option), ``log=True`` searches it on a logarithmic scale (``low > 0``);
+    ``Tunable(choices=(a, b, ...))`` searches a finite set (strings, numbers,
+    booleans). Used as ``option(..., tune=Tunable(...))``.
+
+    Raises:
+        ValueError: neither or both forms given, ``low >= high``, non-finite
+            bounds, ``log`` with ``low <= 0``, or fewer than two choices.
+    """
+
+    low: float | None
+    high: float | None
+    log: bool
+    choices: tuple | None
+
+    def __init__(self, low: float | None = None, high: float | None = None, *, log: bool = False,
+                 choices: Sequence | None = None) -> None:
+        if choices is not None:
+            if low is not None or high is not None or log:
+                raise ValueError("Tunable takes either a range (low, high, log) or choices, not both")
+            choices = tuple(choices)
+            if len(choices) < 2 or len(set(map(repr, choices))) != len(choices):
+                raise ValueError(f"Tunable choices must be at least two distinct values, got {choices!r}")
+            if not all(isinstance(c, _SCALARS) for c in choices):
+                raise ValueError(f"Tunable choices must be strings, numbers or booleans, got {choices!r}")
+        else:
+            for bound in (low, high):
+                if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not math.isfinite(bound):
+                    raise ValueError(f"Tunable needs finite numbers low < high (or choices=...), got ({low!r}, {high!r})")
+            if not low < high:
+                raise ValueError(f"Tunable needs low < high, got ({low!r}, {high!r})")
+            if log and low <= 0:
+                raise ValueError(f"a log-scale Tunable needs low > 0, got {low!r}")
+        object.__setattr__(self, "low", low)
+        object.__setattr__(self, "high", high)
+        object.__setattr__(self, "log", bool(log))
+        object.__setattr__(self, "choices", choices)
+
+    def values(self) -> tuple:
+        """The values the range is checked with: its ends, or every choice."""
+        return self.choices if self.choices is not None else (self.low, self.high)
+
+    def describe(self) -> str:
+        """A short form for tables: ``log 0.001..1``, ``0.5..1.99`` or ``'a' | 'b'``."""
+        if self.choices is not None:
+            return " | ".join(_show(c) for c in self.choices)
+        return ("log " if self.log else "") + f"{self.low:g}..{self.high:g}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +124,7 @@ class _Spec:
     lt: float | None = None
     finite: bool = True
     choices: tuple | None = None
+    tune: Tunable | None = None
 
     def describe(self) -> str:
         parts = []
@@ -70,7 +139,7 @@ class _Spec:
 
 def option(default: Any = _MISSING, *, help: str = "", ge: float | None = None, gt: float | None = None,
            le: float | None = None, lt: float | None = None, finite: bool = True,
-           choices: Sequence | None = None) -> Any:
+           choices: Sequence | None = None, tune: Tunable | None = None) -> Any:
     """A dataclass field with its constraints and help line (see the module docstring).
 
     Args:
@@ -83,13 +152,33 @@ def option(default: Any = _MISSING, *, help: str = "", ge: float | None = None, 
         lt: upper bound on a number (exclusive).
         finite: refuse NaN and infinity (the default for every number).
         choices: the allowed values.
+        tune: the search range of ``unfold tune`` (a :class:`Tunable`), for an
+            option a user would tune.
+
+    Raises:
+        TypeError: ``tune`` is not a :class:`Tunable`.
+        ValueError: the range leaves the option's own constraints.
     """
-    spec = _Spec(help, ge, gt, le, lt, finite, tuple(choices) if choices is not None else None)
+    spec = _Spec(help, ge, gt, le, lt, finite, tuple(choices) if choices is not None else None, tune)
+    if tune is not None:
+        if not isinstance(tune, Tunable):
+            raise TypeError(f"option(tune=...) takes a du_framework.options.Tunable, got {tune!r}")
+        for value in tune.values():
+            try:
+                _check(value, spec, "the tunable range")
+            except ConfigError as error:
+                raise ValueError(f"option(tune={tune.describe()}): {error}; keep the range inside the option's "
+                                 f"constraints ({spec.describe()})") from None
     return dataclasses.field(default=default, metadata={"du_option": spec})
 
 
 def _spec(field: dataclasses.Field) -> _Spec:
     return field.metadata.get("du_option", _Spec())
+
+
+def tunable_options(options_cls: type) -> dict[str, Tunable]:
+    """The options of ``options_cls`` declared with ``tune=``, by name, in declaration order."""
+    return {name: _spec(f).tune for name, f in _fields(options_cls).items() if _spec(f).tune is not None}
 
 
 def _type_name(tp: Any) -> str:
@@ -260,7 +349,8 @@ def options_to_dict(options: Any) -> dict[str, Any]:
 
 
 def option_rows(options_cls: type) -> list[dict[str, str]]:
-    """One row per option: ``key``, ``type``, ``default``, ``constraint``, ``help`` (strings).
+    """One row per option: ``key``, ``type``, ``default``, ``constraint``, ``help`` (strings),
+    and ``tune`` (the search range, :meth:`Tunable.describe`) for a tunable option.
 
     The source of ``unfold list --options`` and of the option tables in the docs.
     """
@@ -278,18 +368,26 @@ def option_rows(options_cls: type) -> list[dict[str, str]]:
         if hints[name] is float or (typing.get_origin(hints[name]) in (typing.Union, types.UnionType)
                                     and float in typing.get_args(hints[name])):
             constraint = ", ".join(part for part in (constraint, "finite" if spec.finite else "") if part)
-        rows.append({"key": name, "type": _type_name(hints[name]), "default": shown,
-                     "constraint": constraint, "help": spec.help})
+        row = {"key": name, "type": _type_name(hints[name]), "default": shown, "constraint": constraint,
+               "help": spec.help}
+        if spec.tune is not None:
+            row["tune"] = spec.tune.describe()
+        rows.append(row)
     return rows
 
 
 def format_options(options_cls: type, *, prefix: str = "", markdown: bool = False) -> str:
-    """The options of a component as an aligned text table, or as a Markdown table."""
+    """The options of a component as an aligned text table, or as a Markdown table.
+
+    A ``tune`` column (the search ranges of ``unfold tune``) appears when an option is tunable.
+    """
     rows = option_rows(options_cls)
     if not rows:
         return "(no options)"
-    header = ["key", "type", "default", "constraint", "help"]
-    cells = [[prefix + r["key"], r["type"], r["default"], r["constraint"], r["help"]] for r in rows]
+    tuned = any("tune" in r for r in rows)
+    header = ["key", "type", "default", "constraint"] + (["tune"] if tuned else []) + ["help"]
+    cells = [[prefix + r["key"], r["type"], r["default"], r["constraint"]] + ([r.get("tune", "")] if tuned else [])
+             + [r["help"]] for r in rows]
     if markdown:
         escape = lambda text: text.replace("|", "\\|")
         lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]

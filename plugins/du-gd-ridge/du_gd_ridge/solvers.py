@@ -19,6 +19,7 @@ from du_framework import (
     per_iteration,
 )
 from du_framework.theory import best_constant_step, chebyshev_steps
+from du_framework.options import Tunable
 
 # Longest period whose Chebyshev steps are offered as reference lines (beyond it they crowd the plot).
 _MAX_REFERENCE_PERIOD = 64
@@ -59,12 +60,14 @@ class DUGD(QuadraticSolver):
         learn_lambda: bool = option(False, help="also learn the regularisation weight lambda_t")
         lambda_period: int = option(0, ge=0, help="learned lambda_t values, used periodically (0: one per iteration)")
         parametrization: Literal["reciprocal", "step"] = option(
-            "reciprocal", help="what the optimiser moves: the reciprocal steps (in units of the best "
-                               "constant step) or the steps themselves")
+            "reciprocal", tune=Tunable(choices=("reciprocal", "step")),
+            help="what the optimiser moves: the reciprocal steps (in units of the best "
+                 "constant step) or the steps themselves")
         init_step: float = option(0.0, help="initial step: with reciprocal >= 0, 0 meaning the best constant "
                                              "step; with step any value (0, the book's choice)")
-        lr: float = option(1e-2, gt=0, help="learning rate of the steps eta")
-        lambda_lr: float = option(1e-4, gt=0, help="learning rate of the learned lambda_t (lam)")
+        lr: float = option(1e-2, gt=0, tune=Tunable(1e-4, 1e-1, log=True), help="learning rate of the steps eta")
+        lambda_lr: float = option(1e-4, gt=0, tune=Tunable(1e-6, 1e-2, log=True),
+                                  help="learning rate of the learned lambda_t (lam)")
 
         def validate(self):
             if self.parametrization == "reciprocal" and self.init_step < 0:
@@ -113,7 +116,8 @@ class ConstantStepGD(QuadraticSolver):
 
     @dataclasses.dataclass(frozen=True)
     class Options:
-        step: float = option(0.0, ge=0, help="the constant step (0: the best constant step 2/(mu_min+mu_max))")
+        step: float = option(0.0, ge=0, tune=Tunable(1e-5, 10.0, log=True),
+                             help="the constant step (0: the best constant step 2/(mu_min+mu_max))")
 
     name = "gd"
     description = "gradient descent, constant step (default 2/(mu_min+mu_max))"

@@ -26,6 +26,7 @@ import numpy as np
 
 from du_framework import QuadraticSolver, Reciprocal, Unconstrained, learned, option, per_iteration
 from du_framework.theory import chebyshev_steps
+from du_framework.options import Tunable
 
 from .problem import JacobiSplitting
 
@@ -71,7 +72,7 @@ class SOR(_RelaxedJacobi):
 
     @dataclasses.dataclass(frozen=True)
     class Options:
-        omega: float = option(0.0, ge=0, help="the constant relaxation factor (0: the optimal "
+        omega: float = option(0.0, ge=0, tune=Tunable(0.01, 2.0), help="the constant relaxation factor (0: the optimal "
                                                "2/(l_min + l_max) of D^-1 A)")
 
     name = "sor"
@@ -139,7 +140,8 @@ class DUPSOR(_RelaxedJacobi):
     class Options:
         period: int = option(8, ge=0, help="learned factors, used periodically (0: one per iteration)")
         init_omega: float = option(0.0, ge=0, help="initial factor (0: the optimal constant 2/(l_min + l_max))")
-        lr: float = option(1e-2, gt=0, help="learning rate of the factors (moves their reciprocals nu = 1/omega)")
+        lr: float = option(1e-2, gt=0, tune=Tunable(1e-4, 1e-1, log=True),
+                           help="learning rate of the factors (moves their reciprocals nu = 1/omega)")
 
     name = "du-psor"
     description = "DU-PSOR: learned periodical relaxation factors of the Jacobi map"
@@ -210,7 +212,8 @@ class GaussSeidelSOR(_GaussSeidelSweep):
 
     @dataclasses.dataclass(frozen=True)
     class Options:
-        omega: float = option(0.0, ge=0, lt=2, help="the relaxation factor, in (0, 2) (0: Young's factor)")
+        omega: float = option(0.0, ge=0, lt=2, tune=Tunable(0.5, 1.99),
+                              help="the relaxation factor, in (0, 2) (0: Young's factor)")
 
     name = "gauss-seidel-sor"
     description = "classical SOR (Gauss-Seidel sweep), Young's relaxation factor"
@@ -239,7 +242,7 @@ class DUSOR(_GaussSeidelSweep):
     class Options:
         period: int = option(8, ge=0, help="learned factors, used periodically (0: one per iteration)")
         init_omega: float = option(0.0, ge=0, lt=2, help="initial factor, in (0, 2) (0: Young's factor)")
-        lr: float = option(1e-2, gt=0, help="learning rate of the factors omega")
+        lr: float = option(1e-2, gt=0, tune=Tunable(1e-4, 1e-1, log=True), help="learning rate of the factors omega")
 
     name = "du-sor"
     description = "DU-SOR: Gauss-Seidel SOR sweep with learned periodical relaxation factors"

@@ -13,6 +13,7 @@ import numpy as np
 
 from du_framework import QuadraticSolver, hookimpl, learned, option, per_iteration
 from du_framework.theory import polyak_parameters
+from du_framework.options import Tunable
 
 __all__ = ["DUHeavyBall", "MomentumState"]
 
@@ -39,8 +40,9 @@ class DUHeavyBall(QuadraticSolver):
     @dataclasses.dataclass(frozen=True)
     class Options:
         period: int = option(0, ge=0, help="learned (alpha, beta) pairs, used periodically (0: one per iteration)")
-        lr: float = option(1e-3, gt=0, help="learning rate of the steps alpha")
-        momentum_lr: float = option(1e-3, gt=0, help="learning rate of the momenta beta")
+        lr: float = option(1e-3, gt=0, tune=Tunable(1e-5, 1e-1, log=True), help="learning rate of the steps alpha")
+        momentum_lr: float = option(1e-3, gt=0, tune=Tunable(1e-5, 1e-1, log=True),
+                                    help="learning rate of the momenta beta")
 
     name = "du-heavy-ball"
     description = "DU heavy ball: learned step alpha_t and momentum beta_t (optional period T)"

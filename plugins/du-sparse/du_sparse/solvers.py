@@ -26,6 +26,7 @@ from du_framework import (
     option,
     per_iteration,
 )
+from du_framework.options import Tunable
 
 from .problem import BernoulliGaussianPrior
 
@@ -94,7 +95,8 @@ class _SparseSolver(UnfoldedSolver):
 
 @dataclasses.dataclass(frozen=True)
 class _L1Options:
-    lam: float = option(0.05, ge=0, help="weight lam of the l1 penalty lam ||x||_1 (threshold lam / L)")
+    lam: float = option(0.05, ge=0, tune=Tunable(1e-3, 1.0, log=True),
+                        help="weight lam of the l1 penalty lam ||x||_1 (threshold lam / L)")
 
 
 class ISTA(_SparseSolver):
@@ -154,8 +156,9 @@ class DUISTA(_SparseSolver):
     @dataclasses.dataclass(frozen=True)
     class Options:
         lam: float = option(0.05, ge=0, help="l1 weight: thresholds start at lam / L")
-        lr: float = option(1e-2, gt=0, help="learning rate of the steps beta_t")
-        threshold_lr: float = option(3e-3, gt=0, help="learning rate of the thresholds theta_t")
+        lr: float = option(1e-2, gt=0, tune=Tunable(1e-4, 1e-1, log=True), help="learning rate of the steps beta_t")
+        threshold_lr: float = option(3e-3, gt=0, tune=Tunable(1e-4, 1e-1, log=True),
+                                     help="learning rate of the thresholds theta_t")
 
     name = "du-ista"
     description = "DU-ISTA: learned step beta_t and threshold theta_t per iteration"
@@ -199,7 +202,7 @@ class TISTA(_SparseSolver):
     @dataclasses.dataclass(frozen=True)
     class Options:
         init_gamma: float = option(1.0, gt=0, help="initial gamma_t")
-        lr: float = option(1e-3, gt=0, help="learning rate of gamma_t")
+        lr: float = option(1e-3, gt=0, tune=Tunable(1e-5, 1e-1, log=True), help="learning rate of gamma_t")
         epsilon: float = option(1e-9, gt=0, help="floor of the error-variance estimate v_t^2")
 
     name = "tista"
@@ -273,7 +276,7 @@ class LISTA(_SparseSolver):
     class Options:
         lam: float = option(0.05, ge=0, help="l1 weight: thresholds start at lam / L")
         tied: bool = option(False, help="one set B, S, theta for every iteration")
-        lr: float = option(1e-4, gt=0, help="learning rate of B_t, S_t and theta_t")
+        lr: float = option(1e-4, gt=0, tune=Tunable(1e-6, 1e-2, log=True), help="learning rate of B_t, S_t and theta_t")
 
     name = "lista"
     description = "LISTA: learned matrices B_t, S_t and thresholds theta_t (tied or not); shared operator only"

@@ -11,6 +11,7 @@ import numpy as np
 
 from du_framework import QuadraticSolver, option, per_iteration
 from du_framework.theory import chebyshev_steps, polyak_parameters
+from du_framework.options import Tunable
 
 
 class ChebyshevGD(QuadraticSolver):
@@ -89,8 +90,10 @@ class HeavyBall(QuadraticSolver):
 
     @dataclasses.dataclass(frozen=True)
     class Options:
-        alpha: float = option(0.0, ge=0, help="step size (0: Polyak's optimal 4/(sqrt(mu_max)+sqrt(mu_min))^2)")
-        beta: float = option(-1.0, lt=1, help="momentum (negative: Polyak's optimal ((sqrt(kappa)-1)/(sqrt(kappa)+1))^2)")
+        alpha: float = option(0.0, ge=0, tune=Tunable(1e-5, 10.0, log=True),
+                              help="step size (0: Polyak's optimal 4/(sqrt(mu_max)+sqrt(mu_min))^2)")
+        beta: float = option(-1.0, lt=1, tune=Tunable(0.0, 0.99),
+                             help="momentum (negative: Polyak's optimal ((sqrt(kappa)-1)/(sqrt(kappa)+1))^2)")
 
     name = "heavy-ball"
     description = "Polyak heavy-ball momentum with the optimal constant step and momentum"
