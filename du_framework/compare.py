@@ -6,6 +6,19 @@ Training instances come from ``train.seed``; evaluation instances from
 used in training (the keys are derived with ``jax.random.fold_in`` on distinct
 tags). Every solver is evaluated on exactly the same instances, and every metric
 the problem declares is computed after every iteration in one evaluation.
+
+With several training seeds (``train.seeds``), every learned solver trains as
+an ensemble (one vmapped program, one member per seed), each member is
+evaluated on the same instances, and the row of the solver is summarised per
+iteration by the **median** over the seeds that did not diverge, with their
+**minimum and maximum** as its spread. Order statistics suit quantities that
+span decades (an MSE from 1e-13 to 1e-9 across seeds): they commute with any
+monotone map, so the median MSE is the median in dB and on a log axis, where a
+mean would be dominated by the worst seed and a normal confidence interval
+would cross zero; with a handful of seeds, min-max shows every seed's outcome
+rather than an interval resting on a normality that does not hold. A seed that
+diverges keeps its last good parameters, is reported as diverged, and is left
+out of the summary.
 """
 
 from __future__ import annotations
@@ -23,16 +36,21 @@ import numpy as np
 
 from .checkpoint import LoadedCheckpoint, load_checkpoint, save_checkpoint
 from .config import ExperimentConfig, SolverConfig
-from .engine import TrainResult, evaluate, train
+from .engine import TrainResult, evaluate, train, train_ensemble
+from .engine.loop import expand_schedule
 from .engine.keys import host_fold_in, host_key
 from .engine.resume import load_train_state, save_train_state
 from .errors import CheckpointError, DUError, IncompatibleProblemError, PluginError, TrainingDivergedError
 from .interfaces import Problem, TrainingSchedule, UnfoldedSolver
+from .metrics import metric_table
 from .options import options_to_dict
 from .registry import Registry, describe_component, get_registry
 
 __all__ = ["SolverResult", "Comparison", "build_problem", "build_solver", "build_schedule",
-           "build_solvers", "train_solver", "run_comparison", "training_key", "evaluation_key"]
+           "build_solvers", "train_solver", "train_seeds", "run_comparison", "training_key", "evaluation_key",
+           "summarize_seeds", "SUMMARY"]
+
+SUMMARY = {"center": "median", "spread": "min-max", "over": "seeds that did not diverge"}
 
 _TRAIN_TAG, _EVAL_TAG = 0, 1
 
@@ -62,13 +80,24 @@ class SolverResult:
 
     Attributes:
         metrics: every metric of the problem by name, each a ``(depth,)`` array
-            (element ``t-1``: the value after iteration ``t``).
+            (element ``t-1``: the value after iteration ``t``); with several
+            seeds, the median over the seeds that did not diverge.
         params: reported parameters (:meth:`UnfoldedSolver.learned_parameters`)
-            as nested lists, by name.
+            as nested lists, by name (with several seeds, those of
+            ``representative_seed``).
         references: the solver's reference values for its parameters
             (:meth:`UnfoldedSolver.reference_values`): ``{param: {label: list}}``.
         final_loss: mean training loss over the last chunk of the last stage
-            (``None`` when nothing was trained).
+            (``None`` when nothing was trained; the representative seed's).
+        seeds: the training seeds (empty when nothing was trained).
+        seed_status: ``"ok"`` or ``"diverged"`` per seed.
+        per_seed_metrics: ``{metric: (seeds, depth) array}`` (``None`` without training).
+        per_seed_params: reported parameters per seed.
+        spread: ``{metric: (low, high)}``, the minimum and maximum over the seeds
+            that did not diverge (``None`` without training).
+        diverged_at: per seed, ``None`` or ``{"stage": s, "step": n}``.
+        losses: per seed, the training loss of every optimiser step.
+        stage_losses: per seed, the mean loss of the last chunk of each stage.
     """
 
     label: str
@@ -85,15 +114,43 @@ class SolverResult:
     loaded_from: str | None = None
     problem_mismatch: list[str] | None = None
     solver: UnfoldedSolver | None = dataclasses.field(default=None, repr=False)
+    seeds: list[int] = dataclasses.field(default_factory=list)
+    seed_status: list[str] = dataclasses.field(default_factory=list)
+    per_seed_metrics: dict[str, np.ndarray] | None = None
+    per_seed_params: list[dict[str, list]] | None = None
+    per_seed_final_loss: list[float | None] | None = None
+    spread: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+    diverged_at: list[dict | None] | None = None
+    representative_seed: int | None = None
+    losses: list[np.ndarray] | None = dataclasses.field(default=None, repr=False)
+    stage_losses: list[list[float]] | None = dataclasses.field(default=None, repr=False)
+
+    @property
+    def ok_seeds(self) -> int:
+        """How many seeds did not diverge (0 without training)."""
+        return sum(status == "ok" for status in self.seed_status)
 
     def to_dict(self) -> dict[str, Any]:
+        trained = self.per_seed_metrics is not None
         return {
             "name": self.name,
             "options": self.options,
             "metrics": {name: [float(v) for v in curve] for name, curve in self.metrics.items()},
+            "spread": {name: {"low": [float(v) for v in low], "high": [float(v) for v in high]}
+                       for name, (low, high) in self.spread.items()} if self.spread is not None else None,
             "params": self.params,
+            "representative_seed": self.representative_seed,
             "references": self.references,
             "trainable": self.trainable,
+            "seeds": list(self.seeds),
+            "seed_status": list(self.seed_status),
+            "per_seed": {
+                "metrics": {name: np.asarray(curves, np.float64).tolist()
+                            for name, curves in self.per_seed_metrics.items()},
+                "params": self.per_seed_params,
+                "final_loss": self.per_seed_final_loss,
+                "diverged_at": self.diverged_at,
+            } if trained else None,
             "train_seconds": self.train_seconds,
             "compile_seconds": self.compile_seconds,
             "compilations": self.compilations,
@@ -105,12 +162,40 @@ class SolverResult:
 
 @dataclasses.dataclass
 class Comparison:
-    """Everything a report needs."""
+    """Everything a report needs.
+
+    ``stages``: ``(active_depth, steps)`` of each stage of the training
+    schedule, to place each step of a loss history in its stage.
+    """
 
     config: ExperimentConfig
     problem: Problem
     results: dict[str, SolverResult]
+    stages: list[tuple[int, int]] = dataclasses.field(default_factory=list)
 
+
+def summarize_seeds(curves: np.ndarray, ok: np.ndarray, *, log: bool = False
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(median, minimum, maximum)`` over the rows of ``curves`` (seeds x iterations) where ``ok``.
+
+    With an even number of rows the median is the mean of the two middle
+    values, taken on a log scale when ``log`` (a geometric mean, for metrics
+    plotted on a log axis such as an MSE; a dB metric is already logarithmic),
+    so the summary of an MSE and of its dB value agree at every seed count.
+    With no row ``ok`` every statistic is NaN.
+    """
+    curves = np.asarray(curves, np.float64)
+    chosen = np.sort(curves[np.asarray(ok, bool)], axis=0)
+    count = len(chosen)
+    if not count:
+        nan = np.full(curves.shape[1:], np.nan)
+        return nan, nan, nan
+    lower, upper = chosen[(count - 1) // 2], chosen[count // 2]
+    if log and np.all(lower > 0) and np.all(upper > 0):
+        center = np.sqrt(lower) * np.sqrt(upper)
+    else:
+        center = (lower + upper) / 2
+    return center, chosen[0], chosen[-1]
 
 def _constructed(build, what: str):
     """``build()``, with a plugin's unexpected exception turned into a message naming ``what``."""
@@ -190,21 +275,14 @@ def train_solver(config: ExperimentConfig, index: int, solver: UnfoldedSolver, p
     entry = config.solvers[index]
     identity = _run_identity(config, entry)
     state_path = Path(checkpoint_dir) / f"{entry.label}.state.npz" if checkpoint_dir is not None else None
-    start = None
-    if resume and state_path is not None and state_path.is_file():
-        start = load_train_state(state_path)
-        differences = [key for key in sorted(set(identity) | set(start.identity))
-                       if identity.get(key) != start.identity.get(key)]
-        if differences:
-            raise CheckpointError(f"{str(state_path)!r} belongs to another run: its {', '.join(differences)} "
-                                  f"differ from this configuration's; resume with the configuration that wrote it")
+    start = _stored_state(state_path, identity) if resume else None
 
     def save_state(state):
         state.identity = identity
         save_train_state(state_path, state)
 
     try:
-        result = train(solver, problem, schedule, config.train, key=training_key(config.train.seed, entry.label),
+        result = train(solver, problem, schedule, config.train, key=training_key(config.train.seed_list()[0], entry.label),
                        progress=progress, label=entry.label, resume=start,
                        on_stage_end=save_state if state_path is not None and solver.is_trainable else None)
     except TrainingDivergedError as error:
@@ -218,6 +296,69 @@ def train_solver(config: ExperimentConfig, index: int, solver: UnfoldedSolver, p
                         problem_options=config.problem.options, extra={"label": entry.label, "status": "trained", "train_seconds": result.train_seconds})
         state_path.unlink(missing_ok=True)  # the finished checkpoint supersedes the resumable state
     return result
+
+
+def train_seeds(config: ExperimentConfig, index: int, solver: UnfoldedSolver, problem: Problem,
+                schedule: TrainingSchedule, *, checkpoint_dir: str | Path | None = None,
+                progress: bool = True, resume: bool = False) -> list[TrainResult]:
+    """Train the ``index``-th solver of ``config`` once per training seed (``train.seeds``).
+
+    One seed is :func:`train_solver`. Several train as one ensemble (one
+    vmapped program); member ``i`` sees the instances of
+    ``training_key(seeds[i], label)``, exactly what a one-seed run with
+    ``train.seed = seeds[i]`` sees. A member that diverges is frozen at its last
+    good parameters and reported (:attr:`TrainResult.diverged_at`); the run
+    fails only when every member diverges. With ``checkpoint_dir``, each
+    member is saved as ``<label>.seed-<seed>.npz`` and the resumable state of
+    the ensemble is ``<label>.state.npz``.
+    """
+    seeds = config.train.seed_list()
+    if len(seeds) == 1:
+        return [train_solver(config, index, solver, problem, schedule, checkpoint_dir=checkpoint_dir,
+                             progress=progress, resume=resume)]
+    entry = config.solvers[index]
+    identity = _run_identity(config, entry)
+    state_path = Path(checkpoint_dir) / f"{entry.label}.state.npz" if checkpoint_dir is not None else None
+    start = _stored_state(state_path, identity) if resume else None
+
+    def save_state(state):
+        state.identity = identity
+        save_train_state(state_path, state)
+
+    keys = [training_key(seed, entry.label) for seed in seeds]
+    try:
+        results = train_ensemble(solver, problem, schedule, config.train, keys=keys, progress=progress,
+                                 label=entry.label, resume=start, on_divergence="record",
+                                 on_stage_end=save_state if state_path is not None and solver.is_trainable else None)
+    except TrainingDivergedError as error:
+        if checkpoint_dir is not None and error.solver is not None:
+            save_checkpoint(Path(checkpoint_dir) / f"{entry.label}.last-good.npz", error.solver, problem=problem,
+                            problem_options=config.problem.options,
+                            extra={"label": entry.label, "status": "diverged", "stage": error.stage,
+                                   "step": error.step, "seeds": list(seeds)})
+        raise
+    if checkpoint_dir is not None and solver.is_trainable:
+        for seed, result in zip(seeds, results):
+            save_checkpoint(Path(checkpoint_dir) / f"{entry.label}.seed-{seed}.npz", result.solver, problem=problem,
+                            problem_options=config.problem.options,
+                            extra={"label": entry.label, "seed": seed,
+                                   "status": "diverged" if result.diverged_at else "trained",
+                                   "diverged_at": result.diverged_at, "train_seconds": result.train_seconds})
+        state_path.unlink(missing_ok=True)
+    return results
+
+
+def _stored_state(state_path: Path | None, identity: dict[str, Any]):
+    """The resumable state at ``state_path`` (``None`` if there is none), refused if another run wrote it."""
+    if state_path is None or not state_path.is_file():
+        return None
+    start = load_train_state(state_path)
+    differences = [key for key in sorted(set(identity) | set(start.identity))
+                   if identity.get(key) != start.identity.get(key)]
+    if differences:
+        raise CheckpointError(f"{str(state_path)!r} belongs to another run: its {', '.join(differences)} "
+                              f"differ from this configuration's; resume with the configuration that wrote it")
+    return start
 
 
 def _load_checkpoints(config: ExperimentConfig, problem: Problem, solvers: list[UnfoldedSolver],
@@ -311,6 +452,9 @@ def run_comparison(
         finished = set(done) - set(loaded)
         loaded = {**done, **loaded}
     eval_key = evaluation_key(config.evaluation.seed)
+    metrics = metric_table(problem)
+    primary = problem.primary()
+    seeds = list(config.train.seed_list())
     results: dict[str, SolverResult] = {}
     for index, (entry, solver) in enumerate(zip(config.solvers, solvers)):
         loaded_from, problem_mismatch = None, None
@@ -318,26 +462,67 @@ def run_comparison(
             checkpoint, found = loaded[entry.label]
             solver, loaded_from = found.solver, (None if entry.label in finished else str(checkpoint))
             problem_mismatch = found.problem_mismatch or None
-            outcome = TrainResult(solver, np.zeros(0), [], 0.0, 0.0, 0)
+            outcomes = [TrainResult(solver, np.zeros(0), [], 0.0, 0.0, 0)]
+        elif len(seeds) == 1 or not solver.is_trainable:
+            outcomes = [train_solver(config, index, solver, problem, schedule,
+                                     checkpoint_dir=checkpoint_dir, progress=progress, resume=resume)]
         else:
-            outcome = train_solver(config, index, solver, problem, schedule,
-                                   checkpoint_dir=checkpoint_dir, progress=progress, resume=resume)
-        curves = evaluate(outcome.solver, problem, key=eval_key,
-                          batch_size=config.evaluation.batch_size, batches=config.evaluation.batches)
-        results[entry.label] = SolverResult(
+            outcomes = train_seeds(config, index, solver, problem, schedule, checkpoint_dir=checkpoint_dir,
+                                   progress=progress, resume=resume)
+        curves = [evaluate(outcome.solver, problem, key=eval_key, batch_size=config.evaluation.batch_size,
+                           batches=config.evaluation.batches) for outcome in outcomes]
+        trained = solver.is_trainable and entry.label not in loaded
+        result = SolverResult(
             label=entry.label,
             name=entry.name,
             options=options_to_dict(entry.options),
-            metrics={name: np.asarray(curve, np.float64) for name, curve in curves.items()},
-            params=_lists(outcome.solver.learned_parameters()),
-            references={param: _lists(lines) for param, lines in outcome.solver.reference_values(problem).items()},
+            metrics={name: np.asarray(curve, np.float64) for name, curve in curves[0].items()},
+            params=_lists(outcomes[0].solver.learned_parameters()),
+            references={param: _lists(lines) for param, lines in outcomes[0].solver.reference_values(problem).items()},
             trainable=solver.is_trainable,
-            train_seconds=outcome.train_seconds,
-            compile_seconds=outcome.compile_seconds,
-            compilations=outcome.compilations,
-            final_loss=float(outcome.stage_losses[-1]) if len(outcome.stage_losses) else None,
+            train_seconds=outcomes[0].train_seconds,
+            compile_seconds=outcomes[0].compile_seconds,
+            compilations=outcomes[0].compilations,
+            final_loss=_final_loss(outcomes[0]),
             loaded_from=loaded_from,
             problem_mismatch=problem_mismatch,
-            solver=outcome.solver,
+            solver=outcomes[0].solver,
         )
-    return Comparison(config, problem, results)
+        if trained:
+            _add_seeds(result, outcomes, curves, seeds[:len(outcomes)] if len(outcomes) > 1 else seeds[:1],
+                       metrics, primary)
+        results[entry.label] = result
+    stages = [(stage.active_depth, stage.steps) for stage in expand_schedule(schedule, config.train, config.train.depth)]
+    return Comparison(config, problem, results, stages)
+
+
+def _final_loss(outcome: TrainResult) -> float | None:
+    return float(outcome.stage_losses[-1]) if len(outcome.stage_losses) else None
+
+
+def _add_seeds(result: SolverResult, outcomes: list[TrainResult], curves: list[dict[str, np.ndarray]],
+               seeds: list[int], metrics: dict, primary: str) -> None:
+    """Fill the per-seed fields of ``result`` and summarise the seeds that did not diverge."""
+    ok = np.array([outcome.diverged_at is None for outcome in outcomes])
+    result.seeds = [int(seed) for seed in seeds]
+    result.seed_status = ["ok" if good else "diverged" for good in ok]
+    result.per_seed_metrics = {name: np.stack([np.asarray(c[name], np.float64) for c in curves]) for name in curves[0]}
+    result.per_seed_params = [_lists(outcome.solver.learned_parameters()) for outcome in outcomes]
+    result.per_seed_final_loss = [_final_loss(outcome) for outcome in outcomes]
+    result.diverged_at = [outcome.diverged_at for outcome in outcomes]
+    result.losses = [np.asarray(outcome.losses, np.float64) for outcome in outcomes]
+    result.stage_losses = [[float(v) for v in outcome.stage_losses] for outcome in outcomes]
+    result.spread = {}
+    for name, stacked in result.per_seed_metrics.items():
+        center, low, high = summarize_seeds(stacked, ok, log=metrics[name].log_axis)
+        result.metrics[name] = center
+        result.spread[name] = (low, high)
+    # The representative seed: the (lower) median of the seeds that did not diverge by the final
+    # value of the primary metric; its parameters are the row's.
+    final = result.per_seed_metrics[primary][:, -1]
+    candidates = [i for i in np.argsort(final, kind="stable") if ok[i]] or [0]
+    chosen = int(candidates[(len(candidates) - 1) // 2])
+    result.representative_seed = result.seeds[chosen]
+    result.params = result.per_seed_params[chosen]
+    result.final_loss = result.per_seed_final_loss[chosen]
+    result.solver = outcomes[chosen].solver

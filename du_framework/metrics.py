@@ -107,7 +107,7 @@ class Metric:
     def describe(self) -> dict[str, Any]:
         """JSON-friendly facts (for results files)."""
         return {"label": self.title, "lower_is_better": self.lower_is_better, "scale": self.scale,
-                "normalized": self.normalizer is not None}
+                "normalized": self.normalizer is not None, "log_axis": self.log_axis, "format": self.format}
 
 
 MSE = Metric("mse", squared_error, label="MSE", format=".3e", log_axis=True)

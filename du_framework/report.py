@@ -25,14 +25,14 @@ import numpy as np
 
 from . import __version__
 from .atomic import atomic_write
-from .compare import Comparison
+from .compare import SUMMARY, Comparison
 from .errors import ConfigError, nearest
 from .metrics import Metric, metric_table
 
-__all__ = ["table_iterations", "select_metric", "format_table", "results_dict", "write_report",
+__all__ = ["table_iterations", "select_metric", "format_table", "seed_notes", "results_dict", "write_report",
            "plot_metric", "plot_params", "strict_json", "plain_text", "RESULTS_SCHEMA_VERSION"]
 
-RESULTS_SCHEMA_VERSION = 2
+RESULTS_SCHEMA_VERSION = 3
 
 
 def table_iterations(depth: int) -> list[int]:
@@ -58,10 +58,46 @@ def select_metric(problem: Any, name: str | None = None) -> Metric:
     return metrics[name]
 
 
+def _cell(shown: Metric, result, t: int) -> str:
+    """The value after iteration ``t``; with several seeds that did not diverge, ``median [min, max]``."""
+    value = shown.show(result.metrics[shown.name][t - 1])
+    if result.spread is not None and result.ok_seeds > 1:
+        low, high = result.spread[shown.name]
+        value += f" [{_brief(shown, low[t - 1])}, {_brief(shown, high[t - 1])}]"
+    return value
+
+
+def _brief(shown: Metric, value: float) -> str:
+    """``value`` in the metric's format with one digit less (the spread needs less precision)."""
+    import re
+
+    match = re.fullmatch(r"(.*\.)(\d+)([eEfFgG%])", shown.format)
+    if match and int(match.group(2)) > 1:
+        return format(float(value), f"{match.group(1)}{int(match.group(2)) - 1}{match.group(3)}")
+    return shown.show(value)
+
+
+def seed_notes(comparison: Comparison) -> list[str]:
+    """One line per solver trained with several seeds: how the row summarises them, which diverged."""
+    notes = []
+    for label, result in comparison.results.items():
+        if len(result.seeds) < 2:
+            continue
+        diverged = [f"{seed} (stage {at['stage']}, step {at['step']})" for seed, at in
+                    zip(result.seeds, result.diverged_at or []) if at is not None]
+        note = (f"{label}: median [min, max] over {result.ok_seeds} of {len(result.seeds)} training seeds "
+                f"({', '.join(map(str, result.seeds))})")
+        if diverged:
+            note += f"; diverged, left out: seed {', seed '.join(diverged)}"
+        notes.append(note)
+    return notes
+
+
 def format_table(comparison: Comparison, *, metric: str | None = None, markdown: bool = False,
                  iterations: list[int] | None = None) -> str:
     """One metric (default: the problem's primary one) at selected iterations, one row per
-    solver, plus training time. The top-left cell names the metric."""
+    solver, plus training time. The top-left cell names the metric. A solver trained with
+    several seeds shows ``median [min, max]`` over its seeds that did not diverge."""
     shown = select_metric(comparison.problem, metric)
     depth = comparison.config.train.depth
     iterations = iterations or table_iterations(depth)
@@ -69,8 +105,7 @@ def format_table(comparison: Comparison, *, metric: str | None = None, markdown:
     rows = []
     for label, result in comparison.results.items():
         seconds = "loaded" if result.loaded_from else (f"{result.train_seconds:.2f}" if result.trainable else "-")
-        curve = result.metrics[shown.name]
-        rows.append([label] + [shown.show(curve[t - 1]) for t in iterations] + [seconds])
+        rows.append([label] + [_cell(shown, result, t) for t in iterations] + [seconds])
     if markdown:
         line = lambda cells: "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
         return "\n".join([line(header), "|" + "|".join("---" for _ in header) + "|"] + [line(row) for row in rows])
@@ -91,6 +126,8 @@ def results_dict(comparison: Comparison, provenance: dict[str, Any] | None = Non
         "problem": comparison.problem.describe(),
         "metrics": {name: metric.describe() for name, metric in metric_table(comparison.problem).items()},
         "primary_metric": comparison.problem.primary(),
+        "summary": SUMMARY,
+        "train_seeds": list(config.train.seed_list()),
         "evaluation": {
             "seed": config.evaluation.seed,
             "batch_size": config.evaluation.batch_size,
@@ -137,10 +174,37 @@ def _csv_text(comparison: Comparison) -> str:
     return buffer.getvalue()
 
 
+def _history_texts(comparison: Comparison) -> tuple[str, str] | None:
+    """training.csv (every step's loss) and stages.csv (each stage's mean), or None when nothing trained."""
+    trained = {label: r for label, r in comparison.results.items() if r.losses is not None}
+    if not trained:
+        return None
+    plan = comparison.stages
+    stage_of = np.repeat(np.arange(1, len(plan) + 1), [steps for _, steps in plan]) if plan else np.zeros(0, int)
+    depth_of = np.repeat([depth for depth, _ in plan], [steps for _, steps in plan]) if plan else np.zeros(0, int)
+    steps_csv, stages_csv = io.StringIO(), io.StringIO()
+    steps_out = csv.writer(steps_csv, lineterminator="\n")
+    stages_out = csv.writer(stages_csv, lineterminator="\n")
+    steps_out.writerow(["solver", "seed", "step", "stage", "active_depth", "loss"])
+    stages_out.writerow(["solver", "seed", "stage", "active_depth", "steps", "mean_loss"])
+    for label, result in trained.items():
+        for seed, losses, stage_means in zip(result.seeds, result.losses, result.stage_losses):
+            placed = len(losses) == len(stage_of)
+            for step, loss in enumerate(losses):
+                steps_out.writerow([label, seed, step + 1, int(stage_of[step]) if placed else "",
+                                    int(depth_of[step]) if placed else "", repr(float(loss))])
+            stages_with_steps = [(number, depth, steps) for number, (depth, steps) in enumerate(plan, 1) if steps]
+            for (number, depth, steps), mean in zip(stages_with_steps, stage_means):
+                stages_out.writerow([label, seed, number, depth, steps, repr(float(mean))])
+    return steps_csv.getvalue(), stages_csv.getvalue()
+
+
 def write_report(comparison: Comparison, out_dir: str | Path, *, plots: bool = True,
                  metric: str | None = None, warn: Callable[[str], None] | None = None,
                  provenance: dict[str, Any] | None = None) -> dict[str, Path]:
-    """Write results.json, results.csv, config.json and (with ``plots``) mse.png, params.png.
+    """Write results.json, results.csv, config.json, the training history (training.csv: every
+    step's loss, stages.csv: each stage's mean; when something was trained) and (with
+    ``plots``) mse.png, params.png.
 
     ``mse.png`` plots ``metric`` (default: the problem's primary metric). The data files
     are written first; a plot that fails (anything but an ``OSError`` or ``MemoryError``,
@@ -151,11 +215,13 @@ def write_report(comparison: Comparison, out_dir: str | Path, *, plots: bool = T
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = {}
-    for name, text in (
-        ("results.json", strict_json(results_dict(comparison, provenance))),
-        ("results.csv", _csv_text(comparison)),
-        ("config.json", strict_json(comparison.config.to_dict())),
-    ):
+    files = [("results.json", strict_json(results_dict(comparison, provenance))),
+             ("results.csv", _csv_text(comparison)),
+             ("config.json", strict_json(comparison.config.to_dict()))]
+    history = _history_texts(comparison)
+    if history is not None:
+        files += [("training.csv", history[0]), ("stages.csv", history[1])]
+    for name, text in files:
         with atomic_write(out / name) as handle:
             handle.write(text)
         written[name] = out / name
@@ -208,10 +274,14 @@ def plot_metric(comparison: Comparison, path: Path, *, metric: str | None = None
     shown = select_metric(comparison.problem, metric)
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    floor = (lambda values: np.maximum(values, np.finfo(float).tiny)) if shown.log_axis else (lambda values: values)
     for label, result in comparison.results.items():
         curve = result.metrics[shown.name]
-        ax.plot(np.arange(1, len(curve) + 1), np.maximum(curve, np.finfo(float).tiny) if shown.log_axis else curve,
-                label=plain_text(label))
+        iterations = np.arange(1, len(curve) + 1)
+        (line,) = ax.plot(iterations, floor(curve), label=plain_text(label))
+        if result.spread is not None and result.ok_seeds > 1:
+            low, high = result.spread[shown.name]
+            ax.fill_between(iterations, floor(low), floor(high), color=line.get_color(), alpha=0.2, linewidth=0)
     if shown.log_axis:
         ax.set_yscale("log")
     ax.set_xlabel("iteration t")

@@ -49,7 +49,7 @@ def test_compare_prints_the_primary_metric_and_writes_every_result_file(small_co
         assert f"{results['solvers'][label]['metrics']['mse'][-1]:.3e}" in row(printed, label)
     assert sorted(p.name for p in out.iterdir()) == [
         "checkpoints", "config.json", "config.toml", "manifest.json", "mse.png", "params.png", "results.csv",
-        "results.json", "run.json"]
+        "results.json", "run.json", "stages.csv", "training.csv"]
     for png in ("mse.png", "params.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "checkpoints" / "learned.npz").is_file() and not (out / "checkpoints" / "gd.npz").exists()
@@ -61,9 +61,9 @@ def test_results_hold_every_metric_with_its_description(small_config, tmp_path):
     out = tmp_path / "run"
     assert run("compare", "--config", small_config, "--out", out, "--no-progress", "--no-plots") == 0
     results = json.loads((out / "results.json").read_text())
-    assert results["schema_version"] == 2 and results["primary_metric"] == "mse"
+    assert results["schema_version"] == 3 and results["primary_metric"] == "mse"
     assert results["metrics"]["mse"] == {"label": "MSE", "lower_is_better": True, "scale": "linear",
-                                         "normalized": False}
+                                         "normalized": False, "log_axis": True, "format": ".3e"}
     assert results["metrics"]["nmse_db"]["scale"] == "db" and results["metrics"]["nmse_db"]["normalized"]
     learned, gd = results["solvers"]["learned"], results["solvers"]["gd"]
     assert set(learned["metrics"]) == {"mse", "nmse_db"} and len(learned["metrics"]["mse"]) == 6

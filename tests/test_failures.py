@@ -413,4 +413,5 @@ def test_a_failing_plot_is_a_warning_and_the_results_are_kept(small_config, tmp_
             "the results files are complete") in captured.err
     assert "params.png" not in captured.out and "mse.png" in captured.out
     assert sorted(p.name for p in out.iterdir()) == ["checkpoints", "config.json", "config.toml", "manifest.json",
-                                                     "mse.png", "results.csv", "results.json", "run.json"]
+                                                     "mse.png", "results.csv", "results.json", "run.json",
+                                                     "stages.csv", "training.csv"]

@@ -122,10 +122,49 @@ def _publish_diverged(run, args, command: str, config) -> None:
     run.publish(_identity(run, args, command, config, "diverged"))
 
 
+def _follow(args, command) -> int | None:
+    """Under several processes (``jax.distributed``, docs/performance.md), process k > 0's part; ``None`` elsewhere.
+
+    Every process runs the very same command, so every process makes the same
+    compiled calls in the same order; process k > 0 does it in a private scratch
+    folder, removed afterwards, with its standard output silenced, and prints one
+    line. Only process 0 writes the run folder and prints the results.
+    """
+    from ..engine.distributed import is_initialized
+
+    if getattr(args, "following", False) or not is_initialized():
+        return None
+    import io
+    import tempfile
+
+    import jax
+
+    from ..engine.program import make_mesh
+
+    if args.resume:
+        raise ConfigError("--resume is not available when several processes train together; resume the run "
+                          "with one process (train.devices = 0 uses all its devices), or start a new one")
+    config = _load(args)
+    make_mesh(config.train.devices, config.train.batch_size)  # every process refuses a mesh that leaves one out
+    if jax.process_index() == 0:
+        return None
+    args.following, args.no_progress = True, True
+    if hasattr(args, "no_plots"):
+        args.no_plots = True
+    with tempfile.TemporaryDirectory(prefix="unfold-process-") as scratch, contextlib.redirect_stdout(io.StringIO()):
+        args.out, args.force = str(Path(scratch) / "run"), False
+        code = command(args)
+    print(f"unfold: process {jax.process_index()} of {jax.process_count()} took part in the run; process 0 "
+          f"writes the run folder and prints the results")
+    return code
+
+
 def _cmd_compare(args) -> int:
     from ..compare import build_problem, build_schedule, build_solvers, run_comparison
-    from ..report import format_table, select_metric, write_report
+    from ..report import format_table, seed_notes, select_metric, write_report
 
+    if (followed := _follow(args, _cmd_compare)) is not None:
+        return followed
     config = None if args.resume else _load(args)
     if config is not None:
         select_metric(_registry().problem(config.problem.name), args.metric)  # refused before training
@@ -163,6 +202,8 @@ def _cmd_compare(args) -> int:
               f"{config.evaluation.batches} x {config.evaluation.batch_size} fresh instances "
               f"(evaluation seed {config.evaluation.seed}):")
         print(format_table(comparison, metric=metric.name, markdown=args.markdown))
+        for note in seed_notes(comparison):
+            print(note)
         identity = _identity(run, args, "compare", config, "complete")
         written = write_report(comparison, run.staging, plots=not args.no_plots, metric=metric.name, warn=_warn,
                                provenance=identity["provenance"])
@@ -177,6 +218,8 @@ def _cmd_train(args) -> int:
     from ..compare import build_problem, build_schedule, build_solvers, train_solver
     from ..report import strict_json
 
+    if (followed := _follow(args, _cmd_train)) is not None:
+        return followed
     config = None if args.resume else _load(args)
     folder = _run_folder(args, "train")
     with folder as run:

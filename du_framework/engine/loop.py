@@ -25,6 +25,7 @@ from flax import nnx
 from ..errors import CheckpointError, DUError, PluginError, TrainingDivergedError
 from ..interfaces import Problem, Stage, TrainingSchedule, UnfoldedSolver
 from ..params import learning_rates
+from .distributed import host_local, replicate
 from .program import ProgramSpec, lower_chunk, make_mesh, run_chunk, traces, training_loss
 from .progress import progress_bar
 from .keys import host_key
@@ -51,6 +52,10 @@ class TrainResult:
         compilations: how many times the training program was traced (1 for any
             schedule; 0 for a solver with nothing to learn, or when an earlier
             call already compiled the same program).
+        diverged_at: ``None``, or for an ensemble member that diverged under
+            ``on_divergence="record"``, ``{"stage": s, "step": n}`` (1-based);
+            its ``solver`` then holds its last good parameters and its losses
+            after that step are NaN.
     """
 
     solver: UnfoldedSolver
@@ -59,6 +64,7 @@ class TrainResult:
     train_seconds: float
     compile_seconds: float
     compilations: int
+    diverged_at: dict[str, int] | None = None
 
 
 def resolve_settings(settings: TrainSettings | None, overrides: dict[str, Any]) -> TrainSettings:
@@ -146,7 +152,7 @@ def train_ensemble(solver: UnfoldedSolver, problem: Problem,
                    schedule: TrainingSchedule | Sequence[Stage] | str | None = None, settings: TrainSettings | None = None,
                    *, keys: Sequence[jax.Array | int], progress: bool = True, label: str | None = None,
                    resume: TrainState | None = None, on_stage_end: Callable[[TrainState], None] | None = None,
-                   **overrides: Any) -> list[TrainResult]:
+                   on_divergence: str = "raise", **overrides: Any) -> list[TrainResult]:
     """Train one copy of ``solver`` per key, all at once (``jax.vmap`` over members).
 
     Member ``i`` sees the instances of ``keys[i]`` and ends with the same
@@ -154,14 +160,24 @@ def train_ensemble(solver: UnfoldedSolver, problem: Problem,
     Everything :func:`train` takes applies (devices and remat included); one
     program is compiled for the whole ensemble.
 
+    Args:
+        on_divergence: ``"raise"`` (default): a member that diverges stops the
+            run; ``"record"``: it is frozen at its last good parameters, the
+            others train on, and its result says so (:attr:`TrainResult.diverged_at`);
+            the run stops only when every member has diverged.
+
     Raises:
-        TrainingDivergedError: a member diverged (the message names it); the
-            error holds that member's last good parameters.
+        TrainingDivergedError: a member diverged (the message names it; with
+            ``"record"``, the last member); the error holds that member's last
+            good parameters.
     """
     if len(keys) < 1:
         raise ValueError("train_ensemble needs at least one key")
+    if on_divergence not in ("raise", "record"):
+        raise ValueError(f"on_divergence must be 'raise' or 'record', got {on_divergence!r}")
     return _train(solver, problem, schedule, resolve_settings(settings, overrides), list(keys), ensemble=True,
-                  progress=progress, label=label, resume=resume, on_stage_end=on_stage_end)
+                  progress=progress, label=label, resume=resume, on_stage_end=on_stage_end,
+                  record_divergence=on_divergence == "record")
 
 
 def _prepare(solver, problem, schedule, settings, keys, ensemble):
@@ -192,7 +208,7 @@ def _prepare(solver, problem, schedule, settings, keys, ensemble):
     spec = ProgramSpec.make(graphdef, rates, settings, chunk=chunk, ensemble=ensemble, mesh=mesh)
     state = (param_state, opt_state, rest, problem, key)
     if mesh is not None:
-        state = jax.device_put(state, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+        state = replicate(state, mesh)  # on every device of the mesh, of every process
     return stages, spec, state, graphdef
 
 
@@ -253,8 +269,15 @@ def _snapshot(stages_done, param_state, opt_state, key, losses, stage_losses) ->
                       [np.asarray(value).tolist() for value in stage_losses])
 
 
+def _freeze_members(tree, frozen, dead: np.ndarray):
+    """``tree`` with the members where ``dead`` is set replaced by their values in ``frozen`` (host arrays)."""
+    host = jax.device_get(tree)
+    return jax.tree.map(lambda now, then: np.where(dead.reshape((-1,) + (1,) * (np.ndim(now) - 1)), then, now),
+                        host, frozen)
+
+
 def _train(solver, problem, schedule, settings, keys, *, ensemble, progress, label, resume=None,
-           on_stage_end=None) -> list[TrainResult]:
+           on_stage_end=None, record_divergence=False) -> list[TrainResult]:
     solver.check_problem(problem)
     if not solver.is_trainable:
         expand_schedule(schedule, settings, solver.depth)  # still refuse a bad schedule
@@ -283,6 +306,9 @@ def _train(solver, problem, schedule, settings, keys, *, ensemble, progress, lab
 
     bar = progress_bar(sum(stage.steps for stage in stages[first_stage:]), name + (f" x{members}" if ensemble else ""),
                        progress)
+    dead = np.zeros(members, bool)  # members frozen after diverging (record_divergence)
+    dead_at: list[dict | None] = [None] * members
+    frozen = None
     try:
         for stage_number, stage in enumerate(stages, 1):
             if stage_number <= first_stage:
@@ -299,6 +325,25 @@ def _train(solver, problem, schedule, settings, keys, *, ensemble, progress, lab
                 failed = np.atleast_1d(np.asarray(failed))
                 if compile_seconds is None:
                     compile_seconds = time.perf_counter() - call_start
+                newly = failed & ~dead
+                if record_divergence and newly.any() and not (dead | newly).all():
+                    at_steps = np.atleast_1d(np.asarray(fail_at))
+                    chunk_losses = np.array(chunk_losses, np.float32)
+                    for member in np.flatnonzero(newly):
+                        dead_at[member] = {"stage": stage_number, "step": done + int(at_steps[member]) + 1}
+                        chunk_losses[member, int(at_steps[member]):] = np.nan
+                    host = jax.device_get((param_state, opt_state))
+                    frozen = host if frozen is None else jax.tree.map(
+                        lambda now, then: np.where(newly.reshape((-1,) + (1,) * (np.ndim(now) - 1)), now, then),
+                        host, frozen)
+                    dead |= newly
+                    failed = newly & False
+                elif dead.any():
+                    failed = newly
+                    chunk_losses = np.array(chunk_losses, np.float32)
+                    chunk_losses[dead] = np.nan
+                if dead.any():  # a diverged member stays at its last good parameters
+                    param_state, opt_state = _freeze_members((param_state, opt_state), frozen, dead)
                 if failed.any():
                     member = int(np.argmax(failed))
                     at = int(np.atleast_1d(np.asarray(fail_at))[member])
@@ -315,9 +360,9 @@ def _train(solver, problem, schedule, settings, keys, *, ensemble, progress, lab
                 last = np.asarray(chunk_losses)[..., :n_valid]
                 losses.append(last)
                 done += n_valid
-                bar.advance(n_valid, float(np.mean(last[..., -1])))
+                bar.advance(n_valid, float(np.nanmean(last[..., -1])) if not dead.all() else float("nan"))
             if last is not None:
-                stage_losses.append(np.mean(last, axis=-1))
+                stage_losses.append(np.mean(last, axis=-1))  # NaN for a member frozen after diverging
             if on_stage_end is not None:
                 on_stage_end(_snapshot(stage_number, param_state, opt_state, key, losses, stage_losses))
     finally:
@@ -326,7 +371,7 @@ def _train(solver, problem, schedule, settings, keys, *, ensemble, progress, lab
     train_seconds = time.perf_counter() - start
     compilations = traces(spec) - traced_before
     if spec.mesh is not None:  # hand back plain arrays on this process's first device
-        param_state, rest = jax.device_put((param_state, rest), jax.local_devices()[0])
+        param_state, rest = host_local((param_state, rest))
 
     def result(member: int | None) -> TrainResult:
         pick = (lambda history: history) if member is None else (lambda history: history[member])
@@ -339,6 +384,7 @@ def _train(solver, problem, schedule, settings, keys, *, ensemble, progress, lab
             train_seconds=train_seconds,
             compile_seconds=compile_seconds or 0.0,
             compilations=compilations,
+            diverged_at=None if member is None else dead_at[member],
         )
 
     return [result(None)] if not ensemble else [result(i) for i in range(members)]

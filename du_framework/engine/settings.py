@@ -18,6 +18,7 @@ from ..options import option
 __all__ = ["TrainSettings", "EvaluationSettings"]
 
 _SEED_LIMIT = 2**32
+_MAX_SEEDS = 4096
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +30,9 @@ class TrainSettings:
     steps_per_stage: int = option(20, ge=1, le=10_000_000, help="optimiser steps per schedule stage")
     batch_size: int = option(100, ge=1, le=10_000_000, help="fresh training instances per optimiser step")
     seed: int = option(1, ge=0, lt=_SEED_LIMIT, help="seed of the training instances")
+    seeds: int | list[int] = option(
+        1, ge=0, lt=_SEED_LIMIT, help="training seeds of every learned solver: a count N (seed, seed+1, ..., "
+                                      "seed+N-1) or a list of seeds; several train as one vmapped ensemble")
     optimizer: str = option("adam", help="optax optimiser by name (adam, adamw, sgd, rmsprop, lion, ...)")
     optimizer_options: dict[str, Any] = option(
         None, help="keyword options of the optimiser, e.g. { b1 = 0.9 } (learning rates come from the solver)")
@@ -48,6 +52,28 @@ class TrainSettings:
         for key in ("optimizer_options", "lr_schedule_options"):
             if getattr(self, key) is None:
                 object.__setattr__(self, key, {})
+        if isinstance(self.seeds, list):
+            object.__setattr__(self, "seeds", tuple(self.seeds))
+
+    def validate(self) -> None:
+        """Relations between fields (called by :func:`~du_framework.options.parse_options`)."""
+        if isinstance(self.seeds, int):
+            if not 1 <= self.seeds <= _MAX_SEEDS:
+                raise ValueError(f"train.seeds = {self.seeds}: a count of seeds must be 1..{_MAX_SEEDS} "
+                                 f"(or give a list of seeds, e.g. [1, 2, 3])")
+        else:
+            if not 1 <= len(self.seeds) <= _MAX_SEEDS:
+                raise ValueError(f"train.seeds has {len(self.seeds)} entries: give 1..{_MAX_SEEDS} seeds")
+            repeated = sorted({s for s in self.seeds if list(self.seeds).count(s) > 1})
+            if repeated:
+                raise ValueError(f"train.seeds repeats {', '.join(map(str, repeated))}: each seed would train "
+                                 f"the same run twice; give distinct seeds")
+
+    def seed_list(self) -> tuple[int, ...]:
+        """The training seeds: ``seeds`` as a list, or ``seed, seed+1, ...`` for a count."""
+        if isinstance(self.seeds, int):
+            return tuple((self.seed + i) % _SEED_LIMIT for i in range(self.seeds))
+        return tuple(int(s) for s in self.seeds)
 
     def replace(self, **changes: Any) -> "TrainSettings":
         """A copy with ``changes`` (unknown names raise ``TypeError`` naming them)."""
