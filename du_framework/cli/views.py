@@ -1,30 +1,136 @@
-"""``unfold plot`` and ``unfold report``: re-draw, overlay and publish saved runs.
-(Being written: issue 10, items 4 and 5.)"""
+"""``unfold plot`` and ``unfold report``: re-draw, overlay and publish saved runs (docs/publishing.md)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+from ..errors import ConfigError
 
 PLOT_EPILOG = """\
 Examples:
-  unfold plot runs/a runs/b --format pdf"""
+  unfold plot runs/a                              the primary metric's curves -> curves.png
+  unfold plot runs/a runs/b --out overlay.pdf     two runs overlaid, as a vector PDF
+  unfold plot runs/a --metric nmse_db --solvers dugd,gd --out nmse.svg
+  unfold plot runs/a --what params --out params.pdf --style seaborn-v0_8-paper
+  unfold plot runs/a --what losses                the training loss of every step (if saved)"""
 
 REPORT_EPILOG = """\
 Examples:
-  unfold report runs/a --format markdown"""
+  unfold report runs/a                            report.md with its figures in report_files/
+  unfold report runs/a runs/b --format html --out comparison.html   one self-contained file
+  unfold report runs/a --format latex --out paper/results.tex --metric nmse_db"""
+
+_WHAT = ("curves", "params", "losses")
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", metavar="RUN", nargs="+",
+                        help="run folders written by unfold compare or unfold train (or their results.json)")
+    parser.add_argument("--metric", metavar="NAME", help="the metric to show (default: the first run's primary one)")
+    parser.add_argument("--style", metavar="STYLE",
+                        help="a matplotlib style name (e.g. seaborn-v0_8-paper), a .mplstyle file or a file of "
+                             "rcParams (key: value lines), applied over the paper defaults")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="read runs whose files differ from their manifest.json (changed after the run), "
+                             "with a warning, instead of refusing them")
 
 
 def add_plot_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``unfold plot``."""
+    _add_common(parser)
+    parser.add_argument("--what", choices=_WHAT, default="curves",
+                        help="curves: a metric versus iteration (default); params: learned parameters per slot; "
+                             "losses: the training loss history")
+    parser.add_argument("--solvers", metavar="LABEL[,LABEL...]", help="draw only these solvers (default: all)")
+    parser.add_argument("--out", metavar="FILE", help="the figure file; its suffix chooses the format: .pdf, .svg "
+                                                      "or .png (default: WHAT.png in the current folder)")
+    parser.add_argument("--no-title", action="store_true", help="leave out the title (a paper's caption says it)")
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``unfold report``."""
+    _add_common(parser)
+    parser.add_argument("--format", choices=("markdown", "latex", "html"),
+                        help="the report format (default: from the suffix of --out, else markdown)")
+    parser.add_argument("--out", metavar="FILE",
+                        help="the report file (default: report.md, report.tex or report.html in the current folder); "
+                             "Markdown and LaTeX figures go to FILE's stem + _files/ beside it")
+
+
+def _warn(message: str) -> None:
+    print(f"unfold: warning: {message}", file=sys.stderr)
+
+
+def _load(args) -> list:
+    from ..loading import load_run
+
+    runs = [load_run(path, verify=not args.no_verify) for path in args.runs]
+    for run in runs:
+        for message in run.warnings:
+            _warn(message)
+    return runs
+
+
+def _refuse_run_files(out: Path, runs) -> None:
+    """Writing over a file a run's manifest lists would make that run fail its own check: refuse."""
+    target = out.resolve()
+    for run in runs:
+        if run.folder is None or not run.manifest:
+            continue
+        folder = run.folder.resolve()
+        if target.is_relative_to(folder) and target.relative_to(folder).as_posix() in run.manifest.get("files", {}):
+            raise ConfigError(f"--out {str(out)!r} is a file of the run {str(run.folder)!r} (listed in its "
+                              f"manifest.json); writing it would change the run; choose another --out")
+
+
+def _missing_note(run, what: str) -> None:
+    for message in run.missing:
+        print(f"unfold: note: {run.label}: {message}", file=sys.stderr)
 
 
 def _cmd_plot(args) -> int:
-    raise NotImplementedError("unfold plot is not written yet")
+    from .. import figures
+
+    runs = _load(args)
+    out = Path(args.out) if args.out else Path(f"{args.what}.png")
+    figures._format_of(out)  # refuse an unknown suffix before drawing
+    _refuse_run_files(out, runs)
+    if args.what == "curves":
+        without = [run for run in runs if not run.has_curves]
+        if without:
+            run = without[0]
+            raise ConfigError(f"{run.label} ({run.folder}) holds no evaluation curves: {run.missing[0]}; "
+                              f"--what params draws its parameters")
+        written = figures.plot_curves(runs, out, metric=args.metric, solvers=args.solvers, style=args.style,
+                                      title=not args.no_title)
+    elif args.what == "params":
+        written = figures.plot_params(runs, out, solvers=args.solvers, style=args.style, title=not args.no_title)
+        for run in runs:
+            if run.kind == "train":
+                print(f"unfold: note: {run.label}: a run of unfold train stores its parameters in raw "
+                      f"(unconstrained) form; the figure shows them as stored", file=sys.stderr)
+    else:
+        written = figures.plot_losses(runs, out, solvers=args.solvers, style=args.style, title=not args.no_title)
+    print(f"wrote {written}")
+    return 0
 
 
 def _cmd_report(args) -> int:
-    raise NotImplementedError("unfold report is not written yet")
+    from ..publish import REPORT_FORMATS, format_from_path, write_publication
+
+    runs = _load(args)
+    if args.out:
+        out = Path(args.out)
+        kind = format_from_path(out, args.format) if args.format else format_from_path(out)
+    else:
+        kind = args.format or "markdown"
+        out = Path("report" + REPORT_FORMATS[kind])
+    _refuse_run_files(out, runs)
+    for run in runs:
+        _missing_note(run, "report")
+    written = write_publication(runs, out, format=kind, metric=args.metric, style=args.style)
+    extra = f" and {len(written) - 1} figure file(s) in {written[1].parent}/" if len(written) > 1 else ""
+    print(f"wrote {written[0]}{extra}")
+    return 0
