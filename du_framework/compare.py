@@ -192,7 +192,7 @@ def summarize_seeds(curves: np.ndarray, ok: np.ndarray, *, log: bool = False
         return nan, nan, nan
     lower, upper = chosen[(count - 1) // 2], chosen[count // 2]
     if log and np.all(lower > 0) and np.all(upper > 0):
-        center = np.sqrt(lower) * np.sqrt(upper)
+        center = np.where(lower == upper, lower, np.sqrt(lower) * np.sqrt(upper))
     else:
         center = (lower + upper) / 2
     return center, chosen[0], chosen[-1]
