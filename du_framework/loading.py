@@ -87,8 +87,9 @@ class MetricInfo:
         scale: ``"linear"`` or ``"db"``.
         normalized: whether it is a ratio of means (as the NMSE).
         log_axis: whether to plot it on a log axis: as recorded (schema 3), else
-            guessed for a linear metric whose positive values span two decades
-            (``None`` until a run's curves are known).
+            guessed for a schema-2 run: a linear metric whose values are all
+            positive and that is the built-in ``mse`` (plotted on a log axis
+            then too) or spans two decades.
         format: a float format spec for tables (recorded, or ``.2f`` for dB and
             ``.3e`` otherwise).
         floor: a value the metric cannot go below in float32 arithmetic, when the
@@ -389,7 +390,8 @@ def _read_json(path: Path, what: str | None = None) -> Any:
     except UnicodeDecodeError as error:
         raise RunFileError(f"{what} {str(path)!r} is not UTF-8 text ({error.reason} at byte {error.start})") from None
     except json.JSONDecodeError as error:
-        state = "truncated (it ends early)" if error.pos >= len(data.rstrip()) else "not valid JSON"
+        ended = data.rstrip().endswith((b"}", b"]"))  # a file unfold wrote ends with its top-level object
+        state = "not valid JSON" if ended and error.pos < len(data.rstrip()) else "truncated (it ends early)"
         raise RunFileError(f"{what} {str(path)!r} is {state}: {error.msg} at line {error.lineno}, "
                            f"column {error.colno}") from None
     except RecursionError:
@@ -565,7 +567,7 @@ def _guess_log_axis(info: MetricInfo, curves: Iterable[np.ndarray]) -> MetricInf
     if info.scale == "linear":
         values = np.concatenate([np.ravel(c) for c in curves]) if curves else np.zeros(0)
         values = values[np.isfinite(values)]
-        log = bool(values.size and np.all(values > 0) and values.max() / values.min() > 100)
+        log = bool(values.size and np.all(values > 0) and (info.name == "mse" or values.max() / values.min() > 100))
     return dataclasses.replace(info, log_axis=log)
 
 
@@ -681,7 +683,8 @@ def _parse_results(results: Any, where: str, label: str, folder: Path | None) ->
     results = check.obj(results, "")
     version = results.get("schema_version")
     if isinstance(version, bool) or not isinstance(version, int):
-        raise RunFileError(f"{where}: schema_version is {json.dumps(version)[:40] if _jsonable(version) else version!r}, "
+        shown = json.dumps(version)[:40] if _jsonable(version) else type(version).__name__
+        raise RunFileError(f"{where}: schema_version is {shown}, "
                            f"expected an integer (2 or 3); is it a results.json written by unfold compare?")
     if version < min(SUPPORTED_SCHEMAS):
         raise RunFileError(f"{where}: schema_version {version} is too old to read (this du-framework reads "
