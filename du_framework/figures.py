@@ -64,9 +64,9 @@ _FLOOR_SHOWN_WITHIN_DB = 30.0  # the float32 line is drawn when a curve comes th
 _BASE_RC = {
     "figure.figsize": (6.4, 4.0),
     "font.size": 10.0,
-    "axes.titlesize": 10.0,
-    "axes.labelsize": 10.0,
-    "legend.fontsize": 8.5,
+    "axes.titlesize": "medium",  # relative: a style's font.size scales every text
+    "axes.labelsize": "medium",
+    "legend.fontsize": "small",
     "legend.framealpha": 0.9,
     "axes.grid": True,
     "grid.alpha": 0.3,
