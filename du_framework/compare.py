@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import warnings
 import zlib
 from collections.abc import Callable
@@ -38,6 +39,7 @@ from .checkpoint import LoadedCheckpoint, load_checkpoint, save_checkpoint
 from .config import ExperimentConfig, SolverConfig
 from .engine import TrainResult, evaluate, train, train_ensemble
 from .engine.loop import expand_schedule
+from .engine.progress import Progress, progress_for
 from .engine.keys import host_fold_in, host_key
 from .engine.resume import load_train_state, save_train_state
 from .errors import CheckpointError, DUError, IncompatibleProblemError, PluginError, TrainingDivergedError
@@ -48,7 +50,7 @@ from .registry import Registry, describe_component, get_registry
 
 __all__ = ["SolverResult", "Comparison", "build_problem", "build_solver", "build_schedule",
            "build_solvers", "train_solver", "train_seeds", "run_comparison", "training_key", "evaluation_key",
-           "summarize_seeds", "SUMMARY"]
+           "summarize_seeds", "solver_summary", "SUMMARY"]
 
 SUMMARY = {"center": "median", "spread": "min-max", "over": "seeds that did not diverge"}
 
@@ -260,7 +262,7 @@ def _run_identity(config: ExperimentConfig, entry: SolverConfig) -> dict[str, An
 
 def train_solver(config: ExperimentConfig, index: int, solver: UnfoldedSolver, problem: Problem,
                  schedule: TrainingSchedule, *, checkpoint_dir: str | Path | None = None,
-                 progress: bool = True, resume: bool = False) -> TrainResult:
+                 progress: bool | Progress = True, resume: bool = False) -> TrainResult:
     """Train the ``index``-th solver of ``config`` and, with ``checkpoint_dir``, save it.
 
     A trained solver is saved as ``<label>.npz``; when training diverges, the last
@@ -300,7 +302,7 @@ def train_solver(config: ExperimentConfig, index: int, solver: UnfoldedSolver, p
 
 def train_seeds(config: ExperimentConfig, index: int, solver: UnfoldedSolver, problem: Problem,
                 schedule: TrainingSchedule, *, checkpoint_dir: str | Path | None = None,
-                progress: bool = True, resume: bool = False) -> list[TrainResult]:
+                progress: bool | Progress = True, resume: bool = False) -> list[TrainResult]:
     """Train the ``index``-th solver of ``config`` once per training seed (``train.seeds``).
 
     One seed is :func:`train_solver`. Several train as one ensemble (one
@@ -409,6 +411,7 @@ def run_comparison(
     train_missing: bool = False,
     log: Callable[[str], None] | None = None,
     resume: bool = False,
+    observers: Any = None,
 ) -> Comparison:
     """Train (or load) every solver, then evaluate them all on shared instances.
 
@@ -430,6 +433,17 @@ def run_comparison(
             solvers with a ``<label>.npz`` there are loaded (and checked), those
             with a ``<label>.state.npz`` continue from it (see :func:`train_solver`),
             the others train; the result is the uninterrupted run's.
+        progress: show each solver's training ("solver k of n", see
+            :mod:`du_framework.engine.progress`) and, when it is done, one summary
+            line (final value of the primary metric, training time) through ``log``
+            (default: standard error).
+        observers: run observers (:mod:`du_framework.observers`): a list of
+            :class:`~du_framework.observers.RunObserver` instances, told the run's
+            start, every stage's end, every solver's end and the run's end (with
+            ``results.json``'s solver entries); or an
+            :class:`~du_framework.observers.ObserverSet`, which this function starts
+            but leaves for its owner to end (after writing the run's files, as
+            ``unfold compare`` does).
 
     Raises:
         CheckpointError: ``load_dir`` is not a folder; a trainable solver has no
@@ -456,44 +470,110 @@ def run_comparison(
     primary = problem.primary()
     seeds = list(config.train.seed_list())
     results: dict[str, SolverResult] = {}
-    for index, (entry, solver) in enumerate(zip(config.solvers, solvers)):
-        loaded_from, problem_mismatch = None, None
-        if entry.label in loaded:
-            checkpoint, found = loaded[entry.label]
-            solver, loaded_from = found.solver, (None if entry.label in finished else str(checkpoint))
-            problem_mismatch = found.problem_mismatch or None
-            outcomes = [TrainResult(solver, np.zeros(0), [], 0.0, 0.0, 0)]
-        elif len(seeds) == 1 or not solver.is_trainable:
-            outcomes = [train_solver(config, index, solver, problem, schedule,
-                                     checkpoint_dir=checkpoint_dir, progress=progress, resume=resume)]
-        else:
-            outcomes = train_seeds(config, index, solver, problem, schedule, checkpoint_dir=checkpoint_dir,
-                                   progress=progress, resume=resume)
-        curves = [evaluate(outcome.solver, problem, key=eval_key, batch_size=config.evaluation.batch_size,
-                           batches=config.evaluation.batches) for outcome in outcomes]
-        trained = solver.is_trainable and entry.label not in loaded
-        result = SolverResult(
-            label=entry.label,
-            name=entry.name,
-            options=options_to_dict(entry.options),
-            metrics={name: np.asarray(curve, np.float64) for name, curve in curves[0].items()},
-            params=_lists(outcomes[0].solver.learned_parameters()),
-            references={param: _lists(lines) for param, lines in outcomes[0].solver.reference_values(problem).items()},
-            trainable=solver.is_trainable,
-            train_seconds=outcomes[0].train_seconds,
-            compile_seconds=outcomes[0].compile_seconds,
-            compilations=outcomes[0].compilations,
-            final_loss=_final_loss(outcomes[0]),
-            loaded_from=loaded_from,
-            problem_mismatch=problem_mismatch,
-            solver=outcomes[0].solver,
-        )
-        if trained:
-            _add_seeds(result, outcomes, curves, seeds[:len(outcomes)] if len(outcomes) > 1 else seeds[:1],
-                       metrics, primary)
-        results[entry.label] = result
     stages = [(stage.active_depth, stage.steps) for stage in expand_schedule(schedule, config.train, config.train.depth)]
+    watchers, owned = _observer_set(observers)
+    watchers.run_start(config=config, problem=problem.describe(), solvers=[entry.label for entry in config.solvers],
+                       seeds=seeds, stages=stages)
+    try:
+        for index, (entry, solver) in enumerate(zip(config.solvers, solvers)):
+            position = (index + 1, len(config.solvers))
+            meter = watchers.watch(progress_for(progress, position=position, leave=False), entry.label,
+                                   seeds if len(seeds) > 1 else seeds[:1])
+            loaded_from, problem_mismatch = None, None
+            if entry.label in loaded:
+                checkpoint, found = loaded[entry.label]
+                solver, loaded_from = found.solver, (None if entry.label in finished else str(checkpoint))
+                problem_mismatch = found.problem_mismatch or None
+                outcomes = [TrainResult(solver, np.zeros(0), [], 0.0, 0.0, 0)]
+            elif len(seeds) == 1 or not solver.is_trainable:
+                outcomes = [train_solver(config, index, solver, problem, schedule,
+                                         checkpoint_dir=checkpoint_dir, progress=meter, resume=resume)]
+            else:
+                outcomes = train_seeds(config, index, solver, problem, schedule, checkpoint_dir=checkpoint_dir,
+                                       progress=meter, resume=resume)
+            curves = [evaluate(outcome.solver, problem, key=eval_key, batch_size=config.evaluation.batch_size,
+                               batches=config.evaluation.batches) for outcome in outcomes]
+            trained = solver.is_trainable and entry.label not in loaded
+            result = SolverResult(
+                label=entry.label,
+                name=entry.name,
+                options=options_to_dict(entry.options),
+                metrics={name: np.asarray(curve, np.float64) for name, curve in curves[0].items()},
+                params=_lists(outcomes[0].solver.learned_parameters()),
+                references={param: _lists(lines) for param, lines in outcomes[0].solver.reference_values(problem).items()},
+                trainable=solver.is_trainable,
+                train_seconds=outcomes[0].train_seconds,
+                compile_seconds=outcomes[0].compile_seconds,
+                compilations=outcomes[0].compilations,
+                final_loss=_final_loss(outcomes[0]),
+                loaded_from=loaded_from,
+                problem_mismatch=problem_mismatch,
+                solver=outcomes[0].solver,
+            )
+            if trained:
+                _add_seeds(result, outcomes, curves, seeds[:len(outcomes)] if len(outcomes) > 1 else seeds[:1],
+                           metrics, primary)
+            results[entry.label] = result
+            _solver_done(watchers, result, position, trained, problem, log if progress else False)
+    except BaseException as error:
+        if owned:
+            watchers.run_end(status=_ended_by(error))
+        raise
+    if owned:
+        watchers.run_end(status="complete", results={label: r.to_dict() for label, r in results.items()})
     return Comparison(config, problem, results, stages)
+
+
+def _observer_set(observers: Any) -> tuple[Any, bool]:
+    """``(ObserverSet, owned)``: ``observers`` itself (not owned), or a new set of the given instances."""
+    from .observers import ObserverSet
+
+    if isinstance(observers, ObserverSet):
+        return observers, False
+    return ObserverSet(observers or ()), True
+
+
+def _ended_by(error: BaseException) -> str:
+    """The :class:`~du_framework.observers.RunEnd` status of a run that ``error`` ended."""
+    if isinstance(error, TrainingDivergedError):
+        return "diverged"
+    return "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+
+
+def solver_summary(result: SolverResult, position: tuple[int, int], problem: Problem, *, trained: bool = True) -> str:
+    """One line on a finished solver: the primary metric after the last iteration, its training.
+
+    For example ``dugd (solver 2 of 6): NMSE -41.3 dB at t=50 (median of 8 seeds); trained in 2.31 s
+    (compile 0.90 s), final training loss 1.234e-03``.
+    """
+    metric = metric_table(problem)[problem.primary()]
+    curve = np.asarray(result.metrics[metric.name], np.float64)
+    value = format(float(curve[-1]), metric.format) + (" dB" if metric.scale == "db" else "")
+    seeds = f" (median of {len(result.seeds)} seeds)" if len(result.seeds) > 1 else ""
+    line = f"{result.label} (solver {position[0]} of {position[1]}): {metric.title} {value} at t={len(curve)}{seeds}"
+    if result.loaded_from:
+        return f"{line}; loaded from {result.loaded_from}"
+    if not result.trainable:
+        return f"{line}; classical, nothing to train"
+    if not trained:
+        return f"{line}; trained before the interruption"
+    loss = f", final training loss {result.final_loss:.3e}" if result.final_loss is not None else ""
+    return f"{line}; trained in {result.train_seconds:.2f} s (compile {result.compile_seconds:.2f} s){loss}"
+
+
+def _solver_done(watchers: Any, result: SolverResult, position: tuple[int, int], trained: bool, problem: Problem,
+                 log: Callable[[str], None] | None | bool) -> None:
+    """Tell the observers that a solver is done, and print its summary line unless ``log`` is ``False``."""
+    from .observers import SolverEnd
+
+    if log is not False:
+        line = solver_summary(result, position, problem, trained=trained)
+        if log is None:
+            print(line, file=sys.stderr, flush=True)
+        else:
+            log(line)
+    watchers.solver_end(SolverEnd(result.label, position, trained, list(result.seeds), dict(result.metrics),
+                                  problem.primary(), result.final_loss, result.train_seconds, result))
 
 
 def _final_loss(outcome: TrainResult) -> float | None:

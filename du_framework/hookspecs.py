@@ -21,7 +21,7 @@ from __future__ import annotations
 import pluggy
 
 __all__ = ["hookspec", "hookimpl", "register_problems", "register_solvers", "register_schedules",
-           "register_experiments"]
+           "register_experiments", "register_observers"]
 
 hookspec = pluggy.HookspecMarker("du_framework")
 hookimpl = pluggy.HookimplMarker("du_framework")
@@ -45,3 +45,9 @@ def register_schedules(register):
 @hookspec
 def register_experiments(register):
     """Register ready-to-run configurations: ``register(Experiment(name, toml_text, description, default))``."""
+
+
+@hookspec
+def register_observers(register):
+    """Register :class:`~du_framework.observers.RunObserver` subclasses (experiment trackers):
+    ``register(ObserverClass)``; chosen per run with ``--observe NAME`` (docs/observers.md)."""

@@ -166,6 +166,25 @@ def test_hook_register_experiments(install):
     assert registry.default_experiment() is experiment
 
 
+def test_hook_register_observers(install):
+    install("du-tracker", """
+        from du_framework import hookimpl
+        from du_framework.observers import RunObserver
+
+        class Tracker(RunObserver):
+            name = "tracker"
+            description = "a test observer"
+
+        @hookimpl
+        def register_observers(register):
+            register(Tracker)
+    """)
+    registry = get_registry()
+    assert registry.observer("tracker").description == "a test observer"
+    assert registry.plugin_of("observer", "tracker") == "du-tracker"
+    assert registry.plugin_of("observer", "tensorboard") == BUILTIN_PLUGIN  # the core's, through the same hook
+
+
 def test_a_plugin_is_discovered_without_an_allow_list(install, monkeypatch):
     install("richardson", solver_source())
     monkeypatch.delenv("DU_PLUGINS")
@@ -641,8 +660,9 @@ def test_describe_solver_names_the_plugin_or_the_module(install, richardson_base
 
 HOOKS = sorted(name for name, value in vars(hookspecs).items() if hasattr(value, f"{ENTRY_POINT_GROUP}_spec"))
 # Hooks whose exact signature docs/writing-a-plugin.md does not show yet (that page is being rewritten).
-def test_the_hookspecs_are_the_four_register_hooks():
-    assert HOOKS == ["register_experiments", "register_problems", "register_schedules", "register_solvers"]
+def test_the_hookspecs_are_the_five_register_hooks():
+    assert HOOKS == ["register_experiments", "register_observers", "register_problems", "register_schedules",
+                     "register_solvers"]
 
 
 @pytest.mark.parametrize("hook", HOOKS)

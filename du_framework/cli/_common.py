@@ -26,6 +26,7 @@ Examples:
   unfold compare --experiment sparse-recovery      an experiment a plugin ships (unfold examples)
   unfold compare --config my.toml --set train.depth=10 --out runs/deep
   unfold compare --checkpoints runs/deep/checkpoints --metric mse --markdown
+  unfold compare --observe tensorboard --out runs/tb   TensorBoard files in runs/tb/tensorboard/
   unfold compare --resume runs/deep                continue an interrupted run""",
     "train": """\
 Examples:
@@ -76,7 +77,11 @@ def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", help="output directory (default: runs/<timestamp>/)")
     parser.add_argument("--only", metavar="LABEL[,LABEL...]",
                         help="run only the solvers with these labels (default: every solver of the configuration)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="hide the progress (the bars, or the plain lines when standard error is not a terminal)")
+    parser.add_argument("--observe", metavar="NAME[,NAME...]",
+                        help="report the run to these observers (experiment trackers, see unfold list), e.g. "
+                             "--observe tensorboard")
     parser.add_argument("--force", action="store_true",
                         help="replace a non-empty --out as a whole once this run completes (refused without it)")
     parser.add_argument("--resume", metavar="RUN",

@@ -117,6 +117,26 @@ def _shell_word(word: str) -> str:
     return shlex.quote(str(word))
 
 
+def _observers(args, command: str):
+    """The run observers ``--observe`` names (an empty set without it), constructed before the run starts."""
+    from ..observers import ObserverSet
+
+    names = (getattr(args, "observe", None) or "").split(",")
+    return ObserverSet.from_names(names, registry=_registry(), warn=_warn, command=command)
+
+
+@contextlib.contextmanager
+def _ending(watchers):
+    """Tell the observers that the run ended when the block raises (their files are then flushed)."""
+    try:
+        yield
+    except BaseException as error:
+        from ..compare import _ended_by
+
+        watchers.run_end(status=_ended_by(error))
+        raise
+
+
 def _publish_diverged(run, args, command: str, config) -> None:
     """A diverged run is a finished run: publish it (its last good parameters) with status ``diverged``."""
     run.publish(_identity(run, args, command, config, "diverged"))
@@ -168,8 +188,10 @@ def _cmd_compare(args) -> int:
     config = None if args.resume else _load(args)
     if config is not None:
         select_metric(_registry().problem(config.problem.name), args.metric)  # refused before training
+    watchers = _observers(args, "compare")
     folder = _run_folder(args, "compare")
-    with folder as run:
+    with folder as run, _ending(watchers):
+        watchers.folder, watchers.target = run.staging, run.target
         if run.resumed:
             config = _resumed_config(run, args, "compare")
         metric = select_metric(_registry().problem(config.problem.name), args.metric)
@@ -189,9 +211,11 @@ def _cmd_compare(args) -> int:
                                         checkpoint_dir=run.staging / "checkpoints", load_dir=args.checkpoints,
                                         allow_problem_mismatch=args.allow_problem_mismatch,
                                         train_missing=args.train_missing,
-                                        log=lambda line: print(line, file=sys.stderr), resume=run.resumed)
+                                        log=lambda line: print(line, file=sys.stderr), resume=run.resumed,
+                                        observers=watchers)
         except TrainingDivergedError:
             args.resume_command = None
+            watchers.run_end(status="diverged")
             _publish_diverged(run, args, "compare", config)
             raise
         problem = comparison.problem.describe()
@@ -207,6 +231,8 @@ def _cmd_compare(args) -> int:
         identity = _identity(run, args, "compare", config, "complete")
         written = write_report(comparison, run.staging, plots=not args.no_plots, metric=metric.name, warn=_warn,
                                provenance=identity["provenance"])
+        watchers.run_end(status="complete", results={label: result.to_dict()
+                                                     for label, result in comparison.results.items()})
         run.publish(identity)
         args.resume_command = None
     print(f"\nwrote {', '.join(sorted([*written, 'config.toml', 'manifest.json']))} to {run.target}/")
@@ -216,13 +242,18 @@ def _cmd_compare(args) -> int:
 def _cmd_train(args) -> int:
     from ..atomic import atomic_write
     from ..compare import build_problem, build_schedule, build_solvers, train_solver
+    from ..engine.loop import expand_schedule
+    from ..engine.progress import progress_for
+    from ..observers import SolverEnd
     from ..report import strict_json
 
     if (followed := _follow(args, _cmd_train)) is not None:
         return followed
     config = None if args.resume else _load(args)
+    watchers = _observers(args, "train")
     folder = _run_folder(args, "train")
-    with folder as run:
+    with folder as run, _ending(watchers):
+        watchers.folder, watchers.target = run.staging, run.target
         if run.resumed:
             config = _resumed_config(run, args, "train")
             _warn(f"resuming the interrupted run {run.target}")
@@ -236,7 +267,12 @@ def _cmd_train(args) -> int:
                 handle.write(strict_json(config.to_dict()))
         args.resume_command = f"unfold train --resume {_shell_word(run.target)}"
         staged, checkpoints = run.staging / "checkpoints", run.target / "checkpoints"
-        trained = 0
+        seeds = list(config.train.seed_list()[:1])
+        watchers.run_start(config=config, problem=problem.describe(), solvers=[e.label for e in config.solvers],
+                           seeds=seeds, stages=[(stage.active_depth, stage.steps) for stage in
+                                                expand_schedule(schedule, config.train, config.train.depth)])
+        learned = [entry.label for entry, solver in zip(config.solvers, solvers) if solver.is_trainable]
+        trained, results = 0, {}
         for index, (entry, solver) in enumerate(zip(config.solvers, solvers)):
             if not solver.is_trainable:
                 print(f"{entry.label}: nothing to learn (classical method), skipped")
@@ -245,11 +281,14 @@ def _cmd_train(args) -> int:
                 print(f"{entry.label}: trained before the interruption -> {checkpoints / (entry.label + '.npz')}")
                 trained += 1
                 continue
+            position = (learned.index(entry.label) + 1, len(learned))
+            meter = progress_for(not args.no_progress, position=position, leave=False)
             try:
                 result = train_solver(config, index, solver, problem, schedule, checkpoint_dir=staged,
-                                      progress=not args.no_progress, resume=run.resumed)
+                                      progress=watchers.watch(meter, entry.label, seeds), resume=run.resumed)
             except TrainingDivergedError:
                 args.resume_command = None
+                watchers.run_end(status="diverged")
                 _publish_diverged(run, args, "train", config)
                 print(f"{entry.label}: last good parameters saved to "
                       f"{checkpoints / (entry.label + '.last-good.npz')}", file=sys.stderr)
@@ -260,6 +299,13 @@ def _cmd_train(args) -> int:
                   f"{len(result.losses)} steps, final training loss {final:.3e}) -> "
                   f"{checkpoints / (entry.label + '.npz')}")
             trained += 1
+            final_loss = float(final) if len(result.stage_losses) else None
+            results[entry.label] = {"train_seconds": result.train_seconds, "compile_seconds": result.compile_seconds,
+                                    "steps": len(result.losses), "final_loss": final_loss,
+                                    "checkpoint": f"checkpoints/{entry.label}.npz"}
+            watchers.solver_end(SolverEnd(entry.label, position, True, seeds, {}, None, final_loss,
+                                          result.train_seconds))
+        watchers.run_end(status="complete", results=results)
         run.publish(_identity(run, args, "train", config, "complete"))
         args.resume_command = None
     print(f"trained {trained} solver(s) into {run.target}/; evaluate with: unfold compare --checkpoints "

@@ -43,6 +43,7 @@ def _cmd_list(args) -> int:
             "experiments": {name: {"plugin": registry.plugin_of("experiment", name),
                                    "description": e.description, "default": e.default}
                             for name, e in experiments.items()},
+            "observers": described("observer"),
             "failed_plugins": dict(registry.failures),
         }
         print(json.dumps(payload, indent=2))
@@ -72,6 +73,7 @@ def _cmd_list(args) -> int:
     section("Schedules", "schedule", description("schedule"))
     section("Experiments (unfold compare --experiment NAME)", "experiment",
             lambda name: experiments[name].description + ("  (default)" if experiments[name].default else ""))
+    section("Observers (unfold compare --observe NAME)", "observer", description("observer"))
     if registry.failures:
         print("Plugins that failed to load (skipped):")
         for name, error in registry.failures.items():

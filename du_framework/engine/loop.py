@@ -27,7 +27,7 @@ from ..interfaces import Problem, Stage, TrainingSchedule, UnfoldedSolver
 from ..params import learning_rates
 from .distributed import host_local, replicate
 from .program import ProgramSpec, lower_chunk, make_mesh, run_chunk, traces, training_loss
-from .progress import progress_bar
+from .progress import Progress, progress_for
 from .keys import host_key
 from .resume import TrainState, key_from_data
 from .settings import TrainSettings
@@ -111,7 +111,7 @@ def _checked_stages(stages: list, depth: int, type_error: type, value_error: typ
 
 
 def train(solver: UnfoldedSolver, problem: Problem, schedule: TrainingSchedule | Sequence[Stage] | str | None = None,
-          settings: TrainSettings | None = None, *, key: jax.Array | int = 0, progress: bool = True,
+          settings: TrainSettings | None = None, *, key: jax.Array | int = 0, progress: bool | Progress = True,
           label: str | None = None, resume: TrainState | None = None,
           on_stage_end: Callable[[TrainState], None] | None = None, **overrides: Any) -> TrainResult:
     """Train ``solver`` on random instances of ``problem`` following ``schedule``.
@@ -124,7 +124,11 @@ def train(solver: UnfoldedSolver, problem: Problem, schedule: TrainingSchedule |
         settings: the ``[train]`` table (:class:`TrainSettings`); ``settings.depth``
             is not used here (the solver's depth is).
         key: PRNG key or integer seed for the training instances.
-        progress: show a progress bar (optimiser steps, with stage and loss).
+        progress: show progress (``compiling <label>...``, then a bar of optimiser
+            steps with stage and loss on a terminal, plain lines elsewhere: see
+            :mod:`du_framework.engine.progress`), or a
+            :class:`~du_framework.engine.progress.Progress` to report to (called on the
+            host between compiled calls, with every stage's losses).
         label: name shown on the progress bar and in messages.
         resume: a :class:`~du_framework.engine.resume.TrainState` of this run;
             its completed stages are skipped and the rest continue from its
@@ -150,7 +154,7 @@ def train(solver: UnfoldedSolver, problem: Problem, schedule: TrainingSchedule |
 
 def train_ensemble(solver: UnfoldedSolver, problem: Problem,
                    schedule: TrainingSchedule | Sequence[Stage] | str | None = None, settings: TrainSettings | None = None,
-                   *, keys: Sequence[jax.Array | int], progress: bool = True, label: str | None = None,
+                   *, keys: Sequence[jax.Array | int], progress: bool | Progress = True, label: str | None = None,
                    resume: TrainState | None = None, on_stage_end: Callable[[TrainState], None] | None = None,
                    on_divergence: str = "raise", **overrides: Any) -> list[TrainResult]:
     """Train one copy of ``solver`` per key, all at once (``jax.vmap`` over members).
@@ -304,8 +308,8 @@ def _train(solver, problem, schedule, settings, keys, *, ensemble, progress, lab
     def member_of(tree, member):
         return jax.tree.map(lambda leaf: leaf[member], tree) if ensemble else tree
 
-    bar = progress_bar(sum(stage.steps for stage in stages[first_stage:]), name + (f" x{members}" if ensemble else ""),
-                       progress)
+    bar = progress_for(progress)
+    bar.start(sum(stage.steps for stage in stages[first_stage:]), name + (f" x{members}" if ensemble else ""))
     dead = np.zeros(members, bool)  # members frozen after diverging (record_divergence)
     dead_at: list[dict | None] = [None] * members
     frozen = None
@@ -313,7 +317,7 @@ def _train(solver, problem, schedule, settings, keys, *, ensemble, progress, lab
         for stage_number, stage in enumerate(stages, 1):
             if stage_number <= first_stage:
                 continue
-            done, last = 0, None
+            done, last, stage_first = 0, None, len(losses)
             bar.stage(stage_number, len(stages), stage.active_depth)
             while done < stage.steps:
                 n_valid = min(spec.chunk, stage.steps - done)
@@ -365,6 +369,9 @@ def _train(solver, problem, schedule, settings, keys, *, ensemble, progress, lab
                 stage_losses.append(np.mean(last, axis=-1))  # NaN for a member frozen after diverging
             if on_stage_end is not None:
                 on_stage_end(_snapshot(stage_number, param_state, opt_state, key, losses, stage_losses))
+            bar.stage_end(stage_number, len(stages), stage.active_depth,
+                          np.concatenate(losses[stage_first:], axis=-1) if len(losses) > stage_first
+                          else np.zeros((members, 0) if ensemble else 0, np.float32))
     finally:
         bar.close()
     jax.block_until_ready(param_state)

@@ -1,10 +1,11 @@
-"""Plugin discovery and the registry of problems, solvers, schedules and experiments.
+"""Plugin discovery and the registry of problems, solvers, schedules, experiments and observers.
 
 A plugin is a module (or any object) implementing the hooks of
 :mod:`du_framework.hookspecs` with ``@du_framework.hookimpl``. Plugins come from:
 
-1. the core itself: :mod:`du_framework.schedules` registers the built-in
-   schedules through the same hook as any plugin, as plugin :data:`BUILTIN_PLUGIN`;
+1. the core itself: :mod:`du_framework.schedules` and :mod:`du_framework.observers`
+   register the built-in schedules and observers through the same hooks as any
+   plugin, as plugin :data:`BUILTIN_PLUGIN`;
 2. installed distributions: entry points in the group :data:`ENTRY_POINT_GROUP`,
    loaded in order of entry-point name;
 3. in-process registrations (:func:`register_plugin`, :func:`plugin_registered`),
@@ -38,7 +39,10 @@ hooks (any exception or ``SystemExit``), and validating each thing it registers:
   (types, constraints, ``validate()``); an ``Options`` with a required field
   (no default) is allowed, and only its annotations are checked;
 * experiments must be :class:`~du_framework.Experiment` instances with a name
-  and a configuration that is valid TOML.
+  and a configuration that is valid TOML;
+* observers must be concrete subclasses of
+  :class:`~du_framework.observers.RunObserver` with a non-empty string ``name``,
+  constructible without arguments, whose ``on_*`` methods take one event.
 
 All the problems of one plugin are collected into its one reason, so an author
 sees everything at once. Skipping the whole plugin rather than only the bad

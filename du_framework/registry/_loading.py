@@ -20,7 +20,7 @@ from ._validate import validate
 __all__ = ["load"]
 
 _HOOKS = {"problem": "register_problems", "solver": "register_solvers", "schedule": "register_schedules",
-          "experiment": "register_experiments"}
+          "experiment": "register_experiments", "observer": "register_observers"}
 
 
 class _Loader:
@@ -166,10 +166,10 @@ class _ImportFailed(Exception):
 
 def load(in_process: Mapping[str, Any]) -> Registry:
     """Load the built-in plugin, the entry points, then the in-process plugins; never raises for a plugin."""
-    from .. import schedules  # the built-in plugin
+    from . import _builtin
 
     loader = _Loader()
-    loader.load(BUILTIN_PLUGIN, schedules)
+    loader.load(BUILTIN_PLUGIN, _builtin)
     for name, import_plugin in _entry_points(loader):
         try:
             plugin = import_plugin()

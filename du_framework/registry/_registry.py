@@ -14,7 +14,7 @@ __all__ = ["ENTRY_POINT_GROUP", "BUILTIN_PLUGIN", "KINDS", "Entry", "Registry"]
 
 ENTRY_POINT_GROUP = "du_framework"
 BUILTIN_PLUGIN = "du-framework (built-in)"
-KINDS = ("problem", "solver", "schedule", "experiment")
+KINDS = ("problem", "solver", "schedule", "experiment", "observer")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +120,10 @@ class Registry:
 
     def experiment(self, name: str) -> Experiment:
         return self.get("experiment", name).cls
+
+    def observer(self, name: str) -> type:
+        """The :class:`~du_framework.observers.RunObserver` subclass registered as ``name``."""
+        return self.get("observer", name).cls
 
     def plugin_of(self, kind: str, name: str) -> str:
         """The plugin that registered ``name`` (raises as :meth:`get` does)."""

@@ -60,8 +60,39 @@ def _solver_contract_problem(cls: type) -> str | None:
     return None
 
 
+def _observer_problem(obj: Any) -> str | None:
+    from ..observers import RunObserver
+
+    if not (inspect.isclass(obj) and issubclass(obj, RunObserver)):
+        return f"registered {obj!r} as an observer; it must be a subclass of du_framework.observers.RunObserver"
+    name = getattr(obj, "name", None)
+    if not isinstance(name, str) or not name.strip():
+        return f"observer class {qualified_name(obj)} has no 'name' class attribute (a non-empty string)"
+    label = f"observer {name!r} ({qualified_name(obj)})"
+    if inspect.isabstract(obj):
+        return f"{label} is abstract: it does not implement {', '.join(sorted(obj.__abstractmethods__))}"
+    try:  # --observe NAME constructs it without arguments
+        inspect.signature(obj).bind()
+    except TypeError:
+        return f"{label}: it must be constructible without arguments (--observe NAME does so); give its " \
+               f"parameters defaults"
+    except ValueError:  # no introspectable signature: trust it
+        pass
+    for method in ("on_run_start", "on_stage_end", "on_solver_end", "on_run_end"):
+        try:
+            inspect.signature(getattr(obj, method)).bind(None, None)
+        except TypeError:
+            return f"{label}: {method}{inspect.signature(getattr(obj, method))} does not match the contract " \
+                   f"{method}(self, event)"
+        except ValueError:
+            pass
+    return None
+
+
 def validate(kind: str, obj: Any) -> str | None:
     """Why ``obj`` cannot be registered as a ``kind``, or ``None``."""
+    if kind == "observer":
+        return _observer_problem(obj)
     if kind == "experiment":
         if not isinstance(obj, Experiment):
             return f"registered {obj!r} as an experiment; it must be a du_framework.Experiment"

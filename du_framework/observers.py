@@ -1,0 +1,410 @@
+"""Run observers: experiment trackers (TensorBoard, Weights & Biases, MLflow, ...) as plugins.
+
+An observer is a :class:`RunObserver` subclass, registered by a plugin's
+``register_observers(register)`` hook (see :mod:`du_framework.hookspecs`) and
+chosen by name: ``unfold compare --observe tensorboard`` (or ``unfold train``),
+or ``run_comparison(config, observers=[...])`` in Python. It is told, on the
+host and never inside a compiled step:
+
+1. :meth:`RunObserver.on_run_start`: the configuration, the problem's facts,
+   the solvers, the schedule's stages and the run folder (:class:`RunStart`);
+2. :meth:`RunObserver.on_stage_end`: after every stage of every trained solver,
+   the loss of each of its optimiser steps per seed (:class:`StageEnd`);
+3. :meth:`RunObserver.on_solver_end`: after each solver, its metrics per
+   iteration and its training time (:class:`SolverEnd`);
+4. :meth:`RunObserver.on_run_end`: the results and the files written (:class:`RunEnd`).
+
+An observer never loses the run: one that raises is reported once (a warning
+naming it and its plugin) and is not called again in that run.
+
+The core ships ``tensorboard`` (:class:`TensorBoardObserver`), which needs the
+optional extra ``pip install 'du-framework[tensorboard]'`` (tensorboardX).
+See docs/observers.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .engine.progress import Progress
+from .errors import ConfigError, DUError, PluginError
+from .hookspecs import hookimpl
+
+__all__ = ["RunObserver", "RunStart", "StageEnd", "SolverEnd", "RunEnd", "ObserverSet", "TensorBoardObserver",
+           "TENSORBOARD_HINT"]
+
+TENSORBOARD_HINT = "pip install 'du-framework[tensorboard]'"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunStart:
+    """What :meth:`RunObserver.on_run_start` receives.
+
+    Attributes:
+        command: ``"compare"``, ``"train"``, or ``"python"`` (a library call).
+        config: the :class:`~du_framework.config.ExperimentConfig` of the run
+            (``config.to_dict()`` is its resolved TOML).
+        problem: the problem's facts (``Problem.describe()``: name, dimension, ...).
+        solvers: the labels of the run's solvers, in order.
+        seeds: the training seeds.
+        stages: ``(active_depth, steps)`` of each stage of the training schedule.
+        folder: where an observer may write files so that they are published
+            with the run (the run's staging folder; ``None`` without a run folder).
+        target: where the run folder will be once published (``None`` without one).
+    """
+
+    command: str
+    config: Any
+    problem: dict[str, Any]
+    solvers: list[str]
+    seeds: list[int]
+    stages: list[tuple[int, int]]
+    folder: Path | None = None
+    target: Path | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class StageEnd:
+    """What :meth:`RunObserver.on_stage_end` receives after each stage of a trained solver.
+
+    Attributes:
+        label: the solver's label.
+        seeds: its training seeds (one per row of ``losses``).
+        stage: the stage's number, from 1.
+        stages: how many stages the schedule has.
+        active_depth: the stage's active depth.
+        first_step: how many optimiser steps came before this stage (so step
+            ``j`` of ``losses`` is the run's step ``first_step + j + 1``).
+        losses: ``(seeds, steps)`` host array: the training loss of each step of
+            the stage, per seed (NaN for a seed frozen after diverging).
+    """
+
+    label: str
+    seeds: list[int]
+    stage: int
+    stages: int
+    active_depth: int
+    first_step: int
+    losses: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class SolverEnd:
+    """What :meth:`RunObserver.on_solver_end` receives when a solver is done.
+
+    Attributes:
+        label: the solver's label.
+        position: ``(k, n)``: solver ``k`` of the run's ``n``.
+        trained: whether it was trained in this run (not classical, not loaded).
+        seeds: its training seeds (empty when not trained).
+        metrics: every metric of the problem by name, a ``(depth,)`` array
+            (element ``t-1`` after iteration ``t``; the median over seeds);
+            empty when the run does not evaluate (``unfold train``).
+        primary: the problem's primary metric (``None`` without evaluation).
+        final_loss: the mean training loss of the last chunk (``None`` untrained).
+        train_seconds: wall time of its training, compilation included.
+        result: the full row of a comparison
+            (:class:`~du_framework.compare.SolverResult`), or ``None``.
+    """
+
+    label: str
+    position: tuple[int, int]
+    trained: bool
+    seeds: list[int]
+    metrics: dict[str, np.ndarray]
+    primary: str | None
+    final_loss: float | None
+    train_seconds: float
+    result: Any = None
+
+
+@dataclasses.dataclass(frozen=True)
+class RunEnd:
+    """What :meth:`RunObserver.on_run_end` receives.
+
+    Attributes:
+        status: ``"complete"``, ``"diverged"`` (published with the last good
+            parameters), ``"interrupted"`` (resumable) or ``"failed"``.
+        results: per solver label, its results (for ``unfold compare`` the
+            entries of ``results.json``'s ``solvers``); empty unless complete.
+        files: the files of the run, relative to ``folder``, as they stand
+            before the run folder is published (an observer's own files included).
+        folder: where those files are now (the staging folder), or ``None``.
+        target: where they will be once the run is published, or ``None``.
+    """
+
+    status: str
+    results: dict[str, Any]
+    files: list[str]
+    folder: Path | None = None
+    target: Path | None = None
+
+
+class RunObserver:
+    """An observer of runs; override the methods you need (each does nothing here).
+
+    Attributes:
+        name: the name ``--observe`` takes (required, unique among observers).
+        description: one line for ``unfold list``.
+
+    The class is constructed without arguments for each run (``--observe``);
+    in Python, pass configured instances to ``run_comparison(observers=...)``.
+    Every method is called on the host between compiled calls, in the order
+    run start, (stage end ... , solver end) per solver, run end. A method that
+    raises disables the observer for the rest of the run, with one warning.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+    def on_run_start(self, run: RunStart) -> None:
+        """The run starts (before any training)."""
+
+    def on_stage_end(self, stage: StageEnd) -> None:
+        """A stage of a trained solver is done."""
+
+    def on_solver_end(self, solver: SolverEnd) -> None:
+        """A solver is done (trained and, in a comparison, evaluated)."""
+
+    def on_run_end(self, run: RunEnd) -> None:
+        """The run ends; flush and close here (files written now are published with the run)."""
+
+
+_WHEN = {"on_run_start": "at run start", "on_stage_end": "at a stage end", "on_solver_end": "at a solver end",
+         "on_run_end": "at run end"}
+
+
+class ObserverSet:
+    """The observers of one run, each isolated: one that raises is named once and disabled.
+
+    Args:
+        observers: observer instances.
+        plugins: ``{id(observer): plugin name}`` to name an observer's plugin in warnings.
+        folder: where observers may write (published with the run), or ``None``.
+        target: where the run will be published, or ``None``.
+        warn: receives the one-line warning of a failing observer (default:
+            ``warnings.warn(..., RuntimeWarning)``).
+        command: :attr:`RunStart.command` (``"compare"``, ``"train"``; default ``"python"``).
+    """
+
+    def __init__(self, observers: Iterable[RunObserver] = (), *, plugins: dict[int, str] | None = None,
+                 folder: str | Path | None = None, target: str | Path | None = None,
+                 warn: Callable[[str], None] | None = None, command: str = "python"):
+        self.command = command
+        self.observers = list(observers)
+        for observer in self.observers:
+            if not isinstance(observer, RunObserver):
+                raise TypeError(f"an observer must be a du_framework.observers.RunObserver instance, got "
+                                f"{observer!r}")
+        self._plugins = dict(plugins or {})
+        self.folder = Path(folder) if folder is not None else None
+        self.target = Path(target) if target is not None else None
+        self._warn = warn
+        self._disabled: set[int] = set()
+        self._stages: list[tuple[int, int]] = []
+        self.started = self.ended = False
+
+    @classmethod
+    def from_names(cls, names: Iterable[str], *, registry: Any = None, **kwargs: Any) -> ObserverSet:
+        """The observers registered under ``names`` (duplicates ignored), each constructed without arguments.
+
+        Raises:
+            UnknownNameError: no plugin registers a name (the message lists those that do).
+            ConfigError: an observer's optional dependency is missing (the message says what to install).
+            PluginError: an observer's constructor failed (naming it and its plugin).
+        """
+        if registry is None:
+            from .registry import get_registry
+
+            registry = get_registry()
+        observers, plugins = [], {}
+        for name in dict.fromkeys(n.strip() for n in names if n.strip()):
+            entry = registry.get("observer", name)
+            try:
+                observer = entry.cls()
+            except DUError:
+                raise
+            except Exception as error:  # noqa: BLE001 - a plugin's bug, named
+                raise PluginError(f"observer {name!r} (plugin {entry.plugin!r}) could not be constructed: "
+                                  f"{type(error).__name__}: {error}") from None
+            observers.append(observer)
+            plugins[id(observer)] = entry.plugin
+        return cls(observers, plugins=plugins, **kwargs)
+
+    def __len__(self) -> int:
+        return len(self.observers)
+
+    def _describe(self, observer: RunObserver) -> str:
+        name = type(observer).name or type(observer).__qualname__
+        plugin = self._plugins.get(id(observer))
+        return f"observer {name!r} ({f'plugin {plugin!r}' if plugin else f'module {type(observer).__module__!r}'})"
+
+    def _call(self, method: str, event: Any) -> None:
+        for observer in self.observers:
+            if id(observer) in self._disabled:
+                continue
+            try:
+                getattr(observer, method)(event)
+            except (Exception, SystemExit) as error:  # an observer must not lose the run
+                self._disabled.add(id(observer))
+                what = f"SystemExit({error.code!r})" if isinstance(error, SystemExit) else \
+                    f"{type(error).__name__}: {error}"
+                message = (f"{self._describe(observer)} failed {_WHEN[method]} ({what}); it is disabled for the "
+                           f"rest of this run, which goes on")
+                if self._warn is not None:
+                    self._warn(message)
+                else:
+                    warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+    def run_start(self, *, config: Any, problem: dict[str, Any], solvers: Sequence[str],
+                  seeds: Sequence[int], stages: Sequence[tuple[int, int]]) -> None:
+        """Tell every observer that the run starts (once; a second call does nothing)."""
+        if self.started:
+            return
+        self.started = True
+        self._stages = [(int(depth), int(steps)) for depth, steps in stages]
+        self._call("on_run_start", RunStart(self.command, config, dict(problem), list(solvers), [int(s) for s in seeds],
+                                            list(self._stages), self.folder, self.target))
+
+    def watch(self, progress: Progress, label: str, seeds: Sequence[int]) -> Progress:
+        """``progress`` that also reports each stage's losses to the observers as :class:`StageEnd`."""
+        return _Watched(self, progress, label, [int(s) for s in seeds]) if self.observers else progress
+
+    def stage_end(self, event: StageEnd) -> None:
+        """Report a stage's end."""
+        self._call("on_stage_end", event)
+
+    def solver_end(self, event: SolverEnd) -> None:
+        """Report a solver's end."""
+        self._call("on_solver_end", event)
+
+    def run_end(self, *, status: str, results: dict[str, Any] | None = None) -> None:
+        """Tell every observer that the run ends (once), with the files now in :attr:`folder`."""
+        if self.ended or not self.started:
+            return
+        self.ended = True
+        files = sorted(path.relative_to(self.folder).as_posix() for path in self.folder.rglob("*")
+                       if path.is_file()) if self.folder is not None and self.folder.is_dir() else []
+        self._call("on_run_end", RunEnd(status, dict(results or {}), files, self.folder, self.target))
+
+    def first_step(self, stage: int) -> int:
+        """Optimiser steps before stage ``stage`` (1-based) of the schedule given at run start."""
+        return sum(steps for _, steps in self._stages[:stage - 1])
+
+
+class _Watched(Progress):
+    """A :class:`Progress` forwarding to another and reporting stage ends to observers."""
+
+    def __init__(self, observers: ObserverSet, inner: Progress, label: str, seeds: list[int]):
+        self._observers, self._inner, self._label, self._seeds = observers, inner, label, seeds
+        self._steps = 0
+
+    def start(self, total, label):
+        self._inner.start(total, label)
+
+    def stage(self, number, stages, depth):
+        self._inner.stage(number, stages, depth)
+
+    def advance(self, steps, loss):
+        self._inner.advance(steps, loss)
+
+    def stage_end(self, number, stages, depth, losses):
+        self._inner.stage_end(number, stages, depth, losses)
+        losses = np.atleast_2d(np.asarray(losses, np.float64))
+        first = self._observers.first_step(number) if self._observers._stages else self._steps
+        self._steps = first + losses.shape[-1]
+        self._observers.stage_end(StageEnd(self._label, list(self._seeds), number, stages, depth, first, losses))
+
+    def close(self):
+        self._inner.close()
+
+
+class TensorBoardObserver(RunObserver):
+    """TensorBoard event files, written with tensorboardX (the optional extra ``tensorboard``).
+
+    Under ``logdir`` (default: ``tensorboard/`` inside the run folder, published
+    with it), one TensorBoard run per solver label, so solvers overlay on one chart:
+
+    * ``<label>/``: ``eval/<metric>`` at step ``t`` = the metric after iteration
+      ``t`` (every metric of the problem; the median over seeds), and with one
+      seed ``train/loss`` (every optimiser step) and ``train/stage_loss``
+      (each stage's mean loss, at its last step);
+    * ``<label>/seed-<seed>/``: ``train/loss`` and ``train/stage_loss`` of each
+      seed when there are several.
+
+    View with ``tensorboard --logdir runs/`` (every run folder at once).
+
+    Raises:
+        ConfigError: tensorboardX is not installed (names the pip command).
+    """
+
+    name = "tensorboard"
+    description = "TensorBoard event files in <run>/tensorboard/: training loss per step and seed, metric curves"
+
+    def __init__(self, logdir: str | Path | None = None):
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError:
+            raise ConfigError(f"observer 'tensorboard' needs tensorboardX, which is not installed: "
+                              f"{TENSORBOARD_HINT}") from None
+        self._summary_writer = SummaryWriter
+        self._logdir = Path(logdir) if logdir is not None else None
+        self._root: Path | None = None
+        self._writers: dict[str, Any] = {}
+
+    def on_run_start(self, run):
+        if self._logdir is not None:
+            self._root = self._logdir
+        elif run.folder is not None:
+            self._root = run.folder / "tensorboard"
+        else:
+            raise ConfigError("the tensorboard observer has no run folder to write into; construct it with "
+                              "TensorBoardObserver(logdir=...)")
+        from .runs import to_toml
+
+        self._writer("").add_text("config", "```toml\n" + to_toml(run.config.to_dict()) + "```", 0)
+
+    def _writer(self, path: str):
+        if path not in self._writers:
+            self._writers[path] = self._summary_writer(logdir=str(self._root / path) if path else str(self._root),
+                                                       flush_secs=30)
+        return self._writers[path]
+
+    def on_stage_end(self, stage):
+        several = len(stage.seeds) > 1
+        now = time.time()
+        for seed, losses in zip(stage.seeds, stage.losses):
+            writer = self._writer(f"{stage.label}/seed-{seed}" if several else stage.label)
+            for offset, loss in enumerate(losses):
+                if math.isfinite(loss):
+                    writer.add_scalar("train/loss", float(loss), stage.first_step + offset + 1, walltime=now)
+            if len(losses) and np.isfinite(losses).any():
+                writer.add_scalar("train/stage_loss", float(np.nanmean(losses)), stage.first_step + len(losses),
+                                  walltime=now)
+
+    def on_solver_end(self, solver):
+        writer = self._writer(solver.label)
+        for metric, curve in solver.metrics.items():
+            for t, value in enumerate(np.asarray(curve, np.float64), 1):
+                if math.isfinite(value):
+                    writer.add_scalar(f"eval/{metric}", float(value), t)
+        writer.flush()
+
+    def on_run_end(self, run):
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
+
+
+@hookimpl
+def register_observers(register):
+    """The core's observers, registered through the hook like any plugin's."""
+    register(TensorBoardObserver)
