@@ -490,7 +490,7 @@ class _Checker:
     def number(self, value: Any, path: str, *, optional: bool = True) -> float:
         if value is None and optional:
             return math.nan
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
             raise self.fail(path, value, "a number" + (" or null" if optional else ""))
         return float(value)
 
@@ -500,6 +500,8 @@ class _Checker:
         return value
 
     def curve(self, value: Any, path: str, length: int | None) -> np.ndarray:
+        if isinstance(value, (np.ndarray, tuple)):  # an in-memory results dict
+            value = np.asarray(value).tolist()
         items = self.lst(value, path)
         if length is not None and len(items) != length:
             raise RunFileError(f"{self.where}: {path} has {len(items)} values, expected {length} (one per iteration)")
@@ -508,6 +510,8 @@ class _Checker:
     def array(self, value: Any, path: str) -> np.ndarray:
         """A number or a (nested, rectangular) list of numbers or nulls as float64."""
         def walk(item, where, depth):
+            if isinstance(item, np.ndarray) and item.dtype.kind in "biuf":  # an in-memory results dict
+                return item.astype(np.float64).tolist()
             if depth > 32:
                 raise RunFileError(f"{self.where}: {where} is nested more than 32 levels deep")
             if isinstance(item, list):

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError
-from .loading import Run, RunFileError, SolverRun
+from .loading import Run, SolverRun
 
 __all__ = ["write_publication", "REPORT_FORMATS", "format_from_path", "metric_rows", "config_differences"]
 

@@ -10,6 +10,7 @@ import pytest
 from du_framework.loading import (LONG_FORMAT_COLUMNS, MAX_JSON_BYTES, ManifestMismatchError, Run, RunFileError,
                                   load_run)
 
+from core_plugin import core_plugin  # noqa: F401 - the fixture
 from run_fixtures import (DEPTH, SCHEMA2_RUN, SEEDS, STATUS, copy_run, live_run, per_seed_mse, read_json,
                           schema3_results, train_run, training_rows, write_schema3_run)
 
@@ -313,3 +314,23 @@ def test_not_a_run_folder(tmp_path, make, message):
 
 def test_results_json_path_is_accepted_for_its_folder():
     assert load_run(SCHEMA2_RUN / "results.json").folder == SCHEMA2_RUN
+
+
+def test_from_results_reads_a_fresh_comparison_in_memory(core_plugin):
+    """What report.write_report hands over: results_dict of a comparison (NumPy values, NaN, no JSON round trip)."""
+    from du_framework.compare import run_comparison
+    from du_framework.config import load_config
+    from du_framework.report import results_dict
+
+    config = load_config(experiment="small", overrides=["train.depth=5", "train.steps_per_stage=2", "train.seeds=2"])
+    comparison = run_comparison(config, progress=False)
+    run = Run.from_results(results_dict(comparison))
+    for label, result in comparison.results.items():
+        for name, curve in result.metrics.items():
+            np.testing.assert_array_equal(run.solvers[label].metrics[name], np.asarray(curve, float))
+        assert run.solvers[label].seeds == list(result.seeds)
+    learned = comparison.results["learned"]
+    if learned.per_seed_metrics is not None:
+        np.testing.assert_array_equal(run.solvers["learned"].per_seed_metrics["mse"], learned.per_seed_metrics["mse"])
+    np.testing.assert_array_equal(run.solvers["learned"].references["eta"]["best constant step"],
+                                  np.ravel(learned.references["eta"]["best constant step"]))
