@@ -322,7 +322,9 @@ def _selected(runs: list[Run], solvers: Sequence[str] | None) -> list[tuple[str,
 
 
 def _legend(ax, entries: int) -> None:
-    if entries > 7:
+    if entries > 7:  # beside the axes, the figure widened so the axes keep their size
+        width, height = ax.figure.get_size_inches()
+        ax.figure.set_size_inches(width * 1.5, height)
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     else:
         ax.legend(loc="best")
