@@ -166,9 +166,9 @@ def option(default: Any = _MISSING, *, help: str = "", ge: float | None = None, 
         for value in tune.values():
             try:
                 _check(value, spec, "the tunable range")
-            except ConfigError as error:
-                raise ValueError(f"option(tune={tune.describe()}): {error}; keep the range inside the option's "
-                                 f"constraints ({spec.describe()})") from None
+            except ConfigError:
+                raise ValueError(f"option(tune={tune.describe()}): {_show(value)} is outside the option's own "
+                                 f"constraints ({spec.describe() or 'finite'}); keep the range inside them") from None
     return dataclasses.field(default=default, metadata={"du_option": spec})
 
 

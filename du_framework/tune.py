@@ -60,7 +60,8 @@ from .params import learned_variables
 from .registry import Registry, get_registry
 
 __all__ = ["Dimension", "TrialRecord", "SolverSearch", "TuneResult", "DEFAULT_OPTIMIZERS", "OPTIMIZER_ALIASES",
-           "VALIDATION_TAG", "validation_key", "search_space", "parse_space", "open_storage", "tune", "trials_csv"]
+           "VALIDATION_TAG", "validation_key", "search_space", "parse_space", "open_storage", "check_selection", "tune",
+           "trials_csv"]
 
 VALIDATION_TAG = 2
 """The tag folded into ``key(evaluation.seed)`` for validation (training uses 0, evaluation 1)."""
@@ -197,6 +198,11 @@ def _learning_rate_groups(solver) -> list[str]:
     return groups
 
 
+def _is_rate_name(name: str) -> bool:
+    """An option named as a learning rate (``lr``, ``*_lr``)."""
+    return name == "lr" or name.endswith("_lr")
+
+
 def _check_solver_value(entry: SolverConfig, cls: type, key: str, value: Any) -> None:
     values = options_to_dict(entry.options)
     values[key] = value
@@ -210,7 +216,8 @@ def search_space(entry: SolverConfig, solver, *, space: dict[str, Any] | None = 
 
     A trainable solver searches its learning-rate groups (declared range, else
     1/100 to 100 times the configured rate, log scale), its declared tunable
-    options, ``train.optimizer`` among ``optimizers`` (``None`` or one name: not
+    options (less a rate option, ``lr`` or ``*_lr``, that none of its learned
+    parameters uses in this configuration), ``train.optimizer`` among ``optimizers`` (``None`` or one name: not
     searched) and ``train.log_loss`` (unless ``search_log_loss`` is false). A
     classical solver searches its declared tunable options. ``space`` (from
     :func:`parse_space`) overrides any of them for keys ``solvers.LABEL.OPTION``
@@ -228,11 +235,14 @@ def search_space(entry: SolverConfig, solver, *, space: dict[str, Any] | None = 
     cls = type(solver)
     prefix = f"solvers.{entry.label}."
     dims: dict[str, Dimension] = {}
+    groups = _learning_rate_groups(solver) if solver.is_trainable else []
     for name, tunable in tunable_options(cls.Options).items():
+        if _is_rate_name(name) and name not in groups:
+            continue  # the rate of a parameter this configuration does not learn (lambda_lr without learn_lambda)
         dims[name] = Dimension(name, tunable, _is_int_option(cls.Options, name), "declared")
     if solver.is_trainable:
         declared = tunable_options(cls.Options)
-        for group in _learning_rate_groups(solver):
+        for group in groups:
             if group not in declared:
                 rate = float(getattr(entry.options, group))
                 dims[group] = Dimension(group, Tunable(rate / 100, rate * 100, log=True), False, "learning rate")
@@ -659,6 +669,28 @@ class _Search:
         return "complete", score
 
 
+def check_selection(config: ExperimentConfig, labels: Sequence[str] | None,
+                    space: dict[str, Any] | None = None) -> list[str]:
+    """The labels to tune (``labels``, or every solver's), checked with the ``space`` keys' labels.
+
+    Raises:
+        ConfigError: a label names no solver of ``config`` (with the nearest), or a
+            ``solvers.LABEL.OPTION`` key of ``space`` names no solver.
+    """
+    known = [e.label for e in config.solvers]
+    chosen = list(dict.fromkeys(labels)) if labels else known
+    unknown = [label for label in chosen if label not in known]
+    if unknown:
+        hint = nearest(unknown[0], known)
+        raise ConfigError(f"--only names no solver of this configuration: {', '.join(unknown)}"
+                          + (f" (did you mean {hint!r}?)" if hint else "") + f"; labels: {', '.join(known)}")
+    for key in (space or {}):
+        if key.startswith("solvers.") and not any(key.startswith(f"solvers.{label}.") for label in known):
+            raise ConfigError(f"--space {key}: no solver of this configuration has that label; labels: "
+                              f"{', '.join(known)}")
+    return chosen
+
+
 def _worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -708,19 +740,8 @@ def tune(config: ExperimentConfig, *, trials: int, labels: Sequence[str] | None 
     if validation_batches is not None and validation_batches < 1:
         raise ConfigError(f"--validation-batches must be >= 1, got {validation_batches!r}")
     registry = registry or get_registry()
+    chosen = check_selection(config, labels, space)
     known = [e.label for e in config.solvers]
-    chosen = list(dict.fromkeys(labels)) if labels else known
-    unknown = [label for label in chosen if label not in known]
-    if unknown:
-        hint = nearest(unknown[0], known)
-        raise ConfigError(f"--only names no solver of this configuration: {', '.join(unknown)}"
-                          + (f" (did you mean {hint!r}?)" if hint else "") + f"; labels: {', '.join(known)}")
-    for key in (space or {}):
-        if key.startswith("solvers."):
-            label = next((l for l in sorted(known, key=len, reverse=True) if key.startswith(f"solvers.{l}.")), None)
-            if label is None:
-                raise ConfigError(f"--space {key}: no solver of this configuration has that label; labels: "
-                                  f"{', '.join(known)}")
     chosen_metric = select_metric(registry.problem(config.problem.name), metric)
     problem = build_problem(config, registry)
     schedule = build_schedule(config, registry)

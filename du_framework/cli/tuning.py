@@ -90,7 +90,7 @@ def _cmd_tune(args) -> int:
     from ..preflight import check_out_dir
     from ..report import select_metric, strict_json
     from ..runs import CONFIG_TOML, RunFolder, provenance, to_toml
-    from ..tune import open_storage, parse_space, trials_csv, tune
+    from ..tune import check_selection, open_storage, parse_space, trials_csv, tune
 
     if args.trials < 1:
         raise ConfigError(f"--trials must be >= 1 (trials per solver), got {args.trials}")
@@ -101,6 +101,7 @@ def _cmd_tune(args) -> int:
     labels = [label.strip() for label in args.only.split(",") if label.strip()] if args.only else None
     if args.only is not None and not labels:
         raise ConfigError(f"--only names no solver; labels: {', '.join(s.label for s in config.solvers)}")
+    check_selection(config, labels, space)
     select_metric(_registry().problem(config.problem.name), args.metric)  # refused before anything runs
     if args.storage is not None:
         open_storage(args.storage).engine.dispose()  # a bad URL is refused before the run folder is made
