@@ -15,7 +15,7 @@ import sys
 import threading
 import traceback
 
-from ..errors import DUError, TrainingDivergedError
+from ..errors import ConfigError, DUError, TrainingDivergedError
 from ._common import build_parser
 from .completion import COMPLETE_COMMAND, _cmd_complete, _cmd_completion, completion_script
 from .examples import _cmd_examples
@@ -81,7 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in ("compare", "train", "tune"):
             from ..engine import enable_compile_cache
+            from ..engine.distributed import initialize_from_environment
 
+            if args.command == "tune" and os.environ.get("DU_NUM_PROCESSES", "1").strip() not in ("", "1"):
+                raise ConfigError("unfold tune spreads trials over processes through one study (--storage URL "
+                                  "--study NAME, docs/tuning.md), not jax.distributed: unset DU_NUM_PROCESSES")
+            if args.command != "tune":
+                initialize_from_environment()  # DU_NUM_PROCESSES etc.: several processes train one run
             enable_compile_cache()  # a later run skips XLA compilation (DU_COMPILE_CACHE=off to disable)
             if threading.current_thread() is threading.main_thread():  # SIGTERM ends a run as Ctrl-C does
                 previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)

@@ -8,9 +8,11 @@ One concern per module:
 * :mod:`.program`: the compiled chunk of optimiser steps, kept by JAX's jit cache;
 * :mod:`.loop`: the host loop (stages, chunks, divergence); a single run is an ensemble of one;
 * :mod:`.evaluation`: every metric at every iteration, compiled once per structure;
-* :mod:`.progress`, :mod:`.cache`: the progress bar and the persistent compile cache.
+* :mod:`.progress`, :mod:`.cache`: the progress bar and the persistent compile cache;
+* :mod:`.distributed`: one run trained by several processes or machines (``jax.distributed``).
 """
 
+from . import distributed
 from .cache import enable_compile_cache
 from .evaluation import evaluate
 from .loop import TrainResult, expand_schedule, program_memory, train, train_ensemble
@@ -36,4 +38,5 @@ __all__ = [
     "program_memory",
     "clear_program_cache",
     "enable_compile_cache",
+    "distributed",
 ]

@@ -79,10 +79,16 @@ def traces(spec: ProgramSpec) -> int:
 def make_mesh(devices: int, batch_size: int):
     """A one-axis ``Mesh`` ("batch") over ``devices`` devices, or ``None`` for one device.
 
+    ``devices = 0`` means every device, of every process when several train together
+    (:mod:`.distributed`); there a mesh must span every process, so only 0 or the
+    global device count is accepted.
+
     Raises:
-        ConfigError: more devices than exist, or a batch that does not split evenly.
+        ConfigError: more devices than exist, a mesh that leaves out a process, or a
+            batch that does not split evenly.
     """
-    if devices == 1:
+    processes = jax.process_count()
+    if devices == 1 and processes == 1:
         return None
     available = jax.devices()
     count = len(available) if devices == 0 else devices
@@ -91,6 +97,10 @@ def make_mesh(devices: int, batch_size: int):
             f"train.devices = {devices} but {len(available)} device(s) are available "
             f"({available[0].platform}); use 1..{len(available)} or 0 for all. On CPU, "
             f"XLA_FLAGS=--xla_force_host_platform_device_count=N makes N devices")
+    if processes > 1 and count != len(available):
+        raise ConfigError(
+            f"train.devices = {devices} but {processes} processes train together on {len(available)} devices: "
+            f"every process must take part, so use train.devices = 0 (all of them)")
     if batch_size % count:
         raise ConfigError(f"train.batch_size {batch_size} cannot be split over {count} devices: "
                           f"use a multiple of {count}")
@@ -191,7 +201,11 @@ def _chunk_body(param_state, opt_state, rest, problem, key, active_depth, newest
         one_step, carry, jnp.arange(spec.chunk, dtype=jnp.int32))
     out_state = jax.tree.map(lambda leaf: leaf, param_state)
     nnx.replace_by_pure_dict(out_state, params)
-    return out_state, opt_state, key, failed, fail_at, losses
+    outputs = out_state, opt_state, key, failed, fail_at, losses
+    if spec.mesh is not None:  # every result whole on every device (and process), never split
+        replicated = jax.sharding.NamedSharding(spec.mesh, jax.sharding.PartitionSpec())
+        outputs = jax.lax.with_sharding_constraint(outputs, replicated)
+    return outputs
 
 
 def _entry(param_state, opt_state, rest, problem, key, active_depth, newest_only, lr_scale, n_valid, restart, *,
