@@ -30,7 +30,7 @@ from .errors import ConfigError, nearest
 from .metrics import Metric, metric_table
 
 __all__ = ["table_iterations", "select_metric", "format_table", "seed_notes", "results_dict", "write_report",
-           "plot_metric", "plot_params", "strict_json", "plain_text", "RESULTS_SCHEMA_VERSION"]
+           "strict_json", "plain_text", "RESULTS_SCHEMA_VERSION"]
 
 RESULTS_SCHEMA_VERSION = 3
 
@@ -201,12 +201,15 @@ def _history_texts(comparison: Comparison) -> tuple[str, str] | None:
 
 def write_report(comparison: Comparison, out_dir: str | Path, *, plots: bool = True,
                  metric: str | None = None, warn: Callable[[str], None] | None = None,
-                 provenance: dict[str, Any] | None = None) -> dict[str, Path]:
+                 provenance: dict[str, Any] | None = None, figure_formats: tuple[str, ...] = ("png",),
+                 style: str | Path | None = None) -> dict[str, Path]:
     """Write results.json, results.csv, config.json, the training history (training.csv: every
     step's loss, stages.csv: each stage's mean; when something was trained) and (with
-    ``plots``) mse.png, params.png.
+    ``plots``) the figures of :func:`du_framework.figures.write_figures`: ``mse``,
+    ``params`` and ``losses``, in each of ``figure_formats`` (png, pdf, svg), drawn with
+    the matplotlib ``style`` (a style name or file) when given.
 
-    ``mse.png`` plots ``metric`` (default: the problem's primary metric). The data files
+    ``mse.*`` plots ``metric`` (default: the problem's primary metric). The data files
     are written first; a plot that fails (anything but an ``OSError`` or ``MemoryError``,
     which propagate) is left out and reported through ``warn`` (default:
     :func:`warnings.warn`), so the results are never lost to a plotting problem.
@@ -221,21 +224,18 @@ def write_report(comparison: Comparison, out_dir: str | Path, *, plots: bool = T
     history = _history_texts(comparison)
     if history is not None:
         files += [("training.csv", history[0]), ("stages.csv", history[1])]
+    written_text = dict(files)
     for name, text in files:
         with atomic_write(out / name) as handle:
             handle.write(text)
         written[name] = out / name
     if plots:
+        from .figures import write_figures
+        from .loading import Run
+
         warn = warn or (lambda message: warnings.warn(message, RuntimeWarning, stacklevel=3))
-        for name, draw in (("mse.png", lambda path: plot_metric(comparison, path, metric=shown.name)),
-                           ("params.png", lambda path: plot_params(comparison, path))):
-            try:
-                written[name] = draw(out / name)
-            except (OSError, MemoryError):
-                raise
-            except Exception as error:  # noqa: BLE001 - matplotlib's many failures; the results are safe
-                warn(f"{name} could not be drawn ({type(error).__name__}: {_first_line(error)}); "
-                     f"the results files are complete")
+        run = Run.from_results(json.loads(written_text["results.json"]), folder=out)
+        written.update(write_figures(run, out, metric=shown.name, formats=figure_formats, style=style, warn=warn))
     return written
 
 
@@ -248,85 +248,3 @@ def plain_text(text: Any) -> str:
     """``text`` as matplotlib draws it literally: ``$`` escaped (no mathtext), no hidden legend entry."""
     text = str(text).replace("$", r"\$")  # outside mathtext only "\$" is special; other backslashes stay
     return " " + text if text.startswith("_") else text  # a legend leaves out labels starting with "_"
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    plt = _pyplot()
-    try:
-        with atomic_write(path, "wb") as handle:
-            fig.savefig(handle, format="png", dpi=120, bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    return path
-
-
-def plot_metric(comparison: Comparison, path: Path, *, metric: str | None = None) -> Path:
-    """One metric (default: the primary one) versus iteration, one curve per solver."""
-    shown = select_metric(comparison.problem, metric)
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    floor = (lambda values: np.maximum(values, np.finfo(float).tiny)) if shown.log_axis else (lambda values: values)
-    for label, result in comparison.results.items():
-        curve = result.metrics[shown.name]
-        iterations = np.arange(1, len(curve) + 1)
-        (line,) = ax.plot(iterations, floor(curve), label=plain_text(label))
-        if result.spread is not None and result.ok_seeds > 1:
-            low, high = result.spread[shown.name]
-            ax.fill_between(iterations, floor(low), floor(high), color=line.get_color(), alpha=0.2, linewidth=0)
-    if shown.log_axis:
-        ax.set_yscale("log")
-    ax.set_xlabel("iteration t")
-    ax.set_ylabel(plain_text(shown.title))
-    ax.set_title(plain_text(f"{comparison.problem.name}: {shown.title} versus iteration "
-                            f"({'lower' if shown.lower_is_better else 'higher'} is better)"))
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    return _save(fig, path)
-
-
-def plot_params(comparison: Comparison, path: Path) -> Path:
-    """Learned parameters versus slot index t, one panel per reported parameter name.
-
-    A parameter with more than one value per slot is drawn as its mean over the
-    slot. Reference values a solver supplies for a parameter
-    (``UnfoldedSolver.reference_values``, for example Chebyshev steps beside a
-    learned step size) are drawn as horizontal lines in its panel.
-    """
-    plt = _pyplot()
-    learned = {label: r for label, r in comparison.results.items() if r.trainable}
-    names = sorted({name for r in learned.values() for name in r.params})
-    if not names:
-        fig, ax = plt.subplots(figsize=(6, 2))
-        ax.axis("off")
-        ax.text(0.5, 0.5, "no solver in this comparison learns parameters", ha="center", va="center")
-        return _save(fig, path)
-    fig, axes = plt.subplots(len(names), 1, figsize=(7, 3.2 * len(names)), squeeze=False)
-    for ax, name in zip(axes[:, 0], names):
-        references: dict[tuple[str, tuple[float, ...]], None] = {}  # distinct (label, values), in order
-        for label, result in learned.items():
-            if name not in result.params:
-                continue
-            values = np.asarray(result.params[name], dtype=float)
-            values = values.reshape(len(values), -1).mean(axis=1) if values.ndim else values[None]
-            ax.plot(np.arange(len(values)), values, "o-", markersize=3, label=plain_text(label))
-            for reference, lines in result.references.get(name, {}).items():
-                references[reference, tuple(np.ravel(np.asarray(lines, dtype=float)))] = None
-        for (reference, lines), style in zip(references, [":", "--", "-."] * len(references)):
-            for i, value in enumerate(lines):
-                ax.axhline(value, color="grey", linestyle=style, linewidth=1, label=plain_text(reference) if i == 0 else None)
-        ax.set_xlabel("t (parameter slot; iteration t uses slot t mod length)")
-        ax.set_ylabel(plain_text(name))
-        ax.set_title(plain_text(f"learned {name}_t"))
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
-    fig.tight_layout()
-    return _save(fig, path)

@@ -48,8 +48,8 @@ def test_compare_prints_the_primary_metric_and_writes_every_result_file(small_co
     for label in ("learned", "gd"):
         assert f"{results['solvers'][label]['metrics']['mse'][-1]:.3e}" in row(printed, label)
     assert sorted(p.name for p in out.iterdir()) == [
-        "checkpoints", "config.json", "config.toml", "manifest.json", "mse.png", "params.png", "results.csv",
-        "results.json", "run.json", "stages.csv", "training.csv"]
+        "checkpoints", "config.json", "config.toml", "losses.png", "manifest.json", "mse.png", "params.png",
+        "results.csv", "results.json", "run.json", "stages.csv", "training.csv"]
     for png in ("mse.png", "params.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "checkpoints" / "learned.npz").is_file() and not (out / "checkpoints" / "gd.npz").exists()

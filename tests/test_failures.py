@@ -405,13 +405,15 @@ def test_a_failing_plot_is_a_warning_and_the_results_are_kept(small_config, tmp_
     def broken(*args, **kwargs):
         raise ValueError("matplotlib could not parse this\nsecond line")
 
-    monkeypatch.setattr(report, "plot_params", broken)
+    from du_framework import figures
+
+    monkeypatch.setattr(figures, "params_figure", broken)
     out = tmp_path / "run"
     assert run("compare", "--config", small_config, "--out", out, "--no-progress") == 0
     captured = capsys.readouterr()
-    assert ("unfold: warning: params.png could not be drawn (ValueError: matplotlib could not parse this); "
+    assert ("unfold: warning: params figure could not be drawn (ValueError: matplotlib could not parse this); "
             "the results files are complete") in captured.err
     assert "params.png" not in captured.out and "mse.png" in captured.out
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoints", "config.json", "config.toml", "manifest.json",
-                                                     "mse.png", "results.csv", "results.json", "run.json",
-                                                     "stages.csv", "training.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoints", "config.json", "config.toml", "losses.png",
+                                                     "manifest.json", "mse.png", "results.csv", "results.json",
+                                                     "run.json", "stages.csv", "training.csv"]
