@@ -14,6 +14,11 @@ absolute seconds are printed and stored, never asserted:
    versus one run after another).
 4. ``sharding``: the instance batch split over 1, 2 and 4 devices (on CPU
    through ``XLA_FLAGS=--xla_force_host_platform_device_count=4``).
+5. ``comparison``: a whole-process ``unfold compare`` of the reference experiment
+   (6 solvers, 2 learned), empty and warm compile cache: the share of its wall
+   time that is not training (start-up, setup, evaluation, reports and figures),
+   with the command's own breakdown (``timings`` in manifest.json). Goal: at most
+   25% of the wall time.
 
 Each writes ``benchmarks/results/<name>.json`` (or under ``--out``). ``--quick``
 shrinks every size so that the whole suite runs in about a minute (a smoke test,
@@ -37,7 +42,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-BENCHMARKS = ("reference", "theory", "scaling", "sharding")
+BENCHMARKS = ("reference", "theory", "scaling", "sharding", "comparison")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -412,6 +417,47 @@ def bench_sharding(quick: bool) -> dict:
     return {"depth": depth, **data}
 
 
+# ----------------------------------------------------------------------------- 5. comparison
+
+def bench_comparison(quick: bool) -> dict:
+    unfold = str(Path(sys.executable).with_name("unfold"))
+    overrides = ["--set", "train.depth=6"] if quick else []
+    runs = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, DU_COMPILE_CACHE=str(Path(tmp) / "xla"))
+        # Start-up alone: the interpreter and the imports every `unfold compare` pays before its work.
+        imports = run_process([sys.executable, "-c", "import du_framework.cli, du_framework.compare, "
+                               "du_framework.report, du_framework.engine"], env=env)
+        for cache in ("empty", "warm"):
+            out = Path(tmp) / cache
+            process = run_process([unfold, "compare", "--experiment", "reference", "--no-progress",
+                                   "--out", str(out), *overrides], env=env)
+            results = json.loads((out / "results.json").read_text())
+            manifest = json.loads((out / "manifest.json").read_text())
+            training = sum(solver["train_seconds"] for solver in results["solvers"].values())
+            evaluation = sum(solver.get("evaluation_seconds") or 0.0 for solver in results["solvers"].values())
+            timings = manifest.get("timings") or {}
+            wall = process["wall_seconds"]
+            runs[cache] = {"wall_seconds": wall, "training_seconds": training, "evaluation_seconds": evaluation,
+                           "non_training_seconds": wall - training, "non_training_share": (wall - training) / wall,
+                           "startup_seconds": wall - timings["total"] if "total" in timings else None,
+                           "timings": timings, "peak_rss_bytes": process["peak_rss_bytes"],
+                           "mse_final": {label: solver["metrics"]["mse"][-1]
+                                         for label, solver in results["solvers"].items()}}
+    rows = [[cache, f"{r['wall_seconds']:.2f}", f"{r['training_seconds']:.2f}", f"{r['evaluation_seconds']:.2f}",
+             f"{r['timings'].get('report', float('nan')):.2f}",
+             f"{r['startup_seconds']:.2f}" if r["startup_seconds"] is not None else "-",
+             f"{100 * r['non_training_share']:.0f}%"] for cache, r in runs.items()]
+    print(f"\n== 5. whole-process `unfold compare` of the reference ({'depth 6' if quick else 'depth 50'})")
+    print(table(rows, ["compile cache", "wall s", "training s", "evaluation s", "report s", "start-up s",
+                       "not training"]))
+    print(f"  import-only process: {imports['wall_seconds']:.2f} s")
+    ratios = {f"non_training_share_{cache}_cache": r["non_training_share"] for cache, r in runs.items()}
+    for name, value in ratios.items():
+        print(f"  {name}: {value:.2f} (goal <= 0.25)")
+    return {"runs": runs, "import_seconds": imports["wall_seconds"], "ratios": ratios, "goal": 0.25}
+
+
 # ----------------------------------------------------------------------------- main
 
 def main(argv: list[str] | None = None) -> int:
@@ -426,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}")
     runners = {"reference": bench_reference, "theory": bench_theory, "scaling": bench_scaling,
-               "sharding": bench_sharding}
+               "sharding": bench_sharding, "comparison": bench_comparison}
     print("machine:", json.dumps(machine()))
     for name in chosen:
         start = time.perf_counter()

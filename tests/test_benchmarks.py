@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -12,8 +14,8 @@ def test_quick_benchmarks_write_every_result_file(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["reference.json", "scaling.json", "sharding.json",
-                                                         "theory.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["comparison.json", "reference.json", "scaling.json",
+                                                         "sharding.json", "theory.json"]
     reference = json.loads((tmp_path / "reference.json").read_text())
     rows = reference["rows"]
     assert rows["unfold train (process, empty compile cache)"]["compilations"] == 1
@@ -26,6 +28,10 @@ def test_quick_benchmarks_write_every_result_file(tmp_path):
     assert sharding["device_count"] == 4
     assert all(run["max_relative_eta_difference"] < 1e-4 for run in sharding["runs"].values())
     assert "straightforward_over_du_train_process_warm_cache" in reference["ratios"]
+    comparison = json.loads((tmp_path / "comparison.json").read_text())
+    for run in comparison["runs"].values():  # the parts add up: training is inside the process's wall time
+        assert 0 < run["training_seconds"] < run["wall_seconds"]
+        assert run["non_training_share"] == pytest.approx(1 - run["training_seconds"] / run["wall_seconds"])
 
 
 def test_an_unknown_benchmark_is_refused():
