@@ -168,7 +168,7 @@ def _follow(args, command) -> int | None:
     make_mesh(config.train.devices, config.train.batch_size)  # every process refuses a mesh that leaves one out
     if jax.process_index() == 0:
         return None
-    args.following, args.no_progress = True, True
+    args.following, args.no_progress, args.observe = True, True, None  # observers are process 0's
     if hasattr(args, "no_plots"):
         args.no_plots = True
     with tempfile.TemporaryDirectory(prefix="unfold-process-") as scratch, contextlib.redirect_stdout(io.StringIO()):
