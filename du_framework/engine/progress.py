@@ -161,8 +161,8 @@ class ProgressDisplay(Progress):
 
             self._clear_status()
             self._bar = tqdm(total=self._total, initial=self._done, desc=f"training {self._label}", unit="step",
-                             leave=self._leave, file=self._stream, dynamic_ncols=True)
-            self._bar.set_postfix_str(f"{self._where}, loss {loss:.3e}")
+                             leave=self._leave, file=self._stream, dynamic_ncols=True,
+                             postfix=f"{self._where}, loss {loss:.3e}")
             return
         self._bar.set_postfix_str(f"{self._where}, loss {loss:.3e}", refresh=False)
         self._bar.update(steps)
