@@ -60,7 +60,7 @@ class ProgramSpec:
     def make(cls, graphdef, rates: dict[str, float], settings: TrainSettings, *, chunk: int, ensemble: bool,
              mesh=None) -> "ProgramSpec":
         shaping = {f.name: _freeze(getattr(settings, f.name)) for f in dataclasses.fields(settings)
-                   if f.name not in ("schedule", "depth", "steps_per_stage", "seed", "chunk_size", "devices")}
+                   if f.name not in ("schedule", "depth", "steps_per_stage", "seed", "seeds", "chunk_size", "devices")}
         return cls(graphdef, tuple(sorted(rates.items())), tuple(sorted(shaping.items())), settings.batch_size,
                    chunk, ensemble, mesh)
 
