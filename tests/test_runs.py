@@ -67,7 +67,7 @@ def child(tmp_path, *args):
     if not site.exists():
         make_distribution(site, "du-core-tests", "core-tests", "du_core_tests_slow", SLOW_PLUGIN)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(TESTS)]), "DU_PLUGINS": "core-tests",
-           "DU_TEST_STAGE_SLEEP": "0.4"}
+           "DU_TEST_STAGE_SLEEP": "0.4", "DU_STATE_INTERVAL": "0"}
     return subprocess.Popen([sys.executable, "-m", "du_framework", *map(str, args)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -223,3 +223,19 @@ def test_provenance_records_plugin_distributions_and_the_command_line(core_plugi
     assert record["command_line"] == ["unfold", "list"]
     assert "core-tests" in record["plugins"]
     json.dumps(record, allow_nan=False)
+
+
+@pytest.mark.parametrize("interval, saved", [("0", DEPTH), ("3600", 1)])
+def test_the_resumable_state_is_saved_at_most_once_per_interval(small_config, tmp_path, monkeypatch, interval, saved):
+    from du_framework import compare
+    from du_framework.config import load_config
+
+    stages = []
+    monkeypatch.setattr(compare, "save_train_state", lambda path, state: stages.append(state.stages_done))
+    monkeypatch.setenv("DU_STATE_INTERVAL", interval)
+    config = load_config(small_config)
+    problem, schedule = compare.build_problem(config), compare.build_schedule(config)
+    solvers = compare.build_solvers(config, problem)
+    compare.train_solver(config, 0, solvers[0], problem, schedule, checkpoint_dir=tmp_path, progress=False)
+    # The first stage always (a killed run has a state early), then no more often than the interval.
+    assert stages == list(range(1, saved + 1))

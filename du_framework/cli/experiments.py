@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import threading
+import time
 from pathlib import Path
 
 from ..errors import ConfigError, TrainingDivergedError
@@ -179,15 +181,34 @@ def _follow(args, command) -> int | None:
     return code
 
 
+def _prefetch_plotting() -> None:
+    """Import matplotlib and the figures module in a background thread while the solvers train.
+
+    The import takes about half a second of Python work, and training leaves the
+    interpreter idle while XLA runs; the report then finds everything imported.
+    """
+
+    def load():
+        with contextlib.suppress(Exception):  # the report imports it again and reports a failure itself
+            from .. import figures
+
+            figures._pyplot()
+
+    threading.Thread(target=load, name="unfold-prefetch-plotting", daemon=True).start()
+
+
 def _cmd_compare(args) -> int:
     from ..compare import build_problem, build_schedule, build_solvers, run_comparison
     from ..report import format_table, seed_notes, select_metric, write_report
 
     if (followed := _follow(args, _cmd_compare)) is not None:
         return followed
+    began = time.perf_counter()
     config = None if args.resume else _load(args)
     if config is not None:
         select_metric(_registry().problem(config.problem.name), args.metric)  # refused before training
+    if not args.no_plots:
+        _prefetch_plotting()
     watchers = _observers(args, "compare")
     folder = _run_folder(args, "compare")
     with folder as run, _ending(watchers):
@@ -206,6 +227,7 @@ def _cmd_compare(args) -> int:
         else:
             _warn(f"resuming the interrupted run {run.target}")
         args.resume_command = f"unfold compare --resume {_shell_word(run.target)}"
+        timings = {"setup": time.perf_counter() - began}
         try:
             comparison = run_comparison(config, progress=not args.no_progress,
                                         checkpoint_dir=run.staging / "checkpoints", load_dir=args.checkpoints,
@@ -228,9 +250,15 @@ def _cmd_compare(args) -> int:
         print(format_table(comparison, metric=metric.name, markdown=args.markdown))
         for note in seed_notes(comparison):
             print(note)
+        timings["training"] = sum(result.train_seconds for result in comparison.results.values())
+        timings["evaluation"] = sum(result.evaluation_seconds for result in comparison.results.values())
+        reporting = time.perf_counter()
         identity = _identity(run, args, "compare", config, "complete")
         written = write_report(comparison, run.staging, plots=not args.no_plots, metric=metric.name, warn=_warn,
                                provenance=identity["provenance"])
+        timings["report"] = time.perf_counter() - reporting
+        timings["total"] = time.perf_counter() - began
+        identity["timings"] = timings
         watchers.run_end(status="complete", results={label: result.to_dict()
                                                      for label, result in comparison.results.items()})
         run.publish(identity)
