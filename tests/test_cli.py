@@ -338,3 +338,19 @@ def test_the_console_script_is_unfold_and_does_not_shadow_coreutils_du():
 
     scripts = {ep.name: ep.value for ep in distribution("du-framework").entry_points if ep.group == "console_scripts"}
     assert scripts == {"unfold": "du_framework.cli:entry"}
+
+
+def test_compare_writes_vector_figures_in_a_style_and_refuses_an_unknown_format(small_config, tmp_path, capsys):
+    style = tmp_path / "paper.rc"
+    style.write_text("font.size: 7\nlines.linewidth: 0.8\n")
+    out = tmp_path / "run"
+    assert run("compare", "--config", small_config, "--out", out, "--no-progress", "--figures", "png,pdf",
+               "--style", style) == 0
+    assert (out / "mse.pdf").read_bytes()[:5] == b"%PDF-" and (out / "params.pdf").read_bytes()[:5] == b"%PDF-"
+    assert (out / "mse.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "mse.pdf" in manifest["files"] and set(manifest["timings"]) >= {"setup", "training", "report", "total"}
+    capsys.readouterr()
+    assert run("compare", "--config", small_config, "--out", tmp_path / "other", "--figures", "png,jpeg") == 2
+    assert "--figures 'png,jpeg': give formats among pdf, svg, png" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()

@@ -26,6 +26,7 @@ Examples:
   unfold compare --experiment sparse-recovery      an experiment a plugin ships (unfold examples)
   unfold compare --config my.toml --set train.depth=10 --out runs/deep
   unfold compare --checkpoints runs/deep/checkpoints --metric mse --markdown
+  unfold compare --set train.seeds=8 --figures png,pdf   8 training seeds: median [min, max], bands
   unfold compare --observe tensorboard --out runs/tb   TensorBoard files in runs/tb/tensorboard/
   unfold compare --resume runs/deep                continue an interrupted run""",
     "train": """\
@@ -115,7 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--allow-problem-mismatch", action="store_true",
                          help="with --checkpoints: evaluate checkpoints trained on another problem (other options or "
                               "data) on this one; warns and records the differences in results.json")
-    compare.add_argument("--no-plots", action="store_true", help="skip mse.png and params.png")
+    compare.add_argument("--no-plots", action="store_true", help="skip the figures (mse, params, losses)")
+    compare.add_argument("--figures", metavar="FORMAT[,FORMAT...]", default=None,
+                         help="figure formats: png (default), pdf, svg, e.g. --figures png,pdf for vector copies")
+    compare.add_argument("--style", metavar="STYLE",
+                         help="matplotlib style of the figures: a style name, a .mplstyle file or an rcParams file")
     compare.add_argument("--markdown", action="store_true", help="print the table as Markdown")
 
     train = add("train", help="train the learnable solvers and save their checkpoints")

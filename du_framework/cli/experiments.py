@@ -37,8 +37,9 @@ def _preflight(config, problem, schedule, solvers) -> None:
 _RESTORED = {"config": "--config", "experiment": "--experiment", "overrides": "--set", "only": "--only",
              "force": "--force", "metric": "--metric", "checkpoints": "--checkpoints",
              "train_missing": "--train-missing", "allow_problem_mismatch": "--allow-problem-mismatch",
-             "no_plots": "--no-plots"}
-_COMPARE_OPTIONS = ("metric", "checkpoints", "train_missing", "allow_problem_mismatch", "no_plots")
+             "no_plots": "--no-plots", "figures": "--figures", "style": "--style"}
+_COMPARE_OPTIONS = ("metric", "checkpoints", "train_missing", "allow_problem_mismatch", "no_plots", "figures",
+                    "style")
 
 
 def _run_folder(args, command: str):
@@ -181,6 +182,20 @@ def _follow(args, command) -> int | None:
     return code
 
 
+def _figure_formats(args) -> tuple[str, ...]:
+    """``--figures`` as a tuple of formats, refused before any work when one is unknown (or the style is)."""
+    from ..figures import FORMATS, _style_spec
+
+    formats = tuple(part.strip().lower().lstrip(".") for part in (args.figures or "png").split(",") if part.strip())
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ConfigError(f"--figures {args.figures!r}: give formats among {', '.join(FORMATS)}, "
+                          f"comma-separated (e.g. png,pdf)")
+    if args.style:
+        _style_spec(args.style)
+    return formats
+
+
 def _prefetch_plotting() -> None:
     """Import matplotlib and the figures module in a background thread while the solvers train.
 
@@ -207,6 +222,7 @@ def _cmd_compare(args) -> int:
     config = None if args.resume else _load(args)
     if config is not None:
         select_metric(_registry().problem(config.problem.name), args.metric)  # refused before training
+    formats = _figure_formats(args)
     if not args.no_plots:
         _prefetch_plotting()
     watchers = _observers(args, "compare")
@@ -255,7 +271,8 @@ def _cmd_compare(args) -> int:
         reporting = time.perf_counter()
         identity = _identity(run, args, "compare", config, "complete")
         written = write_report(comparison, run.staging, plots=not args.no_plots, metric=metric.name, warn=_warn,
-                               provenance=identity["provenance"])
+                               provenance=identity["provenance"], figure_formats=_figure_formats(args),
+                               style=args.style)
         timings["report"] = time.perf_counter() - reporting
         timings["total"] = time.perf_counter() - began
         identity["timings"] = timings
