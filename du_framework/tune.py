@@ -402,6 +402,7 @@ class TrialRecord:
     compile_seconds: float | None = None
     train_seconds: float | None = None
     last_stage: int | None = None
+    baseline: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -556,7 +557,8 @@ def _record(frozen) -> TrialRecord:
         duration=frozen.duration.total_seconds() if frozen.duration is not None else None,
         worker=attrs.get("worker"), reason=attrs.get("reason"), options=settings.get("options"),
         train=settings.get("train"), compile_seconds=attrs.get("compile_seconds"),
-        train_seconds=attrs.get("train_seconds"), last_stage=attrs.get("last_stage"))
+        train_seconds=attrs.get("train_seconds"), last_stage=attrs.get("last_stage"),
+        baseline=bool(attrs.get("baseline", False)))
 
 
 def _short(params: dict[str, Any]) -> str:
@@ -691,6 +693,25 @@ def check_selection(config: ExperimentConfig, labels: Sequence[str] | None,
     return chosen
 
 
+def _baseline_params(entry: SolverConfig, train_settings: TrainSettings, dims: list[Dimension]) -> dict[str, Any]:
+    """The configuration's own value of every dimension whose range holds it (0 for "automatic" is left out)."""
+    params = {}
+    for dim in dims:
+        if dim.key.startswith("train."):
+            name, _, inner = dim.key[len("train."):].partition(".")
+            value = getattr(train_settings, name, None)
+            value = value.get(inner) if inner and isinstance(value, dict) else value
+        else:
+            value = getattr(entry.options, dim.key, None)
+        t = dim.tunable
+        if t.choices is not None:
+            if value in t.choices and type(value) in {type(c) for c in t.choices}:
+                params[dim.key] = value
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and t.low <= value <= t.high:
+            params[dim.key] = int(value) if dim.integer else float(value)
+    return params
+
+
 def _worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -700,6 +721,7 @@ def tune(config: ExperimentConfig, *, trials: int, labels: Sequence[str] | None 
          timeout: float | None = None, space: dict[str, Any] | None = None,
          optimizers: Sequence[str] | None = DEFAULT_OPTIMIZERS, search_log_loss: bool = True,
          validation_batches: int | None = None, pruning: bool = True, pruner_startup: int | None = None,
+         baseline: bool = True,
          worker: str | None = None, registry: Registry | None = None,
          log: Callable[[str], None] | None = None) -> TuneResult:
     """Search every solver of ``config`` (or those labelled ``labels``) under an equal budget.
@@ -722,6 +744,9 @@ def tune(config: ExperimentConfig, *, trials: int, labels: Sequence[str] | None 
         pruning: stop trials whose stage loss is worse than the median (optuna's MedianPruner).
         pruner_startup: complete trials before pruning starts (default ``trials // 4``
             within 2 to 5); the first quarter of the schedule's stages is never pruned.
+        baseline: make a new study's first trial the configuration as given (every
+            searched setting whose range holds the configured value), so the search
+            starts from it and reports how much it gained.
         worker: this worker's name in the trials' records (default ``HOST:PID``).
         log: receives one line per trial (``None``: quiet).
 
@@ -792,6 +817,9 @@ def tune(config: ExperimentConfig, *, trials: int, labels: Sequence[str] | None 
             if handle.direction.name.lower() != direction:
                 raise ConfigError(f"study {name!r} {handle.direction.name.lower()}s, but metric "
                                   f"{chosen_metric.name!r} asks to {direction}; choose another --study")
+            start = _baseline_params(entry, config.train, dims) if baseline else {}
+            if start and not handle.get_trials(deepcopy=False):
+                handle.enqueue_trial(start, user_attrs={"baseline": True}, skip_if_exists=True)
             search = _Search(optuna=optuna, study=handle, config=config, entry=entry, problem=problem,
                              schedule=schedule, dims=dims, fixed=fixed, metric=chosen_metric, iteration=iteration,
                              validation=validation, worker=worker, log=log, pruning=pruning, registry=registry)

@@ -12,7 +12,6 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from flax import nnx
 
 from du_framework import QuadraticSolver, hookimpl, option
 from du_framework.compare import evaluation_key, training_key
@@ -44,11 +43,10 @@ class TunableStepGD(QuadraticSolver):
     def __init__(self, options, *, problem, depth):
         super().__init__(options, problem=problem, depth=depth)
         low, high = problem.spectrum_bounds()
-        # an array, not a Python float: another step does not recompile the evaluation
-        self.step_size = nnx.Variable(jax.device_put(np.float32(options.step or 2.0 / (low + high))))
+        self.step_size = options.step or 2.0 / (low + high)
 
     def step(self, problem, context, x, k):
-        return x - self.step_size[...] * self.gradient(problem, context, x)
+        return x - self.step_size * self.gradient(problem, context, x)
 
 
 class _ExtraSolvers:
@@ -57,9 +55,9 @@ class _ExtraSolvers:
         register(TunableStepGD)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def plugins():
-    """The core tests' plugin and the tunable GD, as the only plugins (module scope: one registration)."""
+    """The core tests' plugin and the tunable GD, as the only plugins."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DU_PLUGINS", "")
         with plugin_registered(core_plugin_module, "core-tests"), plugin_registered(_ExtraSolvers(), "tune-tests"):
@@ -159,13 +157,17 @@ def test_the_search_finds_the_best_constant_step_of_gd(plugins):
 
 
 @pytest.fixture(scope="module")
-def learned_search(plugins):
-    config = small("train.depth=3", "train.steps_per_stage=6", "evaluation.batches=1")
-    return config, tune(config, trials=6, labels=["learned"], seed=1, pruner_startup=2,
-                        space={"solvers.learned.lr": Tunable(1e-4, 1.0, log=True)})
+def learned_search():
+    """One search of the core plugin's learned GD, shared by the tests that read it (plain data)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DU_PLUGINS", "")
+        with plugin_registered(core_plugin_module, "core-tests"):
+            config = small("train.depth=3", "train.steps_per_stage=6", "evaluation.batches=1")
+            return config, tune(config, trials=6, labels=["learned"], seed=1, pruner_startup=2,
+                                space={"solvers.learned.lr": Tunable(1e-4, 1.0, log=True)})
 
 
-def test_learned_trials_differ_in_rates_and_the_best_has_the_best_validation_score(learned_search):
+def test_learned_trials_differ_in_rates_and_the_best_has_the_best_validation_score(learned_search, plugins):
     config, result = learned_search
     search = result.searches["learned"]
     assert [d.key for d in search.dimensions] == ["lr", "train.optimizer", "train.log_loss"]

@@ -55,6 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--validation-batches", type=int, metavar="N",
                         help="validation batches of evaluation.batch_size instances (default: evaluation.batches)")
     parser.add_argument("--no-prune", action="store_true", help="never stop a trial early")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="do not make the first trial the configuration as given")
     parser.add_argument("--worker", metavar="NAME", help="this worker's name in the trial records (default HOST:PID)")
     parser.add_argument("--no-progress", action="store_true", help="no line per trial")
 
@@ -69,8 +71,11 @@ def _print_summary(result) -> None:
         counts = search.counts()
         best = search.best
         shown = metric.show(best.metric_value) if best is not None and best.metric_value is not None else "-"
+        start = next((t for t in search.trials if t.baseline), None)
+        begun = (f", from {metric.show(start.metric_value)} as configured (trial {start.number})"
+                 if start is not None and start.metric_value is not None and start is not best else "")
         print(f"\n{label} ({search.name}): best {metric.title} at t={result.iteration} {shown}"
-              + (f" (trial {best.number})" if best is not None else " (no trial completed)")
+              + (f" (trial {best.number}{begun})" if best is not None else " (no trial completed)")
               + f"; trials {counts['complete']} complete, {counts['pruned']} pruned, {counts['failed']} failed"
               + (" (timed out)" if search.timed_out else ""))
         if best is not None and best.params:
@@ -116,7 +121,8 @@ def _cmd_tune(args) -> int:
         storage = args.storage or f"sqlite:///{(run.staging / 'tune.db').absolute()}"
         result = tune(config, trials=args.trials, labels=labels, storage=storage, study=args.study,
                       metric=args.metric, seed=args.seed, timeout=args.timeout, space=space,
-                      validation_batches=args.validation_batches, pruning=not args.no_prune, worker=args.worker,
+                      validation_batches=args.validation_batches, pruning=not args.no_prune,
+                      baseline=not args.no_baseline, worker=args.worker,
                       log=log)
         if args.storage is None:
             result.storage = f"sqlite:///{(run.target / 'tune.db').absolute()}"  # where it lies once published
