@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PLUGINS := $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml))
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-lowest bench docs docs-serve clean
+.PHONY: install demo test test-lowest bench docs docs-serve clean tables check-tables
 
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,16 @@ test: $(STAMP)
 # writes benchmarks/results/*.json. BENCH_ARGS="--only reference,theory" or "--quick".
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
+# The docs' result tables: docs/tables/NAME.toml is what produced table NAME, NAME.json its numbers and
+# environment, and pages show it between <!-- table: NAME --> and <!-- /table -->. `make tables` reruns
+# every table and rewrites them; `make check-tables` reruns and compares with the committed ones (exit 1
+# naming each cell out of tolerance; docs/results.md). TABLES="reference linear-system" to choose.
+tables: $(STAMP)
+	$(BIN)/python tools/tables.py generate $(TABLES)
+
+check-tables: $(STAMP)
+	$(BIN)/python tools/tables.py check $(TABLES)
 
 # The documentation site (mkdocs, Material, API reference from the docstrings), built with
 # --strict into site/; docs-serve serves it on http://127.0.0.1:8000 and rebuilds on change.
