@@ -42,7 +42,6 @@ import typing
 import warnings
 import zlib
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np

@@ -23,7 +23,6 @@ from du_framework.tune import search_space, tune, validation_key
 
 import core_plugin as core_plugin_module
 from cli_helpers import one_error_line, run
-from core_plugin import SMALL_TOML
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
