@@ -144,27 +144,25 @@ def _chunk_body(param_state, opt_state, rest, problem, key, active_depth, newest
     params = nnx.to_pure_dict(param_state)
     optimizer = build_optimizer(settings, dict(spec.rates), params)
     loss_of = training_loss(problem, settings.loss)
-    if spec.mesh is not None:
-        split = jax.sharding.NamedSharding(spec.mesh, jax.sharding.PartitionSpec("batch"))
-
-        def shard(instance):
-            return jax.tree.map(
-                lambda leaf: jax.lax.with_sharding_constraint(leaf, split)
-                if jnp.ndim(leaf) and leaf.shape[0] == spec.batch_size else leaf, instance)
-    else:
-        def shard(instance):
-            return instance
-
     def merge(params):
         state = jax.tree.map(lambda leaf: leaf, param_state)  # a fresh container
         nnx.replace_by_pure_dict(state, params)
         return nnx.merge(spec.graphdef, state, rest)
 
-    def loss_fn(params, instance):
-        x, _ = unroll(merge(params), problem, instance, active_depth, remat=settings.remat)
+    def score(x, instance):
         loss = jnp.asarray(loss_of(x, instance), jnp.float32)  # the loss history is float32 whatever the problem
         scored = jnp.log(jnp.maximum(loss, jnp.finfo(loss.dtype).tiny)) if settings.log_loss else loss
         return scored, loss
+
+    def loss_fn(params, instance):
+        x, _ = unroll(merge(params), problem, instance, active_depth, remat=settings.remat)
+        return score(x, instance)
+
+    def loss_and_grad(params, instance):
+        if spec.mesh is None:
+            (_, loss), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, instance)
+            return loss, grads
+        return _split_loss_and_grad(params, instance, problem, active_depth, merge, score, spec, settings.remat)
 
     masks = slot_mask(params, active_depth, newest_only)
     opt_state = _tree_where(restart, optimizer.init(params), opt_state)
@@ -179,8 +177,8 @@ def _chunk_body(param_state, opt_state, rest, problem, key, active_depth, newest
 
         def apply(operand):
             params, opt_state = operand
-            instance = shard(problem.sample(sample_key, spec.batch_size))
-            (_, loss), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, instance)
+            instance = problem.sample(sample_key, spec.batch_size)
+            loss, grads = loss_and_grad(params, instance)
             updates, new_opt_state = optimizer.update(grads, opt_state, params, slot_mask=masks, scale=lr_scale,
                                                       value=loss)
             return (optax.apply_updates(params, updates), new_opt_state), loss, new_opt_state.last_ok
@@ -206,6 +204,44 @@ def _chunk_body(param_state, opt_state, rest, problem, key, active_depth, newest
         replicated = jax.sharding.NamedSharding(spec.mesh, jax.sharding.PartitionSpec())
         outputs = jax.lax.with_sharding_constraint(outputs, replicated)
     return outputs
+
+
+def _is_batched(leaf, batch_size: int) -> bool:
+    return bool(jnp.ndim(leaf)) and leaf.shape[0] == batch_size
+
+
+def _split_loss_and_grad(params, instance, problem, active_depth, merge, score, spec: ProgramSpec, remat):
+    """The loss and its gradient with the batch split over ``spec.mesh``: two collectives per step.
+
+    Every device draws the whole batch from the replicated key and unrolls its
+    share of the instances (leaves whose leading axis is the batch); the estimates are gathered (one ``all_gather``), every device
+    scores the whole batch (any loss, a ratio of means or a log included) and
+    hands its share of the loss's gradient back through its own unroll; the
+    parameter gradients are summed (one ``psum``). Left to the SPMD partitioner,
+    the sum over the batch would be reduced across devices inside the backward
+    loop, once per iteration of the unroll: tens of collectives per step, each a
+    network round trip between processes.
+    """
+    whole = jax.sharding.PartitionSpec()
+    share = spec.batch_size // spec.mesh.size
+
+    def per_device(params, problem, instance):
+        offset = jax.lax.axis_index("batch") * share
+        local = jax.tree.map(lambda leaf: jax.lax.dynamic_slice_in_dim(leaf, offset, share, axis=0)
+                             if _is_batched(leaf, spec.batch_size) else leaf, instance)
+
+        def forward(params):
+            return unroll(merge(params), problem, local, active_depth, remat=remat)[0]
+
+        x_local, pullback = jax.vjp(forward, params)
+        x = jax.tree.map(lambda leaf: jax.lax.all_gather(leaf, "batch", axis=0, tiled=True), x_local)
+        (_, loss), dx = jax.value_and_grad(score, has_aux=True)(x, instance)
+        (grads,) = pullback(jax.tree.map(lambda leaf: jax.lax.dynamic_slice_in_dim(leaf, offset, share, axis=0), dx))
+        return loss, jax.lax.psum(grads, "batch")
+
+    run = jax.shard_map(per_device, mesh=spec.mesh, in_specs=(whole, whole, whole), out_specs=(whole, whole),
+                        check_vma=False)
+    return run(params, problem, instance)
 
 
 def _entry(param_state, opt_state, rest, problem, key, active_depth, newest_only, lr_scale, n_valid, restart, *,
