@@ -361,7 +361,16 @@ def open_storage(url: str):
     else:
         engine_kwargs = {"pool_pre_ping": True}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        for attempt in range(6):
+            try:
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+            except Exception as error:  # noqa: BLE001 - SQLAlchemy's OperationalError, checked below
+                # workers that start together race to create a new database's tables: the loser
+                # sees "already exists" (or a lock) and finds the tables made when it tries again
+                text = str(error)
+                if attempt == 5 or not ("already exists" in text or "database is locked" in text):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
     except ImportError as error:
         driver = {"postgresql": "psycopg2-binary (or psycopg)", "mysql": "PyMySQL (and use mysql+pymysql://)"}.get(
             scheme, "the database driver")
@@ -720,7 +729,7 @@ def tune(config: ExperimentConfig, *, trials: int, labels: Sequence[str] | None 
          timeout: float | None = None, space: dict[str, Any] | None = None,
          optimizers: Sequence[str] | None = DEFAULT_OPTIMIZERS, search_log_loss: bool = True,
          validation_batches: int | None = None, pruning: bool = True, pruner_startup: int | None = None,
-         baseline: bool = True,
+         baseline: bool = True, shared: bool | None = None,
          worker: str | None = None, registry: Registry | None = None,
          log: Callable[[str], None] | None = None) -> TuneResult:
     """Search every solver of ``config`` (or those labelled ``labels``) under an equal budget.
@@ -732,7 +741,7 @@ def tune(config: ExperimentConfig, *, trials: int, labels: Sequence[str] | None 
         study: the study name prefix (each solver's study is ``STUDY:LABEL``); with a
             shared ``storage`` every worker giving the same name joins the same studies.
         metric: the metric scored (default: the problem's primary metric), at the last iteration.
-        seed: seed of the TPE sampler (mixed with the label; with a shared storage also
+        seed: seed of the TPE sampler (mixed with the label; in a shared search also
             with the worker, so workers propose different settings).
         timeout: seconds after which this worker starts no new trial of a solver.
         space: overrides of the search space (:func:`parse_space`).
@@ -746,6 +755,8 @@ def tune(config: ExperimentConfig, *, trials: int, labels: Sequence[str] | None 
         baseline: make a new study's first trial the configuration as given (every
             searched setting whose range holds the configured value), so the search
             starts from it and reports how much it gained.
+        shared: whether other workers may share the study (default: ``storage`` or
+            ``study`` given); a shared search mixes the worker's name into the sampler's seed.
         worker: this worker's name in the trials' records (default ``HOST:PID``).
         log: receives one line per trial (``None``: quiet).
 
@@ -774,7 +785,7 @@ def tune(config: ExperimentConfig, *, trials: int, labels: Sequence[str] | None 
     iteration = config.train.depth
     validation = {"seed": config.evaluation.seed, "tag": VALIDATION_TAG, "batch_size": config.evaluation.batch_size,
                   "batches": validation_batches or config.evaluation.batches}
-    shared = storage is not None or study is not None
+    shared = (storage is not None or study is not None) if shared is None else shared
     url = storage if storage is not None else "sqlite:///:memory:"
     rdb = open_storage(url) if storage is not None else optuna.storages.InMemoryStorage()
     prefix = study or "tune"

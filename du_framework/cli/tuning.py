@@ -123,6 +123,7 @@ def _cmd_tune(args) -> int:
                       metric=args.metric, seed=args.seed, timeout=args.timeout, space=space,
                       validation_batches=args.validation_batches, pruning=not args.no_prune,
                       baseline=not args.no_baseline, worker=args.worker,
+                      shared=args.storage is not None or args.study is not None,
                       log=log)
         if args.storage is None:
             result.storage = f"sqlite:///{(run.target / 'tune.db').absolute()}"  # where it lies once published
