@@ -107,7 +107,7 @@ def poisoned():
     total = STEPS * STAGES
     first = {seed: _first_poisoned_step(problem, seed, total) for seed in range(40)}
     clean = [seed for seed, step in first.items() if step is None][:2]
-    bad = next(seed for seed, step in first.items() if step is not None and step >= 2)
+    bad = next(seed for seed, step in first.items() if step is not None and 2 <= step < STEPS * (STAGES - 1))
     assert len(clean) == 2, first
     return problem, clean, bad, first[bad]
 
@@ -235,3 +235,25 @@ def test_a_seed_that_diverges_is_named_and_left_out_of_the_summary(tmp_path, cor
     assert all(at is None for at, state in zip(learned["per_seed"]["diverged_at"], status) if state == "ok")
     assert all(at["stage"] >= 1 and at["step"] >= 1 for at, state in zip(learned["per_seed"]["diverged_at"], status)
                if state == "diverged")
+
+
+def test_a_resumed_ensemble_keeps_its_diverged_member_frozen(poisoned, tmp_path):
+    from du_framework.engine.resume import load_train_state, save_train_state
+
+    problem, (first_ok, second_ok), bad, bad_step = poisoned
+    solver = StepGD(StepGD.Options(period=0, lr=1e-3), problem=problem, depth=STAGES)
+    keys = [first_ok, bad, second_ok]
+    states = []
+    whole = train_ensemble(solver, problem, "incremental", _settings(), keys=keys, progress=False,
+                           on_divergence="record", on_stage_end=states.append)
+    after = bad_step // STEPS + 1  # the stage in which the member diverged
+    assert after < STAGES, "the poisoned step must leave a later stage to resume"
+    stored = load_train_state(save_train_state(tmp_path / "state.npz", states[after - 1]))
+    assert stored.diverged_at[1] == whole[1].diverged_at and stored.diverged_at[0] is None
+    resumed = train_ensemble(solver, problem, "incremental", _settings(), keys=keys, progress=False,
+                             on_divergence="record", resume=stored)
+    for member in range(3):
+        assert resumed[member].diverged_at == whole[member].diverged_at
+        np.testing.assert_array_equal(np.asarray(resumed[member].solver.eta[...]),
+                                      np.asarray(whole[member].solver.eta[...]))
+        np.testing.assert_array_equal(resumed[member].losses, whole[member].losses)

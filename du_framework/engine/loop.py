@@ -265,12 +265,13 @@ def _flat(tree: dict, prefix: str = "") -> dict:
     return out
 
 
-def _snapshot(stages_done, param_state, opt_state, key, losses, stage_losses) -> TrainState:
+def _snapshot(stages_done, param_state, opt_state, key, losses, stage_losses, dead_at=None) -> TrainState:
     """A host copy of the run after ``stages_done`` stages."""
     host = jax.device_get((nnx.to_pure_dict(param_state), jax.tree.leaves(opt_state), jax.random.key_data(key)))
     history = np.concatenate(losses, axis=-1) if losses else np.zeros(0, np.float32)
     return TrainState(stages_done, host[0], [np.asarray(leaf) for leaf in host[1]], np.asarray(host[2]), history,
-                      [np.asarray(value).tolist() for value in stage_losses])
+                      [np.asarray(value).tolist() for value in stage_losses],
+                      diverged_at=list(dead_at) if dead_at is not None and any(dead_at) else None)
 
 
 def _freeze_members(tree, frozen, dead: np.ndarray):
@@ -313,6 +314,13 @@ def _train(solver, problem, schedule, settings, keys, *, ensemble, progress, lab
     dead = np.zeros(members, bool)  # members frozen after diverging (record_divergence)
     dead_at: list[dict | None] = [None] * members
     frozen = None
+    if resume is not None and resume.diverged_at is not None and ensemble and record_divergence:
+        if len(resume.diverged_at) != members:
+            raise CheckpointError(f"the training state records {len(resume.diverged_at)} ensemble members, "
+                                  f"this run has {members}")
+        dead_at = [dict(at) if at is not None else None for at in resume.diverged_at]
+        dead = np.array([at is not None for at in dead_at])
+        frozen = jax.device_get((param_state, opt_state))  # the resumed values are the frozen members' own
     try:
         for stage_number, stage in enumerate(stages, 1):
             if stage_number <= first_stage:
@@ -368,7 +376,7 @@ def _train(solver, problem, schedule, settings, keys, *, ensemble, progress, lab
             if last is not None:
                 stage_losses.append(np.mean(last, axis=-1))  # NaN for a member frozen after diverging
             if on_stage_end is not None:
-                on_stage_end(_snapshot(stage_number, param_state, opt_state, key, losses, stage_losses))
+                on_stage_end(_snapshot(stage_number, param_state, opt_state, key, losses, stage_losses, dead_at))
             bar.stage_end(stage_number, len(stages), stage.active_depth,
                           np.concatenate(losses[stage_first:], axis=-1) if len(losses) > stage_first
                           else np.zeros((members, 0) if ensemble else 0, np.float32))

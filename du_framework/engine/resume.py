@@ -41,6 +41,9 @@ class TrainState:
         losses: the loss of every optimiser step so far.
         stage_losses: the mean loss over the last chunk of each completed stage (per member for ensembles).
         identity: what the run belongs to (solver, depth, options, settings, ...), compared on resume.
+        diverged_at: for an ensemble trained with ``on_divergence="record"``, per member
+            ``None`` or where it diverged (``{"stage": s, "step": n}``); such a member
+            stays frozen at its parameters here when the run resumes.
     """
 
     stages_done: int
@@ -50,6 +53,7 @@ class TrainState:
     losses: np.ndarray
     stage_losses: list
     identity: dict[str, Any] = dataclasses.field(default_factory=dict)
+    diverged_at: list | None = None
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
@@ -79,7 +83,8 @@ def save_train_state(path: str | Path, state: TrainState) -> Path:
     params = _flatten(state.params)
     header = {"format": FORMAT, "format_version": FORMAT_VERSION, "stages_done": int(state.stages_done),
               "stage_losses": [np.asarray(v).tolist() for v in state.stage_losses], "params": sorted(params),
-              "opt_leaves": len(state.opt_state), "identity": state.identity}
+              "opt_leaves": len(state.opt_state), "identity": state.identity,
+              "diverged_at": state.diverged_at}
     arrays = {f"param/{name}": value for name, value in params.items()}
     arrays.update({f"opt/{index:05d}": np.asarray(leaf) for index, leaf in enumerate(state.opt_state)})
     arrays["key"] = np.asarray(state.key_data, np.uint32)
@@ -112,8 +117,13 @@ def load_train_state(path: str | Path) -> TrainState:
     except Exception as error:  # noqa: BLE001 - a truncated, foreign or corrupt file
         raise CheckpointError(f"{str(path)!r} is not a readable du-framework training state "
                               f"({type(error).__name__}: {error})") from None
+    diverged_at = header.get("diverged_at")
+    if diverged_at is not None and not (isinstance(diverged_at, list) and all(
+            at is None or (isinstance(at, dict) and set(at) == {"stage", "step"}
+                           and all(isinstance(v, int) for v in at.values())) for at in diverged_at)):
+        raise CheckpointError(f"{str(path)!r}: its record of diverged ensemble members is malformed")
     return TrainState(int(header["stages_done"]), _nest(params), opt_state, key_data, losses,
-                      list(header["stage_losses"]), dict(header.get("identity") or {}))
+                      list(header["stage_losses"]), dict(header.get("identity") or {}), diverged_at)
 
 
 def key_from_data(key_data: np.ndarray) -> jax.Array:
