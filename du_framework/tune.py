@@ -641,13 +641,16 @@ class _Search:
             outcome["reason"] = f"refused: {' '.join(str(error).split())}"[:500]
             return "failed", None
         if solver.is_trainable:
-            sign, log_loss = self.sign, settings.log_loss
+            sign = self.sign
 
             def report(state) -> None:
+                # stage_losses hold the loss itself whatever train.log_loss (which only changes what
+                # is descended), so every trial reports log(loss): trials with and without the log
+                # loss are compared by the pruner on one scale.
                 if not state.stage_losses:
                     return
                 loss = float(np.mean(state.stage_losses[-1]))
-                level = loss if log_loss else math.log(max(loss, np.finfo(np.float64).tiny))
+                level = math.log(max(loss, np.finfo(np.float64).tiny)) if math.isfinite(loss) else float("nan")
                 trial.report(sign * level if math.isfinite(level) else float("nan"), state.stages_done)
                 outcome["last_stage"] = state.stages_done
                 if self.pruning and trial.should_prune():

@@ -212,6 +212,30 @@ def test_a_diverging_trial_is_recorded_as_pruned_with_its_reason(plugins):
     assert result.tuned_config()["solvers"][0] == config.to_dict()["solvers"][0]  # nothing better was found
 
 
+def test_the_pruner_sees_log_losses_whatever_train_log_loss(plugins, tmp_path):
+    """Every trial reports log(stage loss): the log-loss trials are on the same scale as the others."""
+    import optuna
+
+    from du_framework.compare import build_problem, build_schedule, build_solver
+    from du_framework.engine import TrainSettings, train
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    config = small("train.depth=2", "train.steps_per_stage=2", "evaluation.batches=1", "train.log_loss=true")
+    result = tune(config, trials=1, labels=["learned"], storage=url, study="p", optimizers=["adam"],
+                  search_log_loss=False, space={"solvers.learned.lr": Tunable(1e-3, 1e-2, log=True)})
+    record = result.searches["learned"].trials[0]
+    assert record.train["log_loss"] is True
+    reported = optuna.load_study(study_name="p:learned", storage=url).trials[0].intermediate_values
+    entry = dataclasses.replace(config.solver("learned"),
+                                options=type(config.solver("learned").options)(**record.options))
+    problem = build_problem(config)
+    trained = train(build_solver(entry, problem, config.train.depth), problem, build_schedule(config),
+                    TrainSettings(**record.train), key=training_key(config.train.seed, "learned"), progress=False)
+    assert len(reported) == len(trained.stage_losses) >= 2
+    expected = np.log(np.asarray(trained.stage_losses, np.float64))  # the loss is positive: its log is < its value
+    assert [reported[stage] for stage in sorted(reported)] == pytest.approx(expected, rel=1e-5, abs=1e-6)
+
+
 def test_the_budget_is_the_same_for_every_solver_and_stated(learned_search):
     config, result = learned_search
     assert result.budget == {"trials": 6, "timeout_seconds": None, "schedule": "incremental", "schedule_options": {},
