@@ -368,7 +368,9 @@ def open_storage(url: str):
                 # workers that start together race to create a new database's tables: the loser
                 # sees "already exists" (or a lock) and finds the tables made when it tries again
                 text = str(error)
-                if attempt == 5 or not ("already exists" in text or "database is locked" in text):
+                racing = ("already exists" in text or "database is locked" in text
+                          or ("UNIQUE constraint failed" in text and "alembic_version" in text))
+                if attempt == 5 or not racing:
                     raise
                 time.sleep(0.2 * (attempt + 1))
     except ImportError as error:
@@ -704,9 +706,16 @@ def check_selection(config: ExperimentConfig, labels: Sequence[str] | None,
     return chosen
 
 
-def _baseline_params(entry: SolverConfig, train_settings: TrainSettings, dims: list[Dimension]) -> dict[str, Any]:
-    """The configuration's own value of every dimension whose range holds it (0 for "automatic" is left out)."""
+def _baseline_params(entry: SolverConfig, train_settings: TrainSettings, dims: list[Dimension],
+                     resolved: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The configuration's own value of every dimension whose range holds it.
+
+    An option left "automatic" (0 for GD's step, -1 for a SOR factor) is outside its range;
+    ``resolved`` (the built solver's :meth:`~du_framework.UnfoldedSolver.constants`) then gives
+    the value the solver computed for it, so trial 0 is the textbook constant itself.
+    """
     params = {}
+    resolved = resolved or {}
     for dim in dims:
         if dim.key.startswith("train."):
             name, _, inner = dim.key[len("train."):].partition(".")
@@ -720,7 +729,19 @@ def _baseline_params(entry: SolverConfig, train_settings: TrainSettings, dims: l
                 params[dim.key] = value
         elif isinstance(value, (int, float)) and not isinstance(value, bool) and t.low <= value <= t.high:
             params[dim.key] = int(value) if dim.integer else float(value)
+        elif not dim.key.startswith("train.") and np.size(resolved.get(dim.key, ())) == 1:
+            computed = float(np.ravel(np.asarray(resolved[dim.key], np.float64))[0])
+            if math.isfinite(computed) and t.low <= computed <= t.high and not dim.integer:
+                params[dim.key] = computed
     return params
+
+
+def _resolved_constants(entry: SolverConfig, problem, depth: int, registry) -> dict[str, Any]:
+    """The constants a classical solver computes from its options (empty when it cannot be built)."""
+    try:
+        return dict(build_solver(entry, problem, depth, registry).constants())
+    except Exception:  # noqa: BLE001 - the trials report a solver that cannot be built
+        return {}
 
 
 def _worker_id() -> str:
@@ -830,7 +851,8 @@ def tune(config: ExperimentConfig, *, trials: int, labels: Sequence[str] | None 
             if handle.direction.name.lower() != direction:
                 raise ConfigError(f"study {name!r} {handle.direction.name.lower()}s, but metric "
                                   f"{chosen_metric.name!r} asks to {direction}; choose another --study")
-            start = _baseline_params(entry, config.train, dims) if baseline else {}
+            start = _baseline_params(entry, config.train, dims,
+                                     _resolved_constants(entry, problem, config.train.depth, registry)) if baseline else {}
             if start and not handle.get_trials(deepcopy=False):
                 handle.enqueue_trial(start, user_attrs={"baseline": True}, skip_if_exists=True)
             search = _Search(optuna=optuna, study=handle, config=config, entry=entry, problem=problem,
