@@ -47,6 +47,9 @@ class TunableStepGD(QuadraticSolver):
     def step(self, problem, context, x, k):
         return x - self.step_size * self.gradient(problem, context, x)
 
+    def constants(self):
+        return {"step": np.array([self.step_size])}
+
 
 class _ExtraSolvers:
     @hookimpl
@@ -362,3 +365,13 @@ def test_the_docs_page_examples_run(tmp_path, monkeypatch):
     namespace = {}
     for code in blocks:
         exec(compile(code, str(DOCS), "exec"), namespace)
+
+
+def test_trial_0_of_a_classical_search_is_the_constant_the_solver_computes(plugins):
+    # step = 0 means "automatic" (outside the searched range): trial 0 is the computed 2/(mu_min+mu_max)
+    config = build_config({"problem": {"name": "conformance-least-squares"}, "train": {"depth": 3},
+                           "evaluation": {"batch_size": 10, "batches": 1},
+                           "solvers": [{"name": "tunable-gd", "label": "gd"}]})
+    problem = SmallLeastSquares(SmallLeastSquares.Options())
+    first = tune(config, trials=1, seed=0).searches["gd"].trials[0]
+    assert first.options["step"] == pytest.approx(2.0 / (problem.mu_min + problem.mu_max), rel=1e-12)
