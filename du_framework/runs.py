@@ -358,12 +358,14 @@ def _plugins(registry: Any) -> dict[str, dict[str, Any]]:
 
 def provenance(registry: Any = None, argv: list[str] | None = None, cwd: str | Path | None = None) -> dict[str, Any]:
     """What produced a run: versions (du-framework, plugins, jax, jaxlib, flax, optax, numpy), backend and
-    devices, the command line and the git revision of the current folder's checkout (``None`` outside one)."""
+    devices, the command line (any ``scheme://user:password@`` written ``scheme://user:***@``) and the
+    git revision of the current folder's checkout (``None`` outside one)."""
     import sys
 
     import jax
 
     from . import __version__
+    from .redact import hidden_argv
 
     if registry is None:
         from .registry import get_registry
@@ -381,7 +383,7 @@ def provenance(registry: Any = None, argv: list[str] | None = None, cwd: str | P
         "python": sys.version.split()[0],
         "backend": backend,
         "devices": devices,
-        "command_line": list(sys.argv if argv is None else argv),
+        "command_line": hidden_argv(sys.argv if argv is None else argv),
         "git": _git_revision(cwd),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }

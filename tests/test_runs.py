@@ -225,6 +225,14 @@ def test_provenance_records_plugin_distributions_and_the_command_line(core_plugi
     json.dumps(record, allow_nan=False)
 
 
+def test_provenance_hides_a_database_password_in_the_command_line(core_plugin, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["unfold", "tune", "--storage", "postgresql://ana:fake-pw@db:5432/studies",
+                                      "--storage=redis://:fake-pw@cache/0", "--out", "sqlite:///a:b@c"])
+    assert provenance()["command_line"] == ["unfold", "tune", "--storage", "postgresql://ana:***@db:5432/studies",
+                                            "--storage=redis://:***@cache/0", "--out", "sqlite:///a:b@c"]
+    assert "fake-pw" not in json.dumps(provenance(argv=["unfold", "mysql://u:fake-pw@h/db"]))
+
+
 @pytest.mark.parametrize("interval, saved", [("0", DEPTH), ("3600", 1)])
 def test_the_resumable_state_is_saved_at_most_once_per_interval(small_config, tmp_path, monkeypatch, interval, saved):
     from du_framework import compare

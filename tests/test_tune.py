@@ -288,6 +288,24 @@ def test_unfold_tune_writes_a_run_whose_tuned_config_compare_takes(plugins, tmp_
     assert set(json.loads((tmp_path / "compared" / "results.json").read_text())["solvers"]) == {"learned", "gd"}
 
 
+def test_a_database_password_on_the_command_line_is_not_recorded(plugins, tmp_path, monkeypatch):
+    out = tmp_path / "tuned"
+    # the recorded command is sys.argv (run() calls main() in this process): give it a storage URL with a password
+    monkeypatch.setattr(sys, "argv", ["unfold", "tune", "--only", "gd", "--storage",
+                                      "postgresql://ana:fakepw-123@db.example.org:5432/studies",
+                                      "--note=mysql+pymysql://:fakepw-456@h/db"])
+    assert run("tune", "--experiment", "small", "--only", "gd", "--trials", "1", "--out", out, "--no-progress") == 0
+    for name in ("tune.json", "manifest.json"):
+        assert "fakepw" not in (out / name).read_text(), name
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["command"] == ("unfold tune --only gd --storage postgresql://ana:***@db.example.org:5432/studies "
+                                   "--note=mysql+pymysql://:***@h/db")
+    body = json.loads((out / "tune.json").read_text())
+    for prov in (body["provenance"], manifest["provenance"]):
+        assert prov["command_line"][5:] == ["postgresql://ana:***@db.example.org:5432/studies",
+                                            "--note=mysql+pymysql://:***@h/db"]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--trials", "0"], "--trials must be >= 1 (trials per solver), got 0"),
     (["--storage", "redis://localhost/0"], "--storage 'redis://localhost/0': unknown storage scheme 'redis'; "

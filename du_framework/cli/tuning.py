@@ -146,9 +146,11 @@ def _cmd_tune(args) -> int:
             handle.write(trials_csv(result))
         if args.storage is None:
             written.append("tune.db")
+        from ..redact import hidden_argv
         from ..runs import config_digest
 
-        run.publish({"status": "complete", "subcommand": "tune", "command": " ".join(["unfold", *sys.argv[1:]]),
+        command = " ".join(["unfold", *hidden_argv(sys.argv[1:])])  # no database password in published files
+        run.publish({"status": "complete", "subcommand": "tune", "command": command,
                      "config_digest": config_digest(config.to_dict()), "created": prov["created"],
                      "provenance": prov})
     print(f"\nwrote {', '.join(sorted([*written, 'manifest.json']))} to {run.target}/; compare the tuned solvers "
