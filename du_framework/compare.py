@@ -391,8 +391,9 @@ def _stored_state(state_path: Path | None, identity: dict[str, Any]):
 
 def _load_checkpoints(config: ExperimentConfig, problem: Problem, solvers: list[UnfoldedSolver],
                       load_dir: str | Path | None, *, allow_problem_mismatch: bool, train_missing: bool,
-                      log: Callable[[str], None] | None) -> dict[str, tuple[Path, LoadedCheckpoint]]:
-    """Every trainable solver's checkpoint in ``load_dir``, loaded and checked before any training."""
+                      log: Callable[[str], None] | None) -> dict[str, tuple[Path, list[LoadedCheckpoint]]]:
+    """Every trainable solver's checkpoint in ``load_dir``, loaded and checked before any training:
+    ``<label>.npz``, or with several training seeds one ``<label>.seed-<seed>.npz`` per seed."""
     if load_dir is None:
         return {}
     folder = Path(load_dir)
@@ -401,23 +402,35 @@ def _load_checkpoints(config: ExperimentConfig, problem: Problem, solvers: list[
         raise CheckpointError(f"checkpoint folder {str(folder)!r} {what}; give the checkpoints folder an earlier "
                               f"run wrote (e.g. runs/<timestamp>/checkpoints)")
     trainable = [(entry, solver) for entry, solver in zip(config.solvers, solvers) if solver.is_trainable]
-    missing = [entry.label for entry, _ in trainable if not (folder / f"{entry.label}.npz").is_file()]
+    seeds = config.train.seed_list()
+
+    def files_of(label: str) -> list[Path] | None:
+        """``<label>.npz``, or one ``<label>.seed-<s>.npz`` per training seed (a run with several seeds)."""
+        if (folder / f"{label}.npz").is_file():
+            return [folder / f"{label}.npz"]
+        per_seed = [folder / f"{label}.seed-{seed}.npz" for seed in seeds]
+        return per_seed if len(seeds) > 1 and all(path.is_file() for path in per_seed) else None
+
+    found_files = {entry.label: files_of(entry.label) for entry, _ in trainable}
+    missing = [label for label, files in found_files.items() if files is None]
     if missing and not train_missing:
+        several = (f" or one {missing[0]}.seed-<seed>.npz for each of the training seeds "
+                   f"{', '.join(map(str, seeds))}" if len(seeds) > 1 else "")
         raise CheckpointError(
             f"no checkpoint in {str(folder)!r} for {', '.join(missing)} (expected "
-            f"{', '.join(label + '.npz' for label in missing)}); train them with `unfold train`, or pass "
+            f"{', '.join(label + '.npz' for label in missing)}{several}); train them with `unfold train`, or pass "
             f"--train-missing (train_missing=True) to train them in this run")
     loaded = {}
     for entry, solver in trainable:
         if entry.label in missing:
             continue
-        checkpoint = folder / f"{entry.label}.npz"
-        loaded[entry.label] = (checkpoint, load_checkpoint(
+        checkpoints = found_files[entry.label]
+        loaded[entry.label] = (checkpoints[0] if len(checkpoints) == 1 else folder, [load_checkpoint(
             checkpoint, solver, problem=problem, problem_options=config.problem.options,
-            allow_problem_mismatch=allow_problem_mismatch, details=True))
-        mismatch = loaded[entry.label][1].problem_mismatch
+            allow_problem_mismatch=allow_problem_mismatch, details=True) for checkpoint in checkpoints])
+        mismatch = loaded[entry.label][1][0].problem_mismatch
         if mismatch:
-            note = (f"warning: {entry.label}: checkpoint {str(checkpoint)!r} was trained on another problem, "
+            note = (f"warning: {entry.label}: checkpoint {str(checkpoints[0])!r} was trained on another problem, "
                     f"evaluated on this one as asked (--allow-problem-mismatch): {'; '.join(mismatch)}")
             log(note) if log is not None else warnings.warn(note, stacklevel=3)
     if missing and log is not None:
@@ -507,10 +520,11 @@ def run_comparison(
                                    seeds if len(seeds) > 1 else seeds[:1])
             loaded_from, problem_mismatch = None, None
             if entry.label in loaded:
-                checkpoint, found = loaded[entry.label]
-                solver, loaded_from = found.solver, (None if entry.label in finished else str(checkpoint))
-                problem_mismatch = found.problem_mismatch or None
-                outcomes = [TrainResult(solver, np.zeros(0), [], 0.0, 0.0, 0)]
+                checkpoint, founds = loaded[entry.label]
+                solver, loaded_from = founds[0].solver, (None if entry.label in finished else str(checkpoint))
+                problem_mismatch = founds[0].problem_mismatch or None
+                outcomes = [TrainResult(found.solver, np.zeros(0), [], 0.0, 0.0, 0,
+                                        diverged_at=_diverged_at(found.metadata)) for found in founds]
             elif len(seeds) == 1 or not solver.is_trainable:
                 outcomes = [train_solver(config, index, solver, problem, schedule,
                                          checkpoint_dir=checkpoint_dir, progress=meter, resume=resume)]
@@ -521,7 +535,10 @@ def run_comparison(
             curves = [evaluate(outcome.solver, problem, key=eval_key, batch_size=config.evaluation.batch_size,
                                batches=config.evaluation.batches) for outcome in outcomes]
             evaluation_seconds = time.perf_counter() - evaluation_start
-            trained = solver.is_trainable and entry.label not in loaded
+            # Seeds are reported for what this run trained, and for what a resumed run (or
+            # checkpoints of a run with several seeds) trained before.
+            trained = solver.is_trainable and (entry.label not in loaded or entry.label in finished
+                                               or len(outcomes) > 1)
             result = SolverResult(
                 label=entry.label,
                 name=entry.name,
@@ -603,6 +620,13 @@ def _solver_done(watchers: Any, result: SolverResult, position: tuple[int, int],
             log(line)
     watchers.solver_end(SolverEnd(result.label, position, trained, list(result.seeds), dict(result.metrics),
                                   problem.primary(), result.final_loss, result.train_seconds, result))
+
+
+def _diverged_at(metadata: dict[str, Any]) -> dict[str, int] | None:
+    """Where a seed's checkpoint says it diverged (``None`` for a trained one)."""
+    at = metadata.get("diverged_at") if metadata.get("status") == "diverged" else None
+    return {"stage": int(at["stage"]), "step": int(at["step"])} if isinstance(at, dict) and {
+        "stage", "step"} <= set(at) else None
 
 
 def _final_loss(outcome: TrainResult) -> float | None:

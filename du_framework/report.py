@@ -176,7 +176,8 @@ def _csv_text(comparison: Comparison) -> str:
 
 def _history_texts(comparison: Comparison) -> tuple[str, str] | None:
     """training.csv (every step's loss) and stages.csv (each stage's mean), or None when nothing trained."""
-    trained = {label: r for label, r in comparison.results.items() if r.losses is not None}
+    trained = {label: r for label, r in comparison.results.items()
+               if r.losses is not None and any(len(losses) for losses in r.losses)}
     if not trained:
         return None
     plan = comparison.stages

@@ -257,3 +257,37 @@ def test_a_resumed_ensemble_keeps_its_diverged_member_frozen(poisoned, tmp_path)
         np.testing.assert_array_equal(np.asarray(resumed[member].solver.eta[...]),
                                       np.asarray(whole[member].solver.eta[...]))
         np.testing.assert_array_equal(resumed[member].losses, whole[member].losses)
+
+
+def test_unfold_train_trains_every_seed_and_compare_reloads_them(tmp_path, core_plugin, capsys):
+    config = tmp_path / "small.toml"
+    config.write_text(SMALL_TOML)
+    out = tmp_path / "trained"
+    assert run("train", "--config", config, "--set", "train.seeds=[4, 9]", "--out", out, "--no-progress") == 0
+    assert "learned: 2 seeds trained in" in capsys.readouterr().out
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["learned.seed-4.npz", "learned.seed-9.npz"]
+    with open(out / "training.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {row["seed"] for row in rows} == {"4", "9"} and len(rows) == 2 * 6 * 20
+    evaluated = tmp_path / "evaluated"
+    assert run("compare", "--checkpoints", out / "checkpoints", "--config", out / "config.toml", "--out", evaluated,
+               "--no-progress", "--no-plots") == 0
+    learned = json.loads((evaluated / "results.json").read_text())["solvers"]["learned"]
+    assert learned["seeds"] == [4, 9] and learned["seed_status"] == ["ok", "ok"]
+    assert learned["loaded_from"] == str(out / "checkpoints")
+    # The same seeds trained by compare itself give the same curves.
+    fresh = run_comparison(_config(tmp_path, "train.seeds=[4, 9]"), progress=False).results["learned"]
+    np.testing.assert_allclose(np.array(learned["per_seed"]["metrics"]["mse"]), fresh.per_seed_metrics["mse"],
+                               rtol=1e-5)
+    assert not (evaluated / "training.csv").exists()  # nothing trained in that run
+
+
+def test_a_resumed_comparison_loads_the_seeds_trained_before_the_interruption(tmp_path, core_plugin):
+    config = _config(tmp_path, "train.seeds=2")
+    first = run_comparison(config, progress=False, checkpoint_dir=tmp_path / "checkpoints")
+    resumed = run_comparison(config, progress=False, checkpoint_dir=tmp_path / "checkpoints", resume=True)
+    learned, again = first.results["learned"], resumed.results["learned"]
+    assert again.compilations == 0 and again.loaded_from is None  # finished before: loaded, not trained
+    assert again.seeds == learned.seeds == [1, 2] and again.seed_status == ["ok", "ok"]
+    np.testing.assert_allclose(again.per_seed_metrics["mse"], learned.per_seed_metrics["mse"], rtol=1e-6)
+    np.testing.assert_allclose(again.metrics["mse"], learned.metrics["mse"], rtol=1e-6)

@@ -286,11 +286,15 @@ def _cmd_compare(args) -> int:
 
 def _cmd_train(args) -> int:
     from ..atomic import atomic_write
-    from ..compare import build_problem, build_schedule, build_solvers, train_solver
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from ..compare import build_problem, build_schedule, build_solvers, train_seeds
     from ..engine.loop import expand_schedule
     from ..engine.progress import progress_for
     from ..observers import SolverEnd
-    from ..report import strict_json
+    from ..report import _history_texts, strict_json
 
     if (followed := _follow(args, _cmd_train)) is not None:
         return followed
@@ -312,25 +316,31 @@ def _cmd_train(args) -> int:
                 handle.write(strict_json(config.to_dict()))
         args.resume_command = f"unfold train --resume {_shell_word(run.target)}"
         staged, checkpoints = run.staging / "checkpoints", run.target / "checkpoints"
-        seeds = list(config.train.seed_list()[:1])
+        seeds = list(config.train.seed_list())
+        stages = [(stage.active_depth, stage.steps) for stage in
+                  expand_schedule(schedule, config.train, config.train.depth)]
         watchers.run_start(config=config, problem=problem.describe(), solvers=[e.label for e in config.solvers],
-                           seeds=seeds, stages=[(stage.active_depth, stage.steps) for stage in
-                                                expand_schedule(schedule, config.train, config.train.depth)])
+                           seeds=seeds, stages=stages)
+        histories = {}
+
+        def saved_as(label: str) -> list[str]:
+            return [f"{label}.npz"] if len(seeds) == 1 else [f"{label}.seed-{seed}.npz" for seed in seeds]
         learned = [entry.label for entry, solver in zip(config.solvers, solvers) if solver.is_trainable]
         trained, results = 0, {}
         for index, (entry, solver) in enumerate(zip(config.solvers, solvers)):
             if not solver.is_trainable:
                 print(f"{entry.label}: nothing to learn (classical method), skipped")
                 continue
-            if run.resumed and (staged / f"{entry.label}.npz").is_file():
-                print(f"{entry.label}: trained before the interruption -> {checkpoints / (entry.label + '.npz')}")
+            if run.resumed and all((staged / name).is_file() for name in saved_as(entry.label)):
+                print(f"{entry.label}: trained before the interruption -> {checkpoints / saved_as(entry.label)[0]}"
+                      + (f" (and {len(seeds) - 1} more seeds)" if len(seeds) > 1 else ""))
                 trained += 1
                 continue
             position = (learned.index(entry.label) + 1, len(learned))
             meter = progress_for(not args.no_progress, position=position, leave=False)
             try:
-                result = train_solver(config, index, solver, problem, schedule, checkpoint_dir=staged,
-                                      progress=watchers.watch(meter, entry.label, seeds), resume=run.resumed)
+                outcomes = train_seeds(config, index, solver, problem, schedule, checkpoint_dir=staged,
+                                       progress=watchers.watch(meter, entry.label, seeds), resume=run.resumed)
             except TrainingDivergedError:
                 args.resume_command = None
                 watchers.run_end(status="diverged")
@@ -338,18 +348,34 @@ def _cmd_train(args) -> int:
                 print(f"{entry.label}: last good parameters saved to "
                       f"{checkpoints / (entry.label + '.last-good.npz')}", file=sys.stderr)
                 raise
-            final = result.stage_losses[-1] if len(result.stage_losses) else float("nan")
-            print(f"{entry.label}: trained in {result.train_seconds:.2f} s wall "
-                  f"(compile {result.compile_seconds:.2f} s, {result.compilations} compilation, "
-                  f"{len(result.losses)} steps, final training loss {final:.3e}) -> "
-                  f"{checkpoints / (entry.label + '.npz')}")
+            result = outcomes[0]
+            finals = [o.stage_losses[-1] if len(o.stage_losses) and o.diverged_at is None else float("nan")
+                      for o in outcomes]
+            final = float(np.nanmedian(finals)) if not np.isnan(finals).all() else float("nan")
+            diverged = [f"{seed} (stage {o.diverged_at['stage']}, step {o.diverged_at['step']})"
+                        for seed, o in zip(seeds, outcomes) if o.diverged_at is not None]
+            what = f"{len(seeds)} seeds" if len(seeds) > 1 else "trained"
+            print(f"{entry.label}: {what + ' trained' if len(seeds) > 1 else what} in {result.train_seconds:.2f} s "
+                  f"wall (compile {result.compile_seconds:.2f} s, {result.compilations} compilation, "
+                  f"{len(result.losses)} steps, final training loss {final:.3e}"
+                  f"{' (median over seeds)' if len(seeds) > 1 else ''}) -> {checkpoints / saved_as(entry.label)[0]}"
+                  + (f" ... {saved_as(entry.label)[-1]}" if len(seeds) > 1 else "")
+                  + (f"; diverged (last good parameters kept): seed {', seed '.join(diverged)}" if diverged else ""))
             trained += 1
-            final_loss = float(final) if len(result.stage_losses) else None
+            final_loss = final if not np.isnan(final) else None
+            histories[entry.label] = SimpleNamespace(seeds=seeds, losses=[o.losses for o in outcomes],
+                                                     stage_losses=[o.stage_losses for o in outcomes])
             results[entry.label] = {"train_seconds": result.train_seconds, "compile_seconds": result.compile_seconds,
                                     "steps": len(result.losses), "final_loss": final_loss,
-                                    "checkpoint": f"checkpoints/{entry.label}.npz"}
+                                    "checkpoint": f"checkpoints/{saved_as(entry.label)[0]}",
+                                    "seeds": seeds, "diverged_at": [o.diverged_at for o in outcomes]}
             watchers.solver_end(SolverEnd(entry.label, position, True, seeds, {}, None, final_loss,
                                           result.train_seconds))
+        history = _history_texts(SimpleNamespace(results=histories, stages=stages))
+        if history is not None:  # every step's loss and each stage's mean, as unfold compare writes them
+            for name, text in (("training.csv", history[0]), ("stages.csv", history[1])):
+                with atomic_write(run.staging / name) as handle:
+                    handle.write(text)
         watchers.run_end(status="complete", results=results)
         run.publish(_identity(run, args, "train", config, "complete"))
         args.resume_command = None
