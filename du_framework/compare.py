@@ -197,10 +197,13 @@ def summarize_seeds(curves: np.ndarray, ok: np.ndarray, *, log: bool = False
         nan = np.full(curves.shape[1:], np.nan)
         return nan, nan, nan
     lower, upper = chosen[(count - 1) // 2], chosen[count // 2]
-    if log and np.all(lower > 0) and np.all(upper > 0):
-        center = np.where(lower == upper, lower, np.sqrt(lower) * np.sqrt(upper))
-    else:
-        center = (lower + upper) / 2
+    center = (lower + upper) / 2
+    if log:  # per iteration: the geometric middle where both middle values are positive
+        positive = (lower > 0) & (upper > 0)
+        with np.errstate(invalid="ignore"):
+            geometric = np.sqrt(np.where(positive, lower, 1.0)) * np.sqrt(np.where(positive, upper, 1.0))
+        center = np.where(positive, geometric, center)
+    center = np.where(lower == upper, lower, center)
     return center, chosen[0], chosen[-1]
 
 def _constructed(build, what: str):
