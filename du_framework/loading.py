@@ -33,6 +33,7 @@ import io
 import json
 import math
 import os
+import re
 import stat
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -44,7 +45,8 @@ import numpy as np
 from .errors import ConfigError
 
 __all__ = ["load_run", "Run", "SolverRun", "MetricInfo", "LossHistory", "StageSummary", "RunFileError",
-           "ManifestMismatchError", "SUPPORTED_SCHEMAS", "MAX_JSON_BYTES", "MAX_CSV_BYTES", "LONG_FORMAT_COLUMNS"]
+           "ManifestMismatchError", "SUPPORTED_SCHEMAS", "MAX_JSON_BYTES", "MAX_CSV_BYTES", "MAX_CHECKED_BYTES",
+           "LONG_FORMAT_COLUMNS"]
 
 SUPPORTED_SCHEMAS = (2, 3)
 """The ``schema_version`` values of ``results.json`` this module reads."""
@@ -52,8 +54,17 @@ SUPPORTED_SCHEMAS = (2, 3)
 MAX_JSON_BYTES = 256 * 1024**2
 """Largest JSON file read (results.json, manifest.json, config.json); larger ones are refused unread."""
 
-MAX_CSV_BYTES = 1024**3
-"""Largest CSV file read (training.csv, stages.csv)."""
+MAX_CSV_BYTES = 256 * 1024**2
+"""Largest CSV file read (training.csv, stages.csv): about 6 million rows of ~42 bytes (50,000 steps
+x 10 seeds x 12 solvers); every row becomes Python objects, so a larger file would take gigabytes."""
+
+MAX_CHECKED_BYTES = 256 * 1024**2
+"""Largest file listed in manifest.json that :func:`load_run` hashes without reading it (a plot,
+``results.csv``, ``tune.db``); a larger one is left unchecked, with a warning."""
+
+_FORMAT_SPEC = re.compile(r"[+\- ]?#?0?\d{0,2},?(?:\.\d{1,2})?[eEfFgG%]?")
+"""What a metric's ``format`` in results.json may be: a short float spec (``.3e``, ``.2f``, ``+8.2e``),
+width and precision of at most two digits, so a cell is never a huge string."""
 
 LONG_FORMAT_COLUMNS = ("run", "solver", "seed", "status", "iteration", "metric", "value")
 """The keys of each row of :meth:`Run.long_format`, in this order."""
@@ -437,12 +448,31 @@ def _csv_number(text: str, kind: type, where: str) -> Any:
     return value
 
 
-def _sha256(path: Path) -> str:
+def _sha256(path: Path, limit: int) -> str | None:
+    """The sha256 of ``path``'s first ``limit`` bytes; ``None`` when it holds more (it grew since its size was read)."""
     digest = hashlib.sha256()
+    size = 0
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
+            size += len(block)
+            if size > limit:
+                return None
             digest.update(block)
     return digest.hexdigest()
+
+
+def _check_limit(relative: str) -> int:
+    """The most bytes of ``relative`` (a file a manifest lists) worth hashing: what its reader accepts."""
+    from .safe_files import DEFAULT_LIMIT
+
+    name = relative.lower()
+    if name.endswith(".json"):
+        return MAX_JSON_BYTES
+    if name.endswith(".csv"):
+        return MAX_CSV_BYTES
+    if name.endswith(".npz"):
+        return DEFAULT_LIMIT
+    return MAX_CHECKED_BYTES
 
 
 # --- checking a results dict ---------------------------------------------------------------------
@@ -546,10 +576,14 @@ def _metric_info(name: str, entry: Any, check: _Checker, path: str) -> MetricInf
     spec = entry.get("format")
     if spec is not None:
         check.text(spec, f"{path}.format")
+        expected = ("a short float format spec such as \".3e\" or \".2f\" (sign, width and precision of at "
+                    "most two digits, type e, f, g or %)")
+        if not _FORMAT_SPEC.fullmatch(spec):  # checked before formatting: ".900000000e" would take 900 MB
+            raise check.fail(f"{path}.format", spec, expected)
         try:
             format(1.0, spec)
         except (ValueError, TypeError):
-            raise check.fail(f"{path}.format", spec, "a float format spec such as \".3e\"") from None
+            raise check.fail(f"{path}.format", spec, expected) from None
     floor = entry.get("floor")
     if isinstance(floor, dict):
         floor = floor.get("value")
@@ -805,9 +839,17 @@ def _check_manifest(folder: Path, *, verify: bool, read: set[str]) -> tuple[dict
         target = folder / relative
         if Path(relative).is_absolute() or not target.resolve().is_relative_to(root):
             raise RunFileError(f"manifest.json {str(path)!r} lists {relative!r}, which lies outside the run folder")
+        limit = _check_limit(relative)
         if not target.is_file():
             problem = f"{relative} is listed in manifest.json but missing"
-        elif _sha256(target) != expected:
+        elif target.stat().st_size > limit:  # refused before hashing: no minutes spent on a huge planted file
+            if relative in read:
+                raise RunFileError(f"{relative} {str(target)!r} is {target.stat().st_size} bytes, more than the "
+                                   f"{limit} bytes this reader accepts; it is not a file unfold wrote")
+            warnings.append(f"{folder}: {relative} is {target.stat().st_size} bytes, more than the {limit} bytes "
+                            f"checked; its sha256 was not checked")
+            continue
+        elif _sha256(target, limit) != expected:
             problem = f"{relative} was changed after the run was written (its sha256 differs from manifest.json's)"
         else:
             verified.append(relative)

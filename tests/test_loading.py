@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from du_framework.loading import (LONG_FORMAT_COLUMNS, MAX_JSON_BYTES, ManifestMismatchError, Run, RunFileError,
-                                  load_run)
+from du_framework.loading import (LONG_FORMAT_COLUMNS, MAX_CSV_BYTES, MAX_JSON_BYTES, ManifestMismatchError, Run,
+                                  RunFileError, load_run)
 
 from core_plugin import core_plugin  # noqa: F401 - the fixture
 from run_fixtures import (DEPTH, SCHEMA2_RUN, SEEDS, STATUS, copy_run, live_run, per_seed_mse, read_json,
@@ -269,6 +269,10 @@ def test_truncated_json_is_named_as_such(tmp_path):
     (lambda r: r["solvers"]["learned"].__setitem__("params", {"eta": [[1, 2], [3]]}), r"ragged"),
     (lambda r: r.__setitem__("primary_metric", "psnr"), r"primary_metric 'psnr' is not one of the metrics"),
     (lambda r: r["metrics"]["mse"].__setitem__("scale", "log"), r'scale is "log", expected "linear" or "db"'),
+    # a precision of 999999 digits formats fine but makes a megabyte per cell (".900000000e": 900 MB)
+    (lambda r: r["metrics"]["mse"].__setitem__("format", ".999999e"),
+     r'metrics\["mse"\].format is ".999999e", expected a short float format spec such as ".3e"'),
+    (lambda r: r["metrics"]["mse"].__setitem__("format", "{}"), r'format is "{}", expected a short float format'),
 ])
 def test_wrong_types_name_the_entry(tmp_path, mutate, message):
     with pytest.raises(RunFileError, match=message):
@@ -283,6 +287,35 @@ def test_wrong_types_name_the_entry(tmp_path, mutate, message):
 def test_unknown_schema_versions_are_refused(tmp_path, version, message):
     with pytest.raises(RunFileError, match=message):
         load_run(_damaged(tmp_path, lambda r: r.__setitem__("schema_version", version)))
+
+
+@pytest.mark.parametrize("spec, one", [(".3e", "1.000e+00"), (".2f", "1.00"), (".2e", "1.00e+00"),
+                                        ("+9.2e", "+1.00e+00"), (".1%", "100.0%"), (".4g", "1")])
+def test_the_format_specs_metrics_use_are_accepted(tmp_path, spec, one):
+    run = load_run(_damaged(tmp_path, lambda r: r["metrics"]["mse"].__setitem__("format", spec)))
+    assert run.metrics["mse"].format == spec and run.metrics["mse"].show(1.0) == one
+
+
+def test_a_huge_listed_file_is_not_hashed(tmp_path, monkeypatch):
+    import du_framework.loading as loading
+
+    hashed = []
+    real = loading._sha256
+    monkeypatch.setattr(loading, "_sha256", lambda path, *limit: hashed.append(path.name) or real(path, *limit))
+    folder = write_schema3_run(tmp_path / "run")
+    with open(folder / "config.json", "r+b") as handle:  # listed, not read for a compare run: a warning
+        handle.truncate(MAX_JSON_BYTES + 1)  # sparse: nothing written
+    run = load_run(folder)
+    assert any(f"config.json is {MAX_JSON_BYTES + 1} bytes, more than the {MAX_JSON_BYTES} bytes checked; its "
+               f"sha256 was not checked" in w for w in run.warnings), run.warnings
+    assert "config.json" not in hashed and "results.json" in hashed
+    with open(folder / "training.csv", "r+b") as handle:  # read by the loader: refused before hashing
+        handle.truncate(MAX_CSV_BYTES + 1)
+    hashed.clear()
+    with pytest.raises(RunFileError, match=rf"training.csv .* is {MAX_CSV_BYTES + 1} bytes, more than the "
+                                           rf"{MAX_CSV_BYTES} bytes this reader accepts"):
+        load_run(folder)
+    assert "training.csv" not in hashed
 
 
 def test_a_huge_file_is_refused_before_it_is_read(tmp_path):
