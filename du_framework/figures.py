@@ -94,9 +94,18 @@ _ALIASES = {"lam": "lambda", "lmbda": "lambda", "eps": "epsilon"}
 
 
 def _pyplot():
+    """matplotlib.pyplot, on the non-interactive Agg backend unless the caller already chose one.
+
+    Agg is set only before pyplot's first import (a script, the CLI, a machine without a
+    display); a notebook or program that imported pyplot keeps its backend (inline,
+    interactive). Saving does not depend on it: ``savefig`` picks the canvas of the file's format.
+    """
+    import sys
+
     import matplotlib
 
-    matplotlib.use("Agg", force=True)
+    if "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt

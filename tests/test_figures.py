@@ -1,5 +1,6 @@
 """du_framework.figures: file formats, greyscale-distinct styles, ticks, axis labels, reference lines, styles."""
 
+import os
 import struct
 import subprocess
 import sys
@@ -61,6 +62,30 @@ def test_the_suffix_chooses_a_valid_file_format(run, tmp_path):
     assert data.startswith(PNG_SIGNATURE) and png_dpi(data) >= 199.9
     with pytest.raises(ConfigError, match=r"use .pdf, .svg or .png"):
         figures.plot_curves(run, tmp_path / "c.jpg")
+
+
+def test_a_backend_the_user_chose_survives_drawing_and_saving(run, tmp_path):
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    before = matplotlib.get_backend()
+    plt.switch_backend("svg")  # as a notebook's inline or an interactive backend would be, chosen before drawing
+    try:
+        fig = figures.curves_figure(run)
+        png = figures.save_figure(fig, tmp_path / "c.png")
+        figures.plot_losses(run, tmp_path / "l.pdf")
+        assert matplotlib.get_backend() == "svg"
+        assert png.read_bytes().startswith(PNG_SIGNATURE) and (tmp_path / "l.pdf").read_bytes().startswith(b"%PDF-")
+    finally:
+        plt.switch_backend(before)
+
+
+def test_pyplot_imported_by_the_library_gets_the_agg_backend():
+    code = ("import sys, matplotlib; from du_framework import figures; figures._pyplot(); "
+            "assert matplotlib.get_backend().lower() == 'agg', matplotlib.get_backend()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "MPLBACKEND": "svg"})
+    assert done.returncode == 0, done.stderr
 
 
 def test_svg_output_is_reproducible(run, tmp_path):
