@@ -769,6 +769,19 @@ def _parse_results(results: Any, where: str, label: str, folder: Path | None) ->
 # --- loss history --------------------------------------------------------------------------------
 
 
+def _no_history_reason(run: Run) -> str:
+    """Why ``run`` holds no loss history (neither training.csv nor stages.csv), by cause."""
+    if run.kind == "compare" and run.schema_version is not None and run.schema_version < 3:
+        return (f"the run predates results schema 3, the first to save training.csv and stages.csv: it is schema "
+                f"{run.schema_version} and holds only each solver's final_loss")
+    if run.kind == "compare" and not any(solver.seeds or solver.final_loss is not None
+                                         for solver in run.solvers.values()):
+        return "nothing was trained in this run: no solver has training seeds, so there is no loss to record"
+    if run.folder is None:
+        return "the run was read from a results dict without its folder (pass the folder to Run.from_results)"
+    return f"its folder {str(run.folder)!r} holds no training.csv or stages.csv"
+
+
 def _attach_history(run: Run, folder: Path) -> None:
     training, stages = folder / "training.csv", folder / "stages.csv"
     if training.exists():
@@ -786,7 +799,7 @@ def _attach_history(run: Run, folder: Path) -> None:
             solver.losses[seed] = LossHistory(step.astype(np.int64), stage.astype(np.int64), depth.astype(np.int64),
                                               loss.astype(np.float64))
     else:
-        run.missing.append("no loss history (training.csv: written by du-framework with results schema 3 or later)")
+        run.missing.append(f"no loss history ({_no_history_reason(run)})")
     if stages.exists():
         grouped2: dict[tuple[str, int], list[tuple[int, int, int, float]]] = {}
         for line, row in _read_csv(stages, STAGES_CSV_COLUMNS, "stages.csv"):

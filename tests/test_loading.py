@@ -92,6 +92,24 @@ def test_schema3_loss_history_and_stage_summary(schema3):
     assert learned.stages[11].steps.tolist() == [2, 2, 2]
 
 
+def test_a_missing_loss_history_is_explained_by_its_cause(tmp_path):
+    from du_framework import figures
+
+    classical = schema3_results()
+    del classical["solvers"]["learned"]  # a current run of classical solvers only: nothing was trained
+    runs = {"classical": load_run(write_schema3_run(tmp_path / "classical", classical, history=False)),
+            "old": load_run(SCHEMA2_RUN),
+            "removed": load_run(write_schema3_run(tmp_path / "removed", history=False))}
+    notes = {name: next(m for m in run.missing if m.startswith("no loss history")) for name, run in runs.items()}
+    assert "nothing was trained in this run" in notes["classical"] and "schema" not in notes["classical"]
+    assert "predates results schema 3" in notes["old"] and "it is schema 2" in notes["old"]
+    assert "holds no training.csv" in notes["removed"] and "nothing was trained" not in notes["removed"]
+    with pytest.raises(RunFileError, match=r"'classical': no loss history saved \(nothing was trained in this run"):
+        figures.losses_figure(runs["classical"])
+    with pytest.raises(RunFileError, match=r"the solvers chosen have none; those of learned are saved"):
+        figures.losses_figure(load_run(write_schema3_run(tmp_path / "full")), solvers="gd")
+
+
 def test_classical_solver_of_schema3_has_no_seeds(schema3):
     gd = load_run(schema3).solvers["gd"]
     assert gd.seeds == [] and gd.spread is None and gd.per_seed_metrics is None and gd.losses == {}
