@@ -768,18 +768,33 @@ def compare_records(committed: TableData, fresh: TableData, where: str, toleranc
         if other is None:
             report.problems.append(f"{where}: table {committed.name!r} row {row.label!r} is not in the fresh run")
             continue
+        cell = f"{where}: table {committed.name!r} row {row.label!r}"
+        if list(row.seeds) != list(other.seeds):
+            report.problems.append(f"{cell}: trained over seeds {row.seeds}, the fresh run over {other.seeds}")
+        else:
+            for seed, was, now in zip(row.seeds, row.seed_status, other.seed_status):
+                if was != now:  # a seed that newly diverges (or no longer does) changes the median and spread
+                    report.problems.append(f"{cell}: training seed {seed} is {now!r} in the fresh run, {was!r} in "
+                                           f"the committed one")
         for metric, parts in row.curves.items():
             info = committed.metrics[metric]
             theirs = other.curves.get(metric)
             if theirs is None:
-                report.problems.append(f"{where}: table {committed.name!r} row {row.label!r}: the fresh run has no "
-                                       f"{metric}")
+                report.problems.append(f"{cell}: the fresh run has no {metric}")
                 continue
             for part, values in parts.items():
-                if values is None or theirs.get(part) is None:
+                if values is None or (part != "central" and row.ok_seeds < 2):
+                    continue  # nothing committed to compare (no spread over fewer than two seeds)
+                shown = {"central": "", "low": " (min over seeds)", "high": " (max over seeds)"}[part]
+                if theirs.get(part) is None or (part != "central" and other.ok_seeds < 2):
+                    report.problems.append(f"{cell}{shown}, {metric}: the committed table has this value over "
+                                           f"{row.ok_seeds} seeds that did not diverge; the fresh run has none "
+                                           f"({other.ok_seeds} seeds did not diverge)")
                     continue
-                if part != "central" and row.ok_seeds < 2:
-                    continue
+                beyond = [t for t in committed.iterations if t > len(theirs[part])]
+                if beyond:
+                    report.problems.append(f"{cell}{shown}, {metric}: t={', '.join(map(str, beyond))} is beyond "
+                                           f"the fresh run's depth {len(theirs[part])}")
                 for t in committed.iterations:
                     if t > len(theirs[part]):
                         continue

@@ -138,6 +138,37 @@ def test_a_row_the_fresh_run_lacks_is_reported(generated):
     assert not report.ok and any("'extra'" in line for line in report.problems)
 
 
+def test_a_fresh_run_with_a_newly_diverged_seed_or_a_shorter_depth_is_reported(generated):
+    import copy
+
+    record = _record(generated)
+    fresh = copy.deepcopy(generated["rerun"])
+    learned = fresh.solver("learned")
+    assert learned.seed_status == ["ok", "ok", "ok"] and record.solver("learned").ok_seeds == 3
+    learned.seed_status = ["ok", "diverged", "diverged"]  # one seed left: no spread in the fresh run
+    for parts in learned.curves.values():
+        parts["low"] = parts["high"] = None
+    report = tables.compare_records(record, fresh, "small.json")
+    assert not report.ok
+    assert "small.json: table 'small' row 'learned': training seed 2 is 'diverged' in the fresh run, 'ok' in the " \
+           "committed one" in report.problems
+    assert any(line.startswith("small.json: table 'small' row 'learned' (min over seeds), mse: the committed table "
+                               "has this value over 3 seeds") and "(1 seeds did not diverge)" in line
+               for line in report.problems), report.problems
+
+    fresh = copy.deepcopy(generated["rerun"])
+    fresh.solver("learned").seeds = [1, 2]
+    for row in fresh.solvers:
+        for parts in row.curves.values():
+            for part, values in parts.items():
+                parts[part] = None if values is None else values[:5]  # depth 5: t=6 is not there
+    report = tables.compare_records(record, fresh, "small.json")
+    assert not report.ok
+    assert "small.json: table 'small' row 'gd', mse: t=6 is beyond the fresh run's depth 5" in report.problems
+    assert "small.json: table 'small' row 'learned': trained over seeds [1, 2, 3], the fresh run over [1, 2]" \
+        in report.problems
+
+
 @pytest.mark.parametrize(("metric", "committed", "fresh", "within"), [
     ({"scale": "db"}, -19.4, -20.3, True),
     ({"scale": "db"}, -19.4, -21.1, False),  # the du-ista row of issue 10
