@@ -77,6 +77,14 @@ class Metric:
             raise TypeError(f"metric {self.name!r}: normalizer must be callable or None")
         if self.scale not in ("linear", "db"):
             raise ValueError(f"metric {self.name!r}: scale must be 'linear' or 'db', got {self.scale!r}")
+        import re
+
+        # The pattern the run loader accepts (du_framework.loading): a short float spec such as
+        # ".3e" or ".2f"; a longer precision would write runs that `unfold plot` refuses.
+        if not isinstance(self.format, str) or not re.fullmatch(r"[+\- ]?#?0?\d{0,2},?(?:\.\d{1,2})?[eEfFgG%]?",
+                                                                 self.format):
+            raise ValueError(f"metric {self.name!r}: format {self.format!r} is not a short float format spec "
+                             f"such as '.3e' or '.2f' (at most two digits of width and of precision)")
         try:
             format(1.0, self.format)
         except (ValueError, TypeError) as error:

@@ -413,3 +413,12 @@ def test_training_compiles_nothing_but_its_program(problem):
     with compilations() as compiled:
         train(module, problem, Incremental(), steps_per_stage=2, batch_size=4, key=7, progress=False)
     assert len(compiled) == 1 and "_entry" in compiled[0], compiled
+
+
+@pytest.mark.parametrize("spec", [".123f", ".900000000e", "x", "100.2f"])
+def test_a_metric_format_must_be_a_short_float_spec(spec):
+    from du_framework.metrics import Metric, squared_error
+
+    with pytest.raises(ValueError, match="format"):
+        Metric("m", squared_error, format=spec)
+    assert Metric("m", squared_error, format=".4g").show(0.5) == "0.5"

@@ -75,7 +75,9 @@ def _begin(run, args, command: str, config) -> None:
 
     with atomic_write(run.staging / CONFIG_TOML) as handle:
         handle.write(to_toml(config.to_dict()))
-    info = {"command": command, "argv": list(sys.argv), "config_digest": config_digest(config.to_dict()),
+    from ..redact import hidden_argv
+
+    info = {"command": command, "argv": hidden_argv(sys.argv), "config_digest": config_digest(config.to_dict()),
             "options": {name: getattr(args, name, None) for name in _COMPARE_OPTIONS if hasattr(args, name)}}
     with atomic_write(run.staging / RUN_INFO) as handle:
         handle.write(strict_json(info))
