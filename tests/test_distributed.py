@@ -72,8 +72,8 @@ WORKER = textwrap.dedent("""
                        for m in members]}
     if jax.device_count() > 1:  # the gradient is summed across devices by a collective in the program
         resolved = resolve_settings(None, {k: v for k, v in settings.items() if k != "progress"})
-        stage_list, spec, state, _ = _prepare(solver(), problem, Incremental(), resolved, [3], False)
-        text = lower_chunk(*state, *_stage_args(stage_list[0], 1, True), spec=spec).compile().as_text()
+        stage_list, spec, state, _, factors = _prepare(solver(), problem, Incremental(), resolved, [3], False)
+        text = lower_chunk(*state, *_stage_args(stage_list[0], 1, True), factors, spec=spec).compile().as_text()
         out["all_reduce"] = "all-reduce" in text
         try:
             train(solver(), problem, Incremental(), key=3, **{**settings, "devices": 1})

@@ -291,3 +291,26 @@ def test_a_resumed_comparison_loads_the_seeds_trained_before_the_interruption(tm
     assert again.seeds == learned.seeds == [1, 2] and again.seed_status == ["ok", "ok"]
     np.testing.assert_allclose(again.per_seed_metrics["mse"], learned.per_seed_metrics["mse"], rtol=1e-6)
     np.testing.assert_allclose(again.metrics["mse"], learned.metrics["mse"], rtol=1e-6)
+
+
+def test_an_ensemble_of_learning_rates_trains_each_member_as_its_own_rate_would():
+    problem = SmallLeastSquares(SmallLeastSquares.Options())
+    settings = TrainSettings(steps_per_stage=5, batch_size=8, depth=3)
+    factors = [1.0, 0.25, 3.0]
+    for optimizer in ("adam", "sgd"):
+        chosen = settings.replace(optimizer=optimizer, optimizer_options={"momentum": 0.9} if optimizer == "sgd" else {})
+        solver = StepGD(StepGD.Options(period=0, lr=1e-2), problem=problem, depth=3)
+        grid = train_ensemble(solver, problem, "incremental", chosen, keys=[7, 7, 7], progress=False,
+                              rate_factors={"eta": factors})
+        assert grid[0].compilations == 1
+        for member, factor in enumerate(factors):
+            alone = train(StepGD(StepGD.Options(period=0, lr=1e-2 * factor), problem=problem, depth=3), problem,
+                          "incremental", chosen, key=7, progress=False)
+            np.testing.assert_allclose(np.asarray(grid[member].solver.eta[...]), np.asarray(alone.solver.eta[...]),
+                                       rtol=2e-5, err_msg=f"{optimizer}, factor {factor}")
+    with pytest.raises(ValueError, match="parameter groups are 'eta'"):
+        train_ensemble(solver, problem, "incremental", settings, keys=[1, 2], progress=False,
+                       rate_factors={"theta": [1.0, 2.0]})
+    with pytest.raises(ValueError, match="2 positive finite numbers"):
+        train_ensemble(solver, problem, "incremental", settings, keys=[1, 2], progress=False,
+                       rate_factors={"eta": [1.0, -2.0]})

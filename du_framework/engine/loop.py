@@ -156,7 +156,8 @@ def train_ensemble(solver: UnfoldedSolver, problem: Problem,
                    schedule: TrainingSchedule | Sequence[Stage] | str | None = None, settings: TrainSettings | None = None,
                    *, keys: Sequence[jax.Array | int], progress: bool | Progress = True, label: str | None = None,
                    resume: TrainState | None = None, on_stage_end: Callable[[TrainState], None] | None = None,
-                   on_divergence: str = "raise", **overrides: Any) -> list[TrainResult]:
+                   on_divergence: str = "raise", rate_factors: dict[str, Sequence[float]] | None = None,
+                   **overrides: Any) -> list[TrainResult]:
     """Train one copy of ``solver`` per key, all at once (``jax.vmap`` over members).
 
     Member ``i`` sees the instances of ``keys[i]`` and ends with the same
@@ -169,6 +170,11 @@ def train_ensemble(solver: UnfoldedSolver, problem: Problem,
             run; ``"record"``: it is frozen at its last good parameters, the
             others train on, and its result says so (:attr:`TrainResult.diverged_at`);
             the run stops only when every member has diverged.
+        rate_factors: ``{group: [factor per member]}``: member ``i`` trains with each
+            named parameter group's learning rate times its factor (a group left out
+            keeps factor 1), as ``train`` would with those rates; a grid of learning
+            rates in one program. The groups are the keys of
+            :func:`~du_framework.params.learning_rates` (dotted parameter paths).
 
     Raises:
         TrainingDivergedError: a member diverged (the message names it; with
@@ -181,11 +187,30 @@ def train_ensemble(solver: UnfoldedSolver, problem: Problem,
         raise ValueError(f"on_divergence must be 'raise' or 'record', got {on_divergence!r}")
     return _train(solver, problem, schedule, resolve_settings(settings, overrides), list(keys), ensemble=True,
                   progress=progress, label=label, resume=resume, on_stage_end=on_stage_end,
-                  record_divergence=on_divergence == "record")
+                  record_divergence=on_divergence == "record", rate_factors=rate_factors)
 
 
-def _prepare(solver, problem, schedule, settings, keys, ensemble):
-    """Everything a run needs before its first call: stages, spec and the initial arguments."""
+def _rate_factors(rates: dict[str, float], rate_factors: dict[str, Sequence[float]] | None, members: int):
+    """Each parameter group's learning-rate factor: ``1.0``, or one per ensemble member."""
+    if rate_factors is None:
+        return {path: np.float32(1.0) for path in rates}
+    unknown = sorted(set(rate_factors) - set(rates))
+    if unknown:
+        raise ValueError(f"rate_factors names {', '.join(map(repr, unknown))}; the solver's parameter groups "
+                         f"are {', '.join(map(repr, sorted(rates)))}")
+    factors = {}
+    for path in rates:
+        values = np.asarray(rate_factors.get(path, np.ones(members)), np.float64)
+        if values.shape != (members,) or not (np.isfinite(values).all() and (values > 0).all()):
+            raise ValueError(f"rate_factors[{path!r}] must hold {members} positive finite numbers (one per "
+                             f"member), got {values.tolist()}")
+        factors[path] = values.astype(np.float32)
+    return factors
+
+
+def _prepare(solver, problem, schedule, settings, keys, ensemble, rate_factors=None):
+    """Everything a run needs before its first call: stages, spec, the initial arguments and the
+    learning-rate factors."""
     solver.check_problem(problem)
     stages = expand_schedule(schedule, settings, solver.depth)
     check_optimizer_settings(settings)
@@ -209,11 +234,14 @@ def _prepare(solver, problem, schedule, settings, keys, ensemble):
     # A placeholder of the right structure: the program initialises the optimiser on its first
     # chunk (a restart), so no eager operation is compiled for it on the host.
     opt_state = jax.tree.map(lambda leaf: np.zeros(leaf.shape, leaf.dtype), opt_shapes)
-    spec = ProgramSpec.make(graphdef, rates, settings, chunk=chunk, ensemble=ensemble, mesh=mesh)
+    spec = ProgramSpec.make(graphdef, rates, settings, chunk=chunk, ensemble=ensemble, mesh=mesh,
+                            member_rates=rate_factors is not None)
+    factors = _rate_factors(rates, rate_factors, len(keys))
     state = (param_state, opt_state, rest, problem, key)
     if mesh is not None:
         state = replicate(state, mesh)  # on every device of the mesh, of every process
-    return stages, spec, state, graphdef
+        factors = replicate(factors, mesh)
+    return stages, spec, state, graphdef, factors
 
 
 def _stage_args(stage: Stage, n_valid: int, restart: bool) -> tuple:
@@ -226,8 +254,8 @@ def program_memory(solver: UnfoldedSolver, problem: Problem,
                    settings: TrainSettings | None = None, **overrides: Any) -> int | None:
     """Memory the training program needs on its device (XLA's estimate), in bytes; ``None`` if unknown."""
     settings = resolve_settings(settings, overrides)
-    stages, spec, state, _ = _prepare(solver, problem, schedule, settings, [0], ensemble=False)
-    compiled = lower_chunk(*state, *_stage_args(stages[0], 1, False), spec=spec).compile()
+    stages, spec, state, _, factors = _prepare(solver, problem, schedule, settings, [0], ensemble=False)
+    compiled = lower_chunk(*state, *_stage_args(stages[0], 1, False), factors, spec=spec).compile()
     try:
         stats = compiled.memory_analysis()
         return int(stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
@@ -282,14 +310,14 @@ def _freeze_members(tree, frozen, dead: np.ndarray):
 
 
 def _train(solver, problem, schedule, settings, keys, *, ensemble, progress, label, resume=None,
-           on_stage_end=None, record_divergence=False) -> list[TrainResult]:
+           on_stage_end=None, record_divergence=False, rate_factors=None) -> list[TrainResult]:
     solver.check_problem(problem)
     if not solver.is_trainable:
         expand_schedule(schedule, settings, solver.depth)  # still refuse a bad schedule
         return [TrainResult(solver, np.zeros(0), [], 0.0, 0.0, 0) for _ in keys]
     start = time.perf_counter()
-    stages, spec, (param_state, opt_state, rest, problem, key), graphdef = _prepare(
-        solver, problem, schedule, settings, keys, ensemble)
+    stages, spec, (param_state, opt_state, rest, problem, key), graphdef, factors = _prepare(
+        solver, problem, schedule, settings, keys, ensemble, rate_factors)
     members = len(keys)
     if not any(stage.steps for stage in stages):
         return [TrainResult(solver, np.zeros(0), [], 0.0, 0.0, 0) for _ in keys]
@@ -333,7 +361,8 @@ def _train(solver, problem, schedule, settings, keys, *, ensemble, progress, lab
                 initialised = True
                 call_start = time.perf_counter()
                 param_state, opt_state, key, failed, fail_at, chunk_losses = run_chunk(
-                    param_state, opt_state, rest, problem, key, *_stage_args(stage, n_valid, restart), spec=spec)
+                    param_state, opt_state, rest, problem, key, *_stage_args(stage, n_valid, restart), factors,
+                    spec=spec)
                 failed = np.atleast_1d(np.asarray(failed))
                 if compile_seconds is None:
                     compile_seconds = time.perf_counter() - call_start

@@ -25,7 +25,7 @@ from flax import nnx
 from ..errors import ConfigError
 from ..metrics import metric_table
 from .settings import TrainSettings
-from .transforms import build_optimizer, slot_mask
+from .transforms import build_optimizer, parameter_labels, slot_mask
 from .unroll import unroll
 
 __all__ = ["ProgramSpec", "run_chunk", "traces", "make_mesh", "clear_program_cache", "training_loss"]
@@ -55,14 +55,15 @@ class ProgramSpec:
     chunk: int
     ensemble: bool
     mesh: Any = None
+    member_rates: bool = False  # an ensemble whose members scale the learning rates by their own factors
 
     @classmethod
     def make(cls, graphdef, rates: dict[str, float], settings: TrainSettings, *, chunk: int, ensemble: bool,
-             mesh=None) -> "ProgramSpec":
+             mesh=None, member_rates: bool = False) -> "ProgramSpec":
         shaping = {f.name: _freeze(getattr(settings, f.name)) for f in dataclasses.fields(settings)
                    if f.name not in ("schedule", "depth", "steps_per_stage", "seed", "seeds", "chunk_size", "devices")}
         return cls(graphdef, tuple(sorted(rates.items())), tuple(sorted(shaping.items())), settings.batch_size,
-                   chunk, ensemble, mesh)
+                   chunk, ensemble, mesh, member_rates)
 
     def settings(self) -> TrainSettings:
         values = dict(self.settings_items)
@@ -139,6 +140,7 @@ def _tree_where(condition, new, old):
 
 
 def _chunk_body(param_state, opt_state, rest, problem, key, active_depth, newest_only, lr_scale, n_valid, restart,
+                rate_factors,
                 *, spec: ProgramSpec):
     settings = spec.settings()
     params = nnx.to_pure_dict(param_state)
@@ -165,6 +167,9 @@ def _chunk_body(param_state, opt_state, rest, problem, key, active_depth, newest
         return _split_loss_and_grad(params, instance, problem, active_depth, merge, score, spec, settings.remat)
 
     masks = slot_mask(params, active_depth, newest_only)
+    # The stage's rate factor times each parameter group's own factor (1 unless the members of an
+    # ensemble scale their learning rates: the update of every offered optimiser is linear in its rate).
+    scale = jax.tree.map(lambda label: lr_scale * rate_factors[label], parameter_labels(params))
     opt_state = _tree_where(restart, optimizer.init(params), opt_state)
 
     def one_step(carry, i):
@@ -179,7 +184,7 @@ def _chunk_body(param_state, opt_state, rest, problem, key, active_depth, newest
             params, opt_state = operand
             instance = problem.sample(sample_key, spec.batch_size)
             loss, grads = loss_and_grad(params, instance)
-            updates, new_opt_state = optimizer.update(grads, opt_state, params, slot_mask=masks, scale=lr_scale,
+            updates, new_opt_state = optimizer.update(grads, opt_state, params, slot_mask=masks, scale=scale,
                                                       value=loss)
             return (optax.apply_updates(params, updates), new_opt_state), loss, new_opt_state.last_ok
 
@@ -244,13 +249,15 @@ def _split_loss_and_grad(params, instance, problem, active_depth, merge, score, 
     return run(params, problem, instance)
 
 
-def _entry(param_state, opt_state, rest, problem, key, active_depth, newest_only, lr_scale, n_valid, restart, *,
-           spec: ProgramSpec):
+def _entry(param_state, opt_state, rest, problem, key, active_depth, newest_only, lr_scale, n_valid, restart,
+           rate_factors, *, spec: ProgramSpec):
     _TRACES[spec] += 1
     body = functools.partial(_chunk_body, spec=spec)
     if spec.ensemble:
-        body = jax.vmap(body, in_axes=(0, 0, None, None, 0, None, None, None, None, None))
-    return body(param_state, opt_state, rest, problem, key, active_depth, newest_only, lr_scale, n_valid, restart)
+        body = jax.vmap(body, in_axes=(0, 0, None, None, 0, None, None, None, None, None,
+                                       0 if spec.member_rates else None))
+    return body(param_state, opt_state, rest, problem, key, active_depth, newest_only, lr_scale, n_valid, restart,
+                rate_factors)
 
 
 @functools.cache

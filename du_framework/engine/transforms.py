@@ -26,7 +26,7 @@ import optax
 
 from ..errors import ConfigError, nearest
 
-__all__ = ["freeze_slots", "skip_nonfinite", "SkipNonFiniteState", "slot_mask", "build_optimizer",
+__all__ = ["freeze_slots", "skip_nonfinite", "SkipNonFiniteState", "slot_mask", "build_optimizer", "parameter_labels",
            "check_optimizer_settings", "optimizer_names", "all_finite"]
 
 
@@ -66,7 +66,8 @@ def freeze_slots(inner: optax.GradientTransformation) -> optax.GradientTransform
     Masked-out entries get a zero gradient into ``inner``, a zero update out of
     it, and keep their optimiser state exactly; the other entries behave as
     under ``inner`` alone. Without ``slot_mask`` every slot trains. ``scale``
-    (an extra arg, e.g. a stage's learning-rate factor) multiplies the updates.
+    (an extra arg, e.g. a stage's learning-rate factor; or a tree shaped like the
+    updates, one factor per leaf) multiplies the updates.
     """
     inner = optax.with_extra_args_support(inner)
 
@@ -75,7 +76,9 @@ def freeze_slots(inner: optax.GradientTransformation) -> optax.GradientTransform
             slot_mask = jax.tree.map(lambda u: jnp.ones(jnp.shape(u), bool), updates)
         zero = jax.tree.map(jnp.zeros_like, updates)
         new_updates, new_state = inner.update(_where(slot_mask, updates, zero), state, params, **extra)
-        if scale is not None:
+        if scale is not None and jax.tree.structure(scale) == jax.tree.structure(new_updates):
+            new_updates = jax.tree.map(lambda u, factor: u * factor, new_updates, scale)  # one factor per leaf
+        elif scale is not None:
             new_updates = jax.tree.map(lambda u: u * scale, new_updates)
         new_updates = _where(slot_mask, new_updates, zero)
         # A state leaf shaped like its parameter keeps its frozen slots; one of another shape (a factored
@@ -248,9 +251,13 @@ def _base_optimizer(settings) -> optax.GradientTransformation:
         raise ConfigError(f"train.optimizer_options for {settings.optimizer}: {error}") from None
 
 
-def _labels(params: dict, prefix: str = "") -> dict:
-    return {key: _labels(value, f"{prefix}{key}.") if isinstance(value, dict) else f"{prefix}{key}"
+def parameter_labels(params: dict, prefix: str = "") -> dict:
+    """``params`` (a nested dict) with every leaf replaced by its dotted path, the key of its rate."""
+    return {key: parameter_labels(value, f"{prefix}{key}.") if isinstance(value, dict) else f"{prefix}{key}"
             for key, value in params.items()}
+
+
+_labels = parameter_labels
 
 
 def build_optimizer(settings, rates: dict[str, float], params: dict) -> optax.GradientTransformationExtraArgs:
