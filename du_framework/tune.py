@@ -48,7 +48,7 @@ import numpy as np
 
 from .compare import build_problem, build_schedule, build_solver, build_solvers, training_key
 from .config import ExperimentConfig, SolverConfig
-from .engine import evaluate, expand_schedule, train
+from .engine import evaluate, expand_schedule, train, train_ensemble
 from .engine.keys import host_fold_in, host_key
 from .engine.settings import TrainSettings
 from .engine.transforms import check_optimizer_settings
@@ -633,6 +633,67 @@ class _Search:
                      + (f"  {_short(params)}" if params else ""))
         return next(_record(t) for t in self.study.get_trials(deepcopy=False) if t.number == trial.number)
 
+    def run_rate_grid(self, points: int) -> int:
+        """Train ``points`` settings of the learning rates as one ensemble (one compiled program) and
+        record each member as a completed (or pruned, if it diverged) trial of the study.
+
+        The grid scales every searched rate option by one common factor, log-spaced over the widest
+        span that keeps each rate inside its range; the other settings are the configuration's.
+        Returns the number of trials recorded (0 when the solver searches no learning rate).
+        """
+        optuna = self.optuna
+        entry, settings = self.settings_of({})
+        solver = build_solver(entry, self.problem, self.config.train.depth)
+        groups: dict[str, list[str]] = {}
+        for path, variable in learned_variables(solver).items():
+            groups.setdefault(str(getattr(variable, "lr", "lr")), []).append(path)
+        dims = [d for d in self.dims if d.key in groups and d.tunable.choices is None and not d.integer]
+        base = {d.key: float(getattr(entry.options, d.key)) for d in dims}
+        dims = [d for d in dims if base[d.key] > 0]
+        if not dims or points < 2:
+            return 0
+        low = max(d.tunable.low / base[d.key] for d in dims)
+        high = min(d.tunable.high / base[d.key] for d in dims)
+        if not 0 < low < high:
+            return 0
+        factors = np.geomspace(low, high, points)
+        rate_factors = {path: factors for d in dims for path in groups[d.key]}
+        started = time.perf_counter()
+        results = train_ensemble(solver, self.problem, self.schedule, settings,
+                                 keys=[training_key(self.config.train.seed, entry.label)] * points, progress=False,
+                                 label=entry.label, on_divergence="record", rate_factors=rate_factors)
+        seconds = (time.perf_counter() - started) / points
+        for factor, result in zip(factors, results):
+            params = {d.key: float(base[d.key] * factor) for d in dims}
+            distributions = {d.key: optuna.distributions.FloatDistribution(d.tunable.low, d.tunable.high,
+                                                                            log=d.tunable.log) for d in dims}
+            attrs = {"worker": self.worker, "grid": True, "train_seconds": float(result.train_seconds),
+                     "settings": {"options": {**options_to_dict(entry.options), **params},
+                                  "train": options_to_dict(settings)}}
+            value, state = None, optuna.trial.TrialState.PRUNED
+            if result.diverged_at is not None:
+                attrs["reason"] = (f"diverged at stage {result.diverged_at['stage']}, step "
+                                   f"{result.diverged_at['step']} (rate grid)")
+            else:
+                measured = float(evaluate(result.solver, self.problem, key=validation_key(self.config.evaluation.seed),
+                                          batch_size=self.validation["batch_size"],
+                                          batches=self.validation["batches"],
+                                          metrics=[self.metric.name])[self.metric.name][self.iteration - 1])
+                attrs["metric_value"] = measured if math.isfinite(measured) else None
+                if math.isfinite(measured):
+                    value = math.log10(max(measured, np.finfo(np.float64).tiny)) if self.metric.log_axis else measured
+                    state = optuna.trial.TrialState.COMPLETE
+                else:
+                    attrs["reason"] = f"the validation {self.metric.name} is not finite ({measured})"
+            attrs["grid_seconds_per_member"] = seconds
+            self.study.add_trial(optuna.trial.create_trial(
+                params=params, distributions=distributions, value=value, state=state, user_attrs=attrs))
+            if self.log is not None:
+                shown = (f"{self.metric.title} {self.metric.show(attrs['metric_value'])}" if value is not None
+                         else attrs.get("reason", "pruned"))
+                self.log(f"{entry.label} rate grid, factor {factor:.3g}: {shown}  {_short(params)}")
+        return points
+
     def _evaluate(self, trial, params, outcome) -> tuple[str, float | None]:
         optuna = self.optuna
         try:
@@ -754,7 +815,7 @@ def tune(config: ExperimentConfig, *, trials: int, labels: Sequence[str] | None 
          optimizers: Sequence[str] | None = DEFAULT_OPTIMIZERS, search_log_loss: bool = True,
          validation_batches: int | None = None, pruning: bool = True, pruner_startup: int | None = None,
          baseline: bool = True, shared: bool | None = None,
-         worker: str | None = None, registry: Registry | None = None,
+         worker: str | None = None, registry: Registry | None = None, rate_grid: int = 0,
          log: Callable[[str], None] | None = None) -> TuneResult:
     """Search every solver of ``config`` (or those labelled ``labels``) under an equal budget.
 
@@ -776,6 +837,11 @@ def tune(config: ExperimentConfig, *, trials: int, labels: Sequence[str] | None 
         pruning: stop trials whose stage loss is worse than the median (optuna's MedianPruner).
         pruner_startup: complete trials before pruning starts (default ``trials // 4``
             within 2 to 5); the first quarter of the schedule's stages is never pruned.
+        rate_grid: with ``N >= 2``, a new study of a learned solver begins with ``N``
+            trials trained together as one ensemble (one compiled program): its
+            searched learning rates scaled by ``N`` log-spaced common factors, the
+            other settings as configured; they count toward ``trials`` and the
+            sampler continues from them.
         baseline: make a new study's first trial the configuration as given (every
             searched setting whose range holds the configured value), so the search
             starts from it and reports how much it gained.
@@ -864,6 +930,9 @@ def tune(config: ExperimentConfig, *, trials: int, labels: Sequence[str] | None 
             if log is not None:
                 what = ", ".join(d.describe() for d in dims) or "nothing to search (one scoring trial)"
                 log(f"{label} ({entry.name}): {target} trial(s) of {name!r}; searching {what}")
+            if rate_grid and solver.is_trainable and not handle.get_trials(
+                    deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)):
+                search.run_rate_grid(min(rate_grid, target))  # a new study: the grid first, then TPE from it
             while len(handle.get_trials(deepcopy=False, states=counted)) < target:
                 if timeout is not None and time.monotonic() - started >= timeout:
                     timed_out = True

@@ -393,3 +393,27 @@ def test_trial_0_of_a_classical_search_is_the_constant_the_solver_computes(plugi
     problem = SmallLeastSquares(SmallLeastSquares.Options())
     first = tune(config, trials=1, seed=0).searches["gd"].trials[0]
     assert first.options["step"] == pytest.approx(2.0 / (problem.mu_min + problem.mu_max), rel=1e-12)
+
+
+def test_a_rate_grid_trains_its_trials_as_one_ensemble_and_scores_each_member(plugins):
+    from du_framework.compare import build_problem, build_schedule, build_solvers
+    from du_framework.engine import evaluate, train
+
+    overrides = ["train.depth=3", "train.steps_per_stage=6", "evaluation.batches=1"]
+    config = small(*overrides)
+    result = tune(config, trials=4, labels=["learned"], seed=1, rate_grid=3, baseline=False, pruning=False,
+                  space={"solvers.learned.lr": Tunable(1e-3, 1.0, log=True)}, optimizers=None,
+                  search_log_loss=False)
+    trials = result.searches["learned"].trials
+    assert len(trials) == 4 and all(t.state == "complete" for t in trials)
+    grid = sorted(trials[:3], key=lambda t: t.params["lr"])  # the grid's members come first
+    np.testing.assert_allclose([t.params["lr"] for t in grid], np.geomspace(1e-3, 1.0, 3), rtol=1e-9)
+    # a member's score is what training that rate alone and scoring it on the validation instances gives
+    member = grid[1]
+    single = small(*overrides, f"solvers.learned.lr={member.params['lr']!r}")
+    problem = build_problem(single)
+    trained = train(build_solvers(single, problem)[0], problem, build_schedule(single), single.train,
+                    key=training_key(single.train.seed, "learned"), progress=False).solver
+    curve = evaluate(trained, problem, key=validation_key(single.evaluation.seed),
+                     batch_size=result.validation["batch_size"], batches=result.validation["batches"])["mse"]
+    assert member.metric_value == pytest.approx(float(curve[-1]), rel=1e-4)

@@ -57,6 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-prune", action="store_true", help="never stop a trial early")
     parser.add_argument("--no-baseline", action="store_true",
                         help="do not make the first trial the configuration as given")
+    parser.add_argument("--rate-grid", type=int, default=0, metavar="N",
+                        help="begin each learned solver's new study with N trials of its learning rates (scaled "
+                             "by N log-spaced factors) trained together as one ensemble, one compiled program; "
+                             "they count toward --trials (default 0: none)")
     parser.add_argument("--worker", metavar="NAME", help="this worker's name in the trial records (default HOST:PID)")
     parser.add_argument("--no-progress", action="store_true", help="no line per trial")
 
@@ -99,6 +103,8 @@ def _cmd_tune(args) -> int:
 
     if args.trials < 1:
         raise ConfigError(f"--trials must be >= 1 (trials per solver), got {args.trials}")
+    if args.rate_grid < 0 or args.rate_grid == 1 or args.rate_grid > 4096:
+        raise ConfigError(f"--rate-grid must be 0 (no grid) or 2..4096 members, got {args.rate_grid}")
     if args.timeout is not None and not args.timeout > 0:
         raise ConfigError(f"--timeout must be a number of seconds > 0, got {args.timeout}")
     space = parse_space(args.space)
@@ -122,7 +128,7 @@ def _cmd_tune(args) -> int:
         result = tune(config, trials=args.trials, labels=labels, storage=storage, study=args.study,
                       metric=args.metric, seed=args.seed, timeout=args.timeout, space=space,
                       validation_batches=args.validation_batches, pruning=not args.no_prune,
-                      baseline=not args.no_baseline, worker=args.worker,
+                      baseline=not args.no_baseline, worker=args.worker, rate_grid=args.rate_grid,
                       shared=args.storage is not None or args.study is not None,
                       log=log)
         if args.storage is None:
