@@ -506,7 +506,8 @@ class TuneResult:
         train_table, _ = self.train_conflicts()
         if train_of is not None:
             train_table = {**self.searches[train_of].best.train, **options_to_dict(self.config.schedule_options)}
-        raw["train"] = train_table
+        # trials train one seed; the configuration's seeds are what `unfold compare` trains
+        raw["train"] = {**train_table, "seeds": options_to_dict(self.config.train)["seeds"]}
         for index, entry in enumerate(raw["solvers"]):
             search = self.searches.get(entry["label"])
             if search is not None and search.best is not None and search.best.options is not None:
@@ -579,6 +580,14 @@ def _short(params: dict[str, Any]) -> str:
     return " ".join(shown)
 
 
+def _done(study) -> int:
+    """How many trials of ``study`` have ended (complete, pruned or failed)."""
+    import optuna
+
+    ended = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+    return len(study.get_trials(deepcopy=False, states=ended))
+
+
 class _Search:
     """The trials of one solver, run by this worker."""
 
@@ -597,6 +606,8 @@ class _Search:
         solver_cls = self.registry.solver(self.entry.name)
         parsed = parse_options(solver_cls.Options, options, prefix=f"solvers.{self.entry.label}.")
         train_settings = _train_settings(self.config.train, {k: v for k, v in values.items() if k.startswith("train.")})
+        # A trial trains one seed, train.seed (train.seeds is what `unfold compare` does with the result).
+        train_settings = train_settings.replace(seeds=1)
         return dataclasses.replace(self.entry, options=parsed), train_settings
 
     def run_trial(self, total: int) -> TrialRecord:
@@ -629,7 +640,8 @@ class _Search:
                      else f"{state}: {outcome.get('reason', '')}")
             compile_note = (f", compile {outcome['compile_seconds']:.1f} s" if outcome.get("compile_seconds")
                             else "")
-            self.log(f"{self.entry.label} trial {trial.number + 1}/{total}: {shown} ({seconds:.1f} s{compile_note})"
+            self.log(f"{self.entry.label} trial {trial.number} ({_done(self.study)} of {total}): {shown} "
+                     f"({seconds:.1f} s{compile_note})"
                      + (f"  {_short(params)}" if params else ""))
         return next(_record(t) for t in self.study.get_trials(deepcopy=False) if t.number == trial.number)
 
@@ -691,7 +703,8 @@ class _Search:
             if self.log is not None:
                 shown = (f"{self.metric.title} {self.metric.show(attrs['metric_value'])}" if value is not None
                          else attrs.get("reason", "pruned"))
-                self.log(f"{entry.label} rate grid, factor {factor:.3g}: {shown}  {_short(params)}")
+                self.log(f"{entry.label} trial {len(self.study.get_trials(deepcopy=False)) - 1} (rate grid, factor "
+                         f"{factor:.3g}): {shown}  {_short(params)}")
         return points
 
     def _evaluate(self, trial, params, outcome) -> tuple[str, float | None]:
@@ -927,6 +940,9 @@ def tune(config: ExperimentConfig, *, trials: int, labels: Sequence[str] | None 
             counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
                        optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING)
             started, timed_out = time.monotonic(), False
+            if log is not None and len(config.train.seed_list()) > 1 and solver.is_trainable:
+                log(f"{label}: each trial trains one seed (train.seed = {config.train.seed}); train.seeds = "
+                    f"{list(config.train.seed_list())} is kept in tuned.toml for unfold compare")
             if log is not None:
                 what = ", ".join(d.describe() for d in dims) or "nothing to search (one scoring trial)"
                 log(f"{label} ({entry.name}): {target} trial(s) of {name!r}; searching {what}")

@@ -417,3 +417,15 @@ def test_a_rate_grid_trains_its_trials_as_one_ensemble_and_scores_each_member(pl
     curve = evaluate(trained, problem, key=validation_key(single.evaluation.seed),
                      batch_size=result.validation["batch_size"], batches=result.validation["batches"])["mse"]
     assert member.metric_value == pytest.approx(float(curve[-1]), rel=1e-4)
+
+
+def test_trials_train_one_seed_and_the_tuned_config_keeps_the_seeds(plugins):
+    config = small("train.depth=3", "train.steps_per_stage=4", "evaluation.batches=1", "train.seeds=[5, 6, 7]")
+    lines = []
+    result = tune(config, trials=2, labels=["learned"], seed=1, pruning=False, optimizers=None,
+                  search_log_loss=False, log=lines.append)
+    assert all(t.train["seeds"] == 1 for t in result.searches["learned"].trials)
+    assert result.tuned_config()["train"]["seeds"] == [5, 6, 7]
+    assert any("each trial trains one seed (train.seed = 1)" in line for line in lines)
+    # the numbering of the printed lines is the records' (from 0)
+    assert any(line.startswith("learned trial 0 (1 of 2)") for line in lines), lines
