@@ -429,3 +429,16 @@ def test_trials_train_one_seed_and_the_tuned_config_keeps_the_seeds(plugins):
     assert any("each trial trains one seed (train.seed = 1)" in line for line in lines)
     # the numbering of the printed lines is the records' (from 0)
     assert any(line.startswith("learned trial 0 (1 of 2)") for line in lines), lines
+
+
+def test_a_best_value_at_the_end_of_its_range_is_pointed_out():
+    from types import SimpleNamespace
+
+    from du_framework.cli.tuning import _edge_note
+    from du_framework.tune import Dimension
+
+    search = SimpleNamespace(dimensions=[Dimension("lr", Tunable(1e-4, 0.3, log=True)), Dimension("w", Tunable(1.0, 2.0))])
+    assert "at the top of its range 0.0001..0.3" in _edge_note(search, "lr", 0.3)
+    assert "at the bottom" in _edge_note(search, "lr", 1.05e-4)
+    assert _edge_note(search, "lr", 5e-3) == "" and _edge_note(search, "w", 1.5) == ""
+    assert "at the top" in _edge_note(search, "w", 1.99) and _edge_note(search, "other", 1.0) == ""

@@ -86,11 +86,32 @@ def _print_summary(result) -> None:
             width = max(len(key) for key in best.params)
             for key, value in best.params.items():
                 text = f"{value:.4g}" if isinstance(value, float) else str(value)
-                print(f"  {key.ljust(width)}  {text}")
+                print(f"  {key.ljust(width)}  {text}{_edge_note(search, key, value)}")
     _, conflicts = result.train_conflicts()
     if conflicts:
         print(f"\nnote: {', '.join(conflicts)} tuned to other [train] settings than tuned.toml holds (one [train] "
               f"table per configuration); tuned-<label>.toml holds each with its own")
+
+
+def _edge_note(search, key: str, value) -> str:
+    """A note when a best numeric value sits at an end of its searched range (the optimum may lie beyond)."""
+    import math
+
+    dim = next((d for d in search.dimensions if d.key == key), None)
+    if dim is None or dim.tunable.choices is not None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return ""
+    low, high = float(dim.tunable.low), float(dim.tunable.high)
+    if dim.tunable.log and low > 0 and value > 0:
+        span, below, above = math.log(high / low), math.log(value / low), math.log(high / value)
+    else:
+        span, below, above = high - low, value - low, high - value
+    if span <= 0:
+        return ""
+    if above <= 0.02 * span:
+        return f"   (at the top of its range {low:g}..{high:g}: the best may lie above; widen it with --space)"
+    if below <= 0.02 * span:
+        return f"   (at the bottom of its range {low:g}..{high:g}: the best may lie below; widen it with --space)"
+    return ""
 
 
 def _cmd_tune(args) -> int:
