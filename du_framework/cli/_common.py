@@ -67,24 +67,31 @@ def _default_out() -> Path:
     return out
 
 
-def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
+def add_source_options(parser: argparse.ArgumentParser, *, verb: str = "run", set_example: str =
+                       "--set train.depth=10 --set solvers.0.lr=0.01",
+                       only_help: str = "run only the solvers with these labels (default: every solver of the "
+                                        "configuration)") -> None:
+    """Where a command's configuration comes from and where its run folder goes: --config, --experiment,
+    --set, --out, --only, --force (shared by compare, train and tune)."""
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--config", metavar="FILE.toml",
                         help="experiment configuration (default: the default experiment of the installed plugins)")
-    source.add_argument("--experiment", metavar="NAME", help="run an experiment a plugin ships (see unfold list)")
+    source.add_argument("--experiment", metavar="NAME", help=f"{verb} an experiment a plugin ships (see unfold examples)")
     parser.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
-                        help="override a configuration key, e.g. --set train.depth=10 --set solvers.0.lr=0.01 "
-                             "(repeatable)")
+                        help=f"override a configuration key, e.g. {set_example} (repeatable)")
     parser.add_argument("--out", metavar="DIR", help="output directory (default: runs/<timestamp>/)")
-    parser.add_argument("--only", metavar="LABEL[,LABEL...]",
-                        help="run only the solvers with these labels (default: every solver of the configuration)")
+    parser.add_argument("--only", metavar="LABEL[,LABEL...]", help=only_help)
+    parser.add_argument("--force", action="store_true",
+                        help="replace a non-empty --out as a whole once this run completes (refused without it)")
+
+
+def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
+    add_source_options(parser)
     parser.add_argument("--no-progress", action="store_true",
                         help="hide the progress (the bars, or the plain lines when standard error is not a terminal)")
     parser.add_argument("--observe", metavar="NAME[,NAME...]",
                         help="report the run to these observers (experiment trackers, see unfold list), e.g. "
                              "--observe tensorboard")
-    parser.add_argument("--force", action="store_true",
-                        help="replace a non-empty --out as a whole once this run completes (refused without it)")
     parser.add_argument("--resume", metavar="RUN",
                         help="continue the interrupted run RUN (its --out) from its last completed stage, "
                              "with the run's own configuration")
@@ -109,8 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--metric", metavar="NAME",
                          help="metric of the table and mse.png (default: the problem's primary metric)")
     compare.add_argument("--checkpoints", metavar="DIR",
-                         help="load <label>.npz from DIR (written by `unfold train`) instead of training those solvers; "
-                              "DIR must exist and hold one for every trainable solver")
+                         help="load <label>.npz (or, with several train.seeds, one <label>.seed-<seed>.npz per seed) from "
+                              "DIR (written by `unfold train`) instead of training those solvers; DIR must exist and "
+                              "hold them for every trainable solver")
     compare.add_argument("--train-missing", action="store_true",
                          help="with --checkpoints: train the solvers without a checkpoint in DIR instead of refusing")
     compare.add_argument("--allow-problem-mismatch", action="store_true",

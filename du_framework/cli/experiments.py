@@ -224,7 +224,7 @@ def _cmd_compare(args) -> int:
     config = None if args.resume else _load(args)
     if config is not None:
         select_metric(_registry().problem(config.problem.name), args.metric)  # refused before training
-    formats = _figure_formats(args)
+    _figure_formats(args)  # an unknown format or style is refused before any work
     if not args.no_plots:
         _prefetch_plotting()
     watchers = _observers(args, "compare")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
-from ._common import _default_out, _registry
+from ._common import _default_out, _registry, add_source_options
 
 EPILOG = """\
 Examples:
@@ -24,17 +24,8 @@ Examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``unfold tune``."""
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--config", metavar="FILE.toml",
-                        help="experiment configuration (default: the default experiment of the installed plugins)")
-    source.add_argument("--experiment", metavar="NAME", help="tune an experiment a plugin ships (see unfold examples)")
-    parser.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
-                        help="override a configuration key, e.g. --set train.steps_per_stage=50 (repeatable)")
-    parser.add_argument("--only", metavar="LABEL[,LABEL...]",
-                        help="tune only the solvers with these labels (tuned.toml still holds every solver)")
-    parser.add_argument("--out", metavar="DIR", help="output directory (default: runs/<timestamp>/)")
-    parser.add_argument("--force", action="store_true",
-                        help="replace a non-empty --out as a whole once this run completes (refused without it)")
+    add_source_options(parser, verb="tune", set_example="--set train.steps_per_stage=50",
+                       only_help="tune only the solvers with these labels (tuned.toml still holds every solver)")
     parser.add_argument("--trials", type=int, default=20, metavar="N",
                         help="trials per solver, the same for every solver (default 20); with a shared --storage, "
                              "the study's total over all workers")
