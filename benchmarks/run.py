@@ -86,7 +86,7 @@ def reference_problem(seed: int = 0, n: int = 50, m: int = 100):
 
 def mse_of_steps(problem, eta, depth: int = 50) -> np.ndarray:
     """MSE curve of DU-GD with the given steps on the reference evaluation instances."""
-    from du_framework.compare import evaluation_key
+    from du_framework.workbench.compare import evaluation_key
     from du_framework.engine import evaluate
     from du_gd_ridge import DUGD
 
@@ -118,7 +118,7 @@ def mib(nbytes) -> str:
 
 
 def write(out_dir: Path, name: str, data: dict) -> Path:
-    from du_framework.atomic import atomic_write
+    from du_framework.io.atomic import atomic_write
 
     path = out_dir / f"{name}.json"
     with atomic_write(path) as handle:
@@ -129,8 +129,8 @@ def write(out_dir: Path, name: str, data: dict) -> Path:
 # ----------------------------------------------------------------------------- 1. reference
 
 def bench_reference(quick: bool) -> dict:
-    from du_framework.config import load_config
-    from du_framework.compare import build_schedule, build_solvers, training_key
+    from du_framework.workbench.config import load_config
+    from du_framework.workbench.compare import build_schedule, build_solvers, training_key
     from du_framework.engine import clear_program_cache, program_memory, train
 
     depth = 6 if quick else 50
@@ -143,7 +143,7 @@ def bench_reference(quick: bool) -> dict:
     straight.update(json.loads(straight.pop("stdout").strip().splitlines()[-1]))
 
     # (b) `unfold train` on the reference experiment's DU-GD, as a process
-    from du_framework.checkpoint import load_checkpoint
+    from du_framework.io.checkpoint import load_checkpoint
 
     overrides = [f"train.depth={depth}"]
     config = load_config(None, overrides)
@@ -228,7 +228,7 @@ def bench_reference(quick: bool) -> dict:
 
 def bench_theory(quick: bool) -> dict:
     from du_framework.engine import train_ensemble
-    from du_framework.compare import training_key
+    from du_framework.workbench.compare import training_key
     from du_framework.schedules import Incremental
     from du_framework.theory import chebyshev_steps
     from du_gd_ridge import DUGD
@@ -297,7 +297,7 @@ def _step_time(problem, depth, steps, remat, batch_size=100):
 
 
 def bench_scaling(quick: bool) -> dict:
-    from du_framework.compare import training_key
+    from du_framework.workbench.compare import training_key
     from du_framework.engine import clear_program_cache, train, train_ensemble
     from du_framework.schedules import Incremental
     from du_gd_ridge import DUGD
@@ -373,7 +373,7 @@ def bench_scaling(quick: bool) -> dict:
 SHARDING_SCRIPT = """
 import json, sys, time
 import jax, numpy as np
-from du_framework.compare import evaluation_key, training_key
+from du_framework.workbench.compare import evaluation_key, training_key
 from du_framework.engine import evaluate, train
 from du_framework.schedules import Incremental
 from du_gd_ridge import DUGD, RidgeProblem
@@ -427,7 +427,7 @@ def bench_comparison(quick: bool) -> dict:
         env = dict(os.environ, DU_COMPILE_CACHE=str(Path(tmp) / "xla"))
         # Start-up alone: the interpreter and the imports every `unfold compare` pays before its work.
         imports = None if quick else run_process([sys.executable, "-c", "import du_framework.cli, "
-                                                  "du_framework.compare, du_framework.report, du_framework.engine"],
+                                                  "du_framework.workbench.compare, du_framework.workbench.report, du_framework.engine"],
                                                  env=env)
         for cache in ("empty",) if quick else ("empty", "warm"):  # --quick: one process, a smoke test
             out = Path(tmp) / cache

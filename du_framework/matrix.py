@@ -2,7 +2,7 @@
 
 The file is untrusted: its header is parsed and checked (dtype, shape, size
 against the file and a limit) before any data is read
-(:func:`du_framework.safe_files.read_npy`).
+(:func:`du_framework.io.safe_files.read_npy`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ProblemDataError
-from .safe_files import DEFAULT_LIMIT, REAL_KINDS, read_npy
+from .io.safe_files import DEFAULT_LIMIT, REAL_KINDS, read_npy
 
 __all__ = ["load_matrix", "max_entry"]
 

@@ -79,7 +79,7 @@ class Metric:
             raise ValueError(f"metric {self.name!r}: scale must be 'linear' or 'db', got {self.scale!r}")
         import re
 
-        # The pattern the run loader accepts (du_framework.loading): a short float spec such as
+        # The pattern the run loader accepts (du_framework.workbench.loading): a short float spec such as
         # ".3e" or ".2f"; a longer precision would write runs that `unfold plot` refuses.
         if not isinstance(self.format, str) or not re.fullmatch(r"[+\- ]?#?0?\d{0,2},?(?:\.\d{1,2})?[eEfFgG%]?",
                                                                  self.format):

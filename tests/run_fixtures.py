@@ -110,8 +110,8 @@ def training_rows() -> list[list]:
 def write_schema3_run(folder: Path, results: dict | None = None, *, history: bool = True,
                       manifest: bool = True) -> Path:
     """Write the schema-3 run into ``folder`` (created): results.json, config.json, CSVs, manifest.json."""
-    from du_framework.report import strict_json
-    from du_framework.runs import write_manifest
+    from du_framework.workbench.report import strict_json
+    from du_framework.workbench.runs import write_manifest
 
     folder.mkdir(parents=True, exist_ok=True)
     results = results if results is not None else schema3_results()

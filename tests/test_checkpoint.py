@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from du_framework import CheckpointError
-from du_framework.atomic import atomic_write
-from du_framework.checkpoint import load_checkpoint, problem_fingerprint, read_checkpoint_metadata, save_checkpoint
+from du_framework.io.atomic import atomic_write
+from du_framework.io.checkpoint import load_checkpoint, problem_fingerprint, read_checkpoint_metadata, save_checkpoint
 from du_framework.testing import small_problem
 
 from core_plugin import LearnedGD

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from du_framework import ConfigError, Experiment, TrainingSchedule, hookimpl
-from du_framework.checkpoint import read_checkpoint_metadata
+from du_framework.io.checkpoint import read_checkpoint_metadata
 from du_framework.cli import DOCS_COMMAND, main, render_option_tables
 from du_framework.registry import get_registry, plugin_registered
 

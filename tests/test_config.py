@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from du_framework import ConfigError, Experiment, UnknownNameError, hookimpl
-from du_framework.config import apply_overrides, build_config, load_config, load_raw
+from du_framework.workbench.config import apply_overrides, build_config, load_config, load_raw
 from du_framework.engine import EvaluationSettings, TrainSettings
 from du_framework.registry import plugin_registered
 
@@ -234,7 +234,7 @@ def test_overrides_do_not_mutate_their_input():
 
 
 def test_a_solvers_training_does_not_depend_on_its_position():
-    from du_framework.compare import build_problem, build_schedule, build_solvers, train_solver
+    from du_framework.workbench.compare import build_problem, build_schedule, build_solvers, train_solver
 
     def trained_eta(solvers, seed=1):
         raw = apply_overrides(raw_small(), ["train.depth=3", "train.steps_per_stage=5", "train.batch_size=4",

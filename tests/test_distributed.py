@@ -212,7 +212,7 @@ def test_the_cli_trains_one_run_in_two_processes_and_only_process_0_writes(tmp_p
     """``DU_NUM_PROCESSES=2 unfold train`` in two processes equals ``unfold train`` in one."""
     from plugin_factory import make_distribution
 
-    from du_framework.checkpoint import read_checkpoint
+    from du_framework.io.checkpoint import read_checkpoint
 
     site = make_distribution(tmp_path / "site", "du-core-tests", "core-tests", "du_core_tests",
                              "from core_plugin import register_experiments, register_problems, register_solvers\n")

@@ -189,6 +189,7 @@ def test_runnable_examples_execute(page, tmp_path, monkeypatch):
     code_blocks = runnable(page)
     assert code_blocks, f"{page} has no runnable example"
     monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(DOCS.parent / "tools"))  # the maintainer's modules (doctables), as PYTHONPATH=tools
     namespace = {}
     for code in code_blocks:
         exec(compile(code, f"docs/{page}", "exec"), namespace)

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import du_framework.compare as compare_module
-import du_framework.preflight as preflight
-import du_framework.report as report
+import du_framework.workbench.compare as compare_module
+import du_framework.workbench.preflight as preflight
+import du_framework.workbench.report as report
 from du_framework import ConfigError
-from du_framework.atomic import atomic_write, remove_stale_temporaries
-from du_framework.config import MAX_CONFIG_BYTES, build_config, load_raw
+from du_framework.io.atomic import atomic_write, remove_stale_temporaries
+from du_framework.workbench.config import MAX_CONFIG_BYTES, build_config, load_raw
 from du_framework.registry import get_registry
 
 from cli_helpers import one_error_line, run
@@ -262,8 +262,8 @@ def test_a_run_that_cannot_fit_in_memory_is_refused_before_training(small_config
 
 
 def test_the_memory_estimate_grows_with_batch_and_depth_and_shrinks_with_remat(core_plugin):
-    from du_framework.compare import build_problem, build_solvers
-    from du_framework.config import apply_overrides
+    from du_framework.workbench.compare import build_problem, build_solvers
+    from du_framework.workbench.config import apply_overrides
 
     def need(*overrides):
         config = build_config(apply_overrides(load_raw(experiment="small"), list(overrides)), get_registry())
@@ -405,7 +405,7 @@ def test_a_failing_plot_is_a_warning_and_the_results_are_kept(small_config, tmp_
     def broken(*args, **kwargs):
         raise ValueError("matplotlib could not parse this\nsecond line")
 
-    from du_framework import figures
+    from du_framework.workbench import figures
 
     monkeypatch.setattr(figures, "params_figure", broken)
     out = tmp_path / "run"

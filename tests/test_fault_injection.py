@@ -33,15 +33,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import du_framework.atomic as atomic
-import du_framework.compare as compare_module
+import du_framework.io.atomic as atomic
+import du_framework.workbench.compare as compare_module
 from du_framework import CheckpointError, ConfigError, ProblemDataError
-from du_framework.checkpoint import read_checkpoint
+from du_framework.io.checkpoint import read_checkpoint
 from du_framework.engine.settings import EvaluationSettings, TrainSettings
 from du_framework.matrix import load_matrix
 from du_framework.options import option_rows, parse_options
-from du_framework.runs import toml_value
-from du_framework.safe_files import read_npy
+from du_framework.workbench.runs import toml_value
+from du_framework.io.safe_files import read_npy
 from du_framework.testing.problems import SmallLeastSquares
 
 from cli_helpers import one_error_line, run
@@ -279,7 +279,7 @@ def test_a_header_length_that_cuts_the_header_short_is_a_clean_error(tmp_path):
 @pytest.fixture(scope="module")
 def good_checkpoint(tmp_path_factory):
     """The bytes of a real checkpoint, by member."""
-    from du_framework.checkpoint import save_checkpoint
+    from du_framework.io.checkpoint import save_checkpoint
     from du_framework.testing import small_problem
 
     problem = small_problem(n=4, m=8)
@@ -435,7 +435,7 @@ def writing_modules() -> list:
     import importlib
 
     modules = [atomic]
-    for name in ("du_framework.runs",):
+    for name in ("du_framework.workbench.runs",):
         try:
             modules.append(importlib.import_module(name))
         except ImportError:  # pragma: no cover - before run folders exist

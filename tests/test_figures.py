@@ -1,4 +1,4 @@
-"""du_framework.figures: file formats, greyscale-distinct styles, ticks, axis labels, reference lines, styles."""
+"""du_framework.workbench.figures: file formats, greyscale-distinct styles, ticks, axis labels, reference lines, styles."""
 
 import os
 import struct
@@ -9,9 +9,9 @@ import xml.etree.ElementTree as ElementTree
 import numpy as np
 import pytest
 
-from du_framework import figures
+from du_framework.workbench import figures
 from du_framework.errors import ConfigError
-from du_framework.loading import Run, RunFileError, load_run
+from du_framework.workbench.loading import Run, RunFileError, load_run
 
 from run_fixtures import DEPTH, SCHEMA2_RUN, per_seed_mse, schema3_results, write_schema3_run
 
@@ -270,6 +270,6 @@ def test_a_style_name_or_an_rc_file_changes_the_figure(run, tmp_path):
 
 
 def test_matplotlib_is_imported_only_to_draw():
-    code = ("import sys, du_framework, du_framework.loading, du_framework.figures, du_framework.publish, "
+    code = ("import sys, du_framework, du_framework.workbench.loading, du_framework.workbench.figures, du_framework.workbench.publish, "
             "du_framework.cli.views; assert 'matplotlib' not in sys.modules, sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

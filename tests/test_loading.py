@@ -1,4 +1,4 @@
-"""du_framework.loading: saved runs read back (schema 2 as written, schema 3, training runs, hostile files)."""
+"""du_framework.workbench.loading: saved runs read back (schema 2 as written, schema 3, training runs, hostile files)."""
 
 import csv
 import json
@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from du_framework.loading import (LONG_FORMAT_COLUMNS, MAX_CSV_BYTES, MAX_JSON_BYTES, ManifestMismatchError, Run,
+from du_framework.workbench.loading import (LONG_FORMAT_COLUMNS, MAX_CSV_BYTES, MAX_JSON_BYTES, ManifestMismatchError, Run,
                                   RunFileError, load_run)
 
 from core_plugin import core_plugin  # noqa: F401 - the fixture
@@ -93,7 +93,7 @@ def test_schema3_loss_history_and_stage_summary(schema3):
 
 
 def test_a_missing_loss_history_is_explained_by_its_cause(tmp_path):
-    from du_framework import figures
+    from du_framework.workbench import figures
 
     classical = schema3_results()
     del classical["solvers"]["learned"]  # a current run of classical solvers only: nothing was trained
@@ -315,7 +315,7 @@ def test_the_format_specs_metrics_use_are_accepted(tmp_path, spec, one):
 
 
 def test_a_huge_listed_file_is_not_hashed(tmp_path, monkeypatch):
-    import du_framework.loading as loading
+    import du_framework.workbench.loading as loading
 
     hashed = []
     real = loading._sha256
@@ -369,9 +369,9 @@ def test_results_json_path_is_accepted_for_its_folder():
 
 def test_from_results_reads_a_fresh_comparison_in_memory(core_plugin):
     """What report.write_report hands over: results_dict of a comparison (NumPy values, NaN, no JSON round trip)."""
-    from du_framework.compare import run_comparison
-    from du_framework.config import load_config
-    from du_framework.report import results_dict
+    from du_framework.workbench.compare import run_comparison
+    from du_framework.workbench.config import load_config
+    from du_framework.workbench.report import results_dict
 
     config = load_config(experiment="small", overrides=["train.depth=5", "train.steps_per_stage=2", "train.seeds=2"])
     comparison = run_comparison(config, progress=False)

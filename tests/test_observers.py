@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from du_framework import ConfigError, hookimpl
-from du_framework.compare import build_schedule, run_comparison
-from du_framework.config import load_config
-from du_framework.observers import (ObserverSet, RunEnd, RunObserver, RunStart, SolverEnd, StageEnd,
+from du_framework.workbench.compare import build_schedule, run_comparison
+from du_framework.workbench.config import load_config
+from du_framework.workbench.observers import (ObserverSet, RunEnd, RunObserver, RunStart, SolverEnd, StageEnd,
                                     TensorBoardObserver)
 from du_framework.registry import BUILTIN_PLUGIN, get_registry, plugin_registered
 
@@ -303,7 +303,7 @@ def test_a_raising_observer_warns_once_naming_it_and_the_others_go_on():
 
 
 def test_an_observer_set_refuses_what_is_not_an_observer():
-    with pytest.raises(TypeError, match="must be a du_framework.observers.RunObserver instance"):
+    with pytest.raises(TypeError, match="must be a du_framework.workbench.observers.RunObserver instance"):
         ObserverSet([object()])
 
 
@@ -332,7 +332,7 @@ class Nameless(RunObserver):
 
 
 @pytest.mark.parametrize("registered, reason", [
-    (NotAnObserver, r"as an observer; it must be a subclass of du_framework.observers.RunObserver"),
+    (NotAnObserver, r"as an observer; it must be a subclass of du_framework.workbench.observers.RunObserver"),
     (NeedsArgument, r"observer 'needs-argument' .*: it must be constructible without arguments"),
     (NoEventArgument, r"observer 'no-event' .*: on_stage_end\(self\) does not match the contract "
                       r"on_stage_end\(self, event\)"),

@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from du_framework.compare import build_problem, build_schedule, build_solver
-from du_framework.config import load_config
+from du_framework.workbench.compare import build_problem, build_schedule, build_solver
+from du_framework.workbench.config import load_config
 from du_framework.engine import loop, train
 from du_framework.engine.progress import DEFAULT_INTERVAL, ProgressDisplay, progress_interval
 from du_framework.errors import ConfigError

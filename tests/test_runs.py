@@ -16,7 +16,7 @@ from core_plugin import SMALL_TOML, core_plugin  # noqa: F401 - the fixture
 from plugin_factory import make_distribution
 
 from du_framework.cli import main
-from du_framework.runs import RunFolder, provenance, to_toml
+from du_framework.workbench.runs import RunFolder, provenance, to_toml
 
 TESTS = Path(__file__).resolve().parent
 # The core tests' plugin, installed-looking; with DU_TEST_STAGE_SLEEP every saved training state
@@ -24,7 +24,7 @@ TESTS = Path(__file__).resolve().parent
 SLOW_PLUGIN = """
 import os, sys, time
 from core_plugin import register_experiments, register_problems, register_solvers
-import du_framework.compare as _compare
+import du_framework.workbench.compare as _compare
 
 _save = _compare.save_train_state
 
@@ -142,7 +142,7 @@ def test_a_non_empty_out_is_refused_and_force_replaces_it_as_a_whole(small_confi
 def test_a_second_process_on_the_same_folder_is_refused(small_config, tmp_path, capsys):
     out = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-c", "import sys\n"
-                               "from du_framework.runs import RunFolder\n"
+                               "from du_framework.workbench.runs import RunFolder\n"
                                "with RunFolder(sys.argv[1]):\n"
                                "    print('locked', flush=True); sys.stdin.read()", str(out)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -235,8 +235,8 @@ def test_provenance_hides_a_database_password_in_the_command_line(core_plugin, m
 
 @pytest.mark.parametrize("interval, saved", [("0", DEPTH), ("3600", 1)])
 def test_the_resumable_state_is_saved_at_most_once_per_interval(small_config, tmp_path, monkeypatch, interval, saved):
-    from du_framework import compare
-    from du_framework.config import load_config
+    from du_framework.workbench import compare
+    from du_framework.workbench.config import load_config
 
     stages = []
     monkeypatch.setattr(compare, "save_train_state", lambda path, state: stages.append(state.stages_done))

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from du_framework import ConfigError, TrainingDivergedError, hookimpl, option
-from du_framework.compare import run_comparison, summarize_seeds
-from du_framework.config import load_config
+from du_framework.workbench.compare import run_comparison, summarize_seeds
+from du_framework.workbench.config import load_config
 from du_framework.engine import TrainSettings, train, train_ensemble
 from du_framework.engine.keys import host_key
 from du_framework.options import parse_options

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 from du_framework import QuadraticSolver, hookimpl, option
-from du_framework.compare import evaluation_key, training_key
-from du_framework.config import build_config, load_config
+from du_framework.workbench.compare import evaluation_key, training_key
+from du_framework.workbench.config import build_config, load_config
 from du_framework.options import Tunable, format_options, option_rows, tunable_options
 from du_framework.registry import plugin_registered
 from du_framework.testing.problems import SmallLeastSquares
-from du_framework.tune import search_space, tune, validation_key
+from du_framework.workbench.tune import search_space, tune, validation_key
 
 import core_plugin as core_plugin_module
 from cli_helpers import one_error_line, run
@@ -183,7 +183,7 @@ def test_learned_trials_differ_in_rates_and_the_best_has_the_best_validation_sco
     best = search.best
     assert best.metric_value == min(t.metric_value for t in complete)
     # recomputed outside the search: train with the best trial's settings, score on the validation key
-    from du_framework.compare import build_problem, build_schedule, build_solver
+    from du_framework.workbench.compare import build_problem, build_schedule, build_solver
     from du_framework.engine import TrainSettings, evaluate, train
 
     entry = dataclasses.replace(config.solver("learned"),
@@ -219,7 +219,7 @@ def test_the_pruner_sees_log_losses_whatever_train_log_loss(plugins, tmp_path):
     """Every trial reports log(stage loss): the log-loss trials are on the same scale as the others."""
     import optuna
 
-    from du_framework.compare import build_problem, build_schedule, build_solver
+    from du_framework.workbench.compare import build_problem, build_schedule, build_solver
     from du_framework.engine import TrainSettings, train
 
     url = f"sqlite:///{tmp_path / 's.db'}"
@@ -248,7 +248,7 @@ def test_the_budget_is_the_same_for_every_solver_and_stated(learned_search):
 
 def test_a_space_key_for_a_budget_setting_or_an_unknown_option_is_refused(plugins):
     config = small()
-    from du_framework.compare import build_problem, build_solver
+    from du_framework.workbench.compare import build_problem, build_solver
     from du_framework.errors import ConfigError
 
     solver = build_solver(config.solver("learned"), build_problem(config), 3)
@@ -396,7 +396,7 @@ def test_trial_0_of_a_classical_search_is_the_constant_the_solver_computes(plugi
 
 
 def test_a_rate_grid_trains_its_trials_as_one_ensemble_and_scores_each_member(plugins):
-    from du_framework.compare import build_problem, build_schedule, build_solvers
+    from du_framework.workbench.compare import build_problem, build_schedule, build_solvers
     from du_framework.engine import evaluate, train
 
     overrides = ["train.depth=3", "train.steps_per_stage=6", "evaluation.batches=1"]
@@ -435,7 +435,7 @@ def test_a_best_value_at_the_end_of_its_range_is_pointed_out():
     from types import SimpleNamespace
 
     from du_framework.cli.tuning import _edge_note
-    from du_framework.tune import Dimension
+    from du_framework.workbench.tune import Dimension
 
     search = SimpleNamespace(dimensions=[Dimension("lr", Tunable(1e-4, 0.3, log=True)), Dimension("w", Tunable(1.0, 2.0))])
     assert "at the top of its range 0.0001..0.3" in _edge_note(search, "lr", 0.3)

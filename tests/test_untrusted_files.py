@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from du_framework import CheckpointError, ProblemDataError
-from du_framework.checkpoint import LoadedCheckpoint, load_checkpoint, read_checkpoint_metadata, save_checkpoint
+from du_framework.io.checkpoint import LoadedCheckpoint, load_checkpoint, read_checkpoint_metadata, save_checkpoint
 from du_framework.cli import main
 from du_framework.matrix import load_matrix
-from du_framework.safe_files import read_npy, read_npz
+from du_framework.io.safe_files import read_npy, read_npz
 from du_framework.testing import small_problem
 
 from core_plugin import SMALL_TOML, LearnedGD, core_plugin  # noqa: F401 - the fixture

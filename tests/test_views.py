@@ -155,7 +155,7 @@ def _schema99(folder):
 
 
 def _huge(folder):
-    from du_framework.loading import MAX_JSON_BYTES
+    from du_framework.workbench.loading import MAX_JSON_BYTES
 
     with open(folder / "results.json", "r+b") as handle:
         handle.truncate(MAX_JSON_BYTES + 10)
@@ -201,7 +201,7 @@ def test_plot_refuses_bad_options(tmp_path, capsys, monkeypatch, args, message):
 def test_writing_over_a_file_of_an_input_run_is_refused(tmp_path, capsys):
     folder = write_schema3_run(tmp_path / "run")
     (folder / "mse.png").write_bytes(b"\x89PNG\r\n\x1a\n")
-    from du_framework.runs import write_manifest
+    from du_framework.workbench.runs import write_manifest
 
     write_manifest(folder, {"status": "complete"})
     assert run("plot", folder, "--out", folder / "mse.png") == 2

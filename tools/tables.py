@@ -6,7 +6,7 @@
 
 ``make tables`` and ``make check-tables`` run the first two (TABLES="NAME ..." to choose). A table
 is a configuration docs/tables/NAME.toml; pages show it between ``<!-- table: NAME -->`` and
-``<!-- /table -->``. See docs/results.md, "Tables in the documentation", and du_framework/tables.py.
+``<!-- /table -->``. See docs/results.md, "Tables in the documentation", and tools/doctables.py.
 Exit codes: 0 done (check: everything within tolerance), 1 check found cells out of tolerance or
 missing, 2 an error (a bad marker, a missing configuration, a failed run), with one line saying why.
 """
@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv``; returns the exit code."""
-    from du_framework import tables
+    import doctables as tables  # beside this script
     from du_framework.errors import DUError
 
     args = _parser().parse_args(argv)

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     except DUError as error:
-        from ..preflight import InsufficientMemoryError
+        from ..workbench.preflight import InsufficientMemoryError
 
         _error(error)
         return EXIT_MEMORY if isinstance(error, InsufficientMemoryError) else EXIT_INVALID

@@ -41,7 +41,7 @@ def _cmd_examples(args) -> int:
 
 
 def _copy(registry, args) -> int:
-    from ..atomic import atomic_write
+    from ..io.atomic import atomic_write
 
     experiment = _experiment(registry, args.name)
     dest = Path(args.dest) if args.dest else Path(f"{experiment.name}.toml")

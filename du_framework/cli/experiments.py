@@ -15,7 +15,7 @@ from ._common import _default_out, _registry
 
 
 def _load(args):
-    from ..config import load_config, select_solvers
+    from ..workbench.config import load_config, select_solvers
 
     config = load_config(args.config, args.overrides, experiment=args.experiment)
     return select_solvers(config, args.only.split(",")) if args.only else config
@@ -27,7 +27,7 @@ def _warn(message: str) -> None:
 
 def _preflight(config, problem, schedule, solvers) -> None:
     """Refuse a training run that cannot fit in memory, warn about a very long one (before any training)."""
-    from ..preflight import check_training
+    from ..workbench.preflight import check_training
 
     for entry, solver in zip(config.solvers, solvers):
         check_training(entry.label, solver, problem, schedule, config.train, warn=_warn)
@@ -43,9 +43,9 @@ _COMPARE_OPTIONS = ("metric", "checkpoints", "train_missing", "allow_problem_mis
 
 
 def _run_folder(args, command: str):
-    """The (not yet entered) :class:`~du_framework.runs.RunFolder` of this run, its target checked writable."""
-    from ..preflight import check_out_dir
-    from ..runs import RunFolder, run_target
+    """The (not yet entered) :class:`~du_framework.workbench.runs.RunFolder` of this run, its target checked writable."""
+    from ..workbench.preflight import check_out_dir
+    from ..workbench.runs import RunFolder, run_target
 
     if args.resume:
         given = [flag for name, flag in _RESTORED.items() if getattr(args, name, None)]
@@ -69,13 +69,13 @@ def _run_folder(args, command: str):
 
 def _begin(run, args, command: str, config) -> None:
     """Record what a resumed run needs in the staging folder: config.toml, run.json."""
-    from ..atomic import atomic_write
-    from ..report import strict_json
-    from ..runs import CONFIG_TOML, RUN_INFO, config_digest, to_toml
+    from ..io.atomic import atomic_write
+    from ..workbench.report import strict_json
+    from ..workbench.runs import CONFIG_TOML, RUN_INFO, config_digest, to_toml
 
     with atomic_write(run.staging / CONFIG_TOML) as handle:
         handle.write(to_toml(config.to_dict()))
-    from ..redact import hidden_argv
+    from ..workbench.redact import hidden_argv
 
     info = {"command": command, "argv": hidden_argv(sys.argv), "config_digest": config_digest(config.to_dict()),
             "options": {name: getattr(args, name, None) for name in _COMPARE_OPTIONS if hasattr(args, name)}}
@@ -85,8 +85,8 @@ def _begin(run, args, command: str, config) -> None:
 
 def _resumed_config(run, args, command: str):
     """The configuration and options of the interrupted run ``run`` continues, restored into ``args``."""
-    from ..config import load_config
-    from ..runs import CONFIG_TOML, RUN_INFO, config_digest
+    from ..workbench.config import load_config
+    from ..workbench.runs import CONFIG_TOML, RUN_INFO, config_digest
 
     try:
         info = json.loads((run.staging / RUN_INFO).read_text())
@@ -108,7 +108,7 @@ def _resumed_config(run, args, command: str):
 
 
 def _identity(run, args, command: str, config, status: str, registry=None) -> dict:
-    from ..runs import config_digest, provenance
+    from ..workbench.runs import config_digest, provenance
 
     prov = provenance(registry or _registry())
     return {"status": status, "command": " ".join(["unfold", *map(_shell_word, prov["command_line"][1:])])
@@ -124,7 +124,7 @@ def _shell_word(word: str) -> str:
 
 def _observers(args, command: str):
     """The run observers ``--observe`` names (an empty set without it), constructed before the run starts."""
-    from ..observers import ObserverSet
+    from ..workbench.observers import ObserverSet
 
     names = (getattr(args, "observe", None) or "").split(",")
     return ObserverSet.from_names(names, registry=_registry(), warn=_warn, command=command)
@@ -136,7 +136,7 @@ def _ending(watchers):
     try:
         yield
     except BaseException as error:
-        from ..compare import _ended_by
+        from ..workbench.compare import _ended_by
 
         watchers.run_end(status=_ended_by(error))
         raise
@@ -186,7 +186,7 @@ def _follow(args, command) -> int | None:
 
 def _figure_formats(args) -> tuple[str, ...]:
     """``--figures`` as a tuple of formats, refused before any work when one is unknown (or the style is)."""
-    from ..figures import FORMATS, _style_spec
+    from ..workbench.figures import FORMATS, _style_spec
 
     formats = tuple(part.strip().lower().lstrip(".") for part in (args.figures or "png").split(",") if part.strip())
     unknown = [f for f in formats if f not in FORMATS]
@@ -207,7 +207,7 @@ def _prefetch_plotting() -> None:
 
     def load():
         with contextlib.suppress(Exception):  # the report imports it again and reports a failure itself
-            from .. import figures
+            from ..workbench import figures
 
             figures._pyplot()
 
@@ -215,8 +215,8 @@ def _prefetch_plotting() -> None:
 
 
 def _cmd_compare(args) -> int:
-    from ..compare import build_problem, build_schedule, build_solvers, run_comparison
-    from ..report import format_table, seed_notes, select_metric, write_report
+    from ..workbench.compare import build_problem, build_schedule, build_solvers, run_comparison
+    from ..workbench.report import format_table, seed_notes, select_metric, write_report
 
     if (followed := _follow(args, _cmd_compare)) is not None:
         return followed
@@ -287,16 +287,16 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from ..atomic import atomic_write
+    from ..io.atomic import atomic_write
     from types import SimpleNamespace
 
     import numpy as np
 
-    from ..compare import build_problem, build_schedule, build_solvers, train_seeds
+    from ..workbench.compare import build_problem, build_schedule, build_solvers, train_seeds
     from ..engine.loop import expand_schedule
     from ..engine.progress import progress_for
-    from ..observers import SolverEnd
-    from ..report import _history_texts, strict_json
+    from ..workbench.observers import SolverEnd
+    from ..workbench.report import _history_texts, strict_json
 
     if (followed := _follow(args, _cmd_train)) is not None:
         return followed

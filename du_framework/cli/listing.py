@@ -195,7 +195,7 @@ def _cmd_docs(args) -> int:
     if args.check:
         print(f"{path}: the option tables are out of date; regenerate them with: {DOCS_COMMAND}", file=sys.stderr)
         return 1
-    from ..atomic import atomic_write
+    from ..io.atomic import atomic_write
 
     with atomic_write(path) as handle:
         handle.write(updated)

@@ -106,12 +106,12 @@ def _edge_note(search, key: str, value) -> str:
 
 
 def _cmd_tune(args) -> int:
-    from ..atomic import atomic_write
-    from ..config import load_config
-    from ..preflight import check_out_dir
-    from ..report import select_metric, strict_json
-    from ..runs import CONFIG_TOML, RunFolder, provenance, to_toml
-    from ..tune import check_selection, open_storage, parse_space, trials_csv, tune
+    from ..io.atomic import atomic_write
+    from ..workbench.config import load_config
+    from ..workbench.preflight import check_out_dir
+    from ..workbench.report import select_metric, strict_json
+    from ..workbench.runs import CONFIG_TOML, RunFolder, provenance, to_toml
+    from ..workbench.tune import check_selection, open_storage, parse_space, trials_csv, tune
 
     if args.trials < 1:
         raise ConfigError(f"--trials must be >= 1 (trials per solver), got {args.trials}")
@@ -164,8 +164,8 @@ def _cmd_tune(args) -> int:
             handle.write(trials_csv(result))
         if args.storage is None:
             written.append("tune.db")
-        from ..redact import hidden_argv
-        from ..runs import config_digest
+        from ..workbench.redact import hidden_argv
+        from ..workbench.runs import config_digest
 
         command = " ".join(["unfold", *hidden_argv(sys.argv[1:])])  # no database password in published files
         run.publish({"status": "complete", "subcommand": "tune", "command": command,

@@ -64,7 +64,7 @@ def _warn(message: str) -> None:
 
 
 def _load(args) -> list:
-    from ..loading import load_run
+    from ..workbench.loading import load_run
 
     runs = [load_run(path, verify=not args.no_verify) for path in args.runs]
     for run in runs:
@@ -91,7 +91,7 @@ def _missing_note(run, what: str) -> None:
 
 
 def _cmd_plot(args) -> int:
-    from .. import figures
+    from ..workbench import figures
 
     runs = _load(args)
     out = Path(args.out) if args.out else Path(f"{args.what}.png")
@@ -118,7 +118,7 @@ def _cmd_plot(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from ..publish import REPORT_FORMATS, format_from_path, write_publication
+    from ..workbench.publish import REPORT_FORMATS, format_from_path, write_publication
 
     runs = _load(args)
     if args.out:

@@ -17,7 +17,7 @@ come back to the host anyway), so showing progress costs no device round trip.
   a line after every compiled call).
 
 A comparison adds "solver 3 of 6" to the label (``position``) and replaces the
-bar by a one-line summary when the solver is done (``du_framework.compare.run_comparison``).
+bar by a one-line summary when the solver is done (``du_framework.workbench.compare.run_comparison``).
 """
 
 from __future__ import annotations

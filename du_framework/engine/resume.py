@@ -19,7 +19,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from ..atomic import atomic_write
+from ..io.atomic import atomic_write
 from ..errors import CheckpointError
 
 __all__ = ["TrainState", "save_train_state", "load_train_state"]

@@ -32,12 +32,12 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from .engine.settings import EvaluationSettings, TrainSettings
-from .engine.transforms import check_optimizer_settings
-from .errors import ConfigError, UnknownNameError, nearest
-from .metrics import metric_table
-from .options import options_to_dict, parse_options
-from .registry import Registry, get_registry
+from ..engine.settings import EvaluationSettings, TrainSettings
+from ..engine.transforms import check_optimizer_settings
+from ..errors import ConfigError, UnknownNameError, nearest
+from ..metrics import metric_table
+from ..options import options_to_dict, parse_options
+from ..registry import Registry, get_registry
 
 __all__ = [
     "ProblemConfig",

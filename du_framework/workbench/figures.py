@@ -1,7 +1,7 @@
 """Figures of saved runs, fit for a paper: curves, learned parameters, training losses.
 
-Every function takes :class:`~du_framework.loading.Run` objects (from
-:func:`~du_framework.loading.load_run`, or :meth:`Run.from_results` for a fresh
+Every function takes :class:`~du_framework.workbench.loading.Run` objects (from
+:func:`~du_framework.workbench.loading.load_run`, or :meth:`Run.from_results` for a fresh
 comparison) and draws with matplotlib's Agg backend, imported only when a figure
 is drawn (never by ``import du_framework``). The ``*_figure`` functions return the
 matplotlib :class:`~matplotlib.figure.Figure`; the ``plot_*`` functions save it
@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .loading import MetricInfo, Run, RunFileError, SolverRun
 
 __all__ = ["plot_curves", "plot_params", "plot_losses", "write_figures", "curves_figure", "params_figure",
@@ -137,7 +137,7 @@ def _style_spec(style: str | Path | dict | None) -> list[Any]:
         if not params:
             raise ConfigError(f"style file {text!r} sets no rcParams (lines `key: value`, e.g. `font.size: 9`)")
         return [dict(params)]
-    from .errors import nearest
+    from ..errors import nearest
 
     hint = nearest(text, plt.style.available)
     raise ConfigError(f"style {text!r} is neither a matplotlib style nor a file; styles: "
@@ -182,7 +182,7 @@ def save_figure(fig, path: str | Path, *, close: bool = True) -> Path:
     Raises:
         ConfigError: another suffix.
     """
-    from .atomic import atomic_write
+    from ..io.atomic import atomic_write
 
     path = Path(path)
     kind = _format_of(path)
@@ -295,7 +295,7 @@ def _as_runs(runs: Run | Sequence[Run]) -> list[Run]:
         return [runs]
     runs = list(runs)
     if not runs or not all(isinstance(r, Run) for r in runs):
-        raise ConfigError("give one Run or a non-empty list of Runs (du_framework.loading.load_run)")
+        raise ConfigError("give one Run or a non-empty list of Runs (du_framework.workbench.loading.load_run)")
     return runs
 
 
@@ -317,7 +317,7 @@ def _selected(runs: list[Run], solvers: Sequence[str] | None) -> list[tuple[str,
         known = list(dict.fromkeys(label for run in runs for label in run.solvers))
         unknown = [name for name in wanted if name not in known]
         if unknown:
-            from .errors import nearest
+            from ..errors import nearest
 
             hint = nearest(unknown[0], known)
             raise ConfigError(f"no solver {', '.join(map(repr, unknown))} in the run(s); solvers: {', '.join(known)}"

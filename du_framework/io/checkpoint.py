@@ -13,7 +13,7 @@ differs from the one it is loaded into, naming each difference; a problem
 mismatch may be allowed explicitly (``allow_problem_mismatch=True``, to
 evaluate a trained solver on another problem), and is then reported in the
 :class:`LoadedCheckpoint`. Files are untrusted: every header is checked before
-anything is read (:mod:`du_framework.safe_files`), the JSON header's structure
+anything is read (:mod:`du_framework.io.safe_files`), the JSON header's structure
 is validated, and loaded parameters must be real, finite and of the declared
 dtype and shape. Files are written atomically (temporary file, then rename).
 """
@@ -31,12 +31,12 @@ import jax
 import numpy as np
 from flax import nnx
 
-from . import __version__
+from .. import __version__
 from .atomic import atomic_write
-from .errors import CheckpointError
-from .interfaces import Problem, UnfoldedSolver
-from .options import options_to_dict
-from .params import Unconstrained, learned_variables
+from ..errors import CheckpointError
+from ..interfaces import Problem, UnfoldedSolver
+from ..options import options_to_dict
+from ..params import Unconstrained, learned_variables
 from .safe_files import DEFAULT_LIMIT, read_npz
 
 __all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint", "read_checkpoint_metadata",
@@ -185,7 +185,7 @@ def read_checkpoint(path: str | Path, *, limit: int = DEFAULT_LIMIT) -> tuple[di
 
     Raises:
         CheckpointError: missing file, not a checkpoint, a lying or hostile
-            archive (see :func:`du_framework.safe_files.read_npz`), or a header
+            archive (see :func:`du_framework.io.safe_files.read_npz`), or a header
             of the wrong structure; the message names the file.
     """
     path = Path(path)

@@ -38,8 +38,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_write
-from .errors import ConfigError
+from ..io.atomic import atomic_write
+from ..errors import ConfigError
 
 __all__ = ["RunFolder", "run_target", "provenance", "config_digest", "to_toml", "toml_value", "write_manifest",
            "MANIFEST", "RUN_INFO", "CONFIG_TOML"]
@@ -342,7 +342,7 @@ def _git_revision(cwd: str | Path | None = None) -> dict[str, Any] | None:
 
 def _plugins(registry: Any) -> dict[str, dict[str, Any]]:
     """Every loaded plugin with its distribution and version (``None`` for one registered in process)."""
-    from .registry import ENTRY_POINT_GROUP
+    from ..registry import ENTRY_POINT_GROUP
 
     dists = {}
     with contextlib.suppress(Exception):
@@ -364,11 +364,11 @@ def provenance(registry: Any = None, argv: list[str] | None = None, cwd: str | P
 
     import jax
 
-    from . import __version__
+    from .. import __version__
     from .redact import hidden_argv
 
     if registry is None:
-        from .registry import get_registry
+        from ..registry import get_registry
 
         registry = get_registry()
     try:

@@ -1,8 +1,8 @@
 """Reports of saved runs: Markdown, LaTeX or self-contained HTML.
 
 :func:`write_publication` writes one report of one or several runs
-(:class:`~du_framework.loading.Run`): for each run its problem, a table of one
-metric at the iterations of :func:`du_framework.report.table_iterations` (with
+(:class:`~du_framework.workbench.loading.Run`): for each run its problem, a table of one
+metric at the iterations of :func:`du_framework.workbench.report.table_iterations` (with
 several training seeds every cell is ``median [min, max]`` over the seeds that did
 not diverge, as the run recorded them), its figures (curves, learned parameters,
 training losses when saved), its configuration (TOML) and what produced it
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .loading import Run, SolverRun
 
 __all__ = ["write_publication", "REPORT_FORMATS", "format_from_path", "metric_rows", "config_differences"]
@@ -476,7 +476,7 @@ def write_publication(runs: Run | Sequence[Run], path: str | Path, *, format: st
         RunFileError: from the runs (a metric a run lacks, ...).
     """
     from . import figures
-    from .atomic import atomic_write
+    from ..io.atomic import atomic_write
 
     runs = [runs] if isinstance(runs, Run) else list(runs)
     if not runs:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["InsufficientMemoryError", "check_out_dir", "available_memory", "training_memory",
            "iteration_steps", "check_training", "WORK_WARNING", "REFERENCE_RATE"]
@@ -104,8 +104,8 @@ def training_memory(solver: Any, problem: Any, settings: Any) -> dict[str, int]:
     """
     import jax
 
-    from .engine.keys import host_key
-    from .engine.unroll import remat_levels
+    from ..engine.keys import host_key
+    from ..engine.unroll import remat_levels
 
     batch = int(settings.batch_size)
     depth = int(getattr(solver, "depth", settings.depth))
@@ -174,8 +174,8 @@ def check_training(label: str, solver: Any, problem: Any, schedule: Any, setting
         return
     import jax
 
-    from .engine import expand_schedule
-    from .engine.unroll import remat_levels
+    from ..engine import expand_schedule
+    from ..engine.unroll import remat_levels
 
     if available is None:
         available = available_memory(jax.devices()[0])

@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_write
-from .errors import ConfigError
+from du_framework.io.atomic import atomic_write
+from du_framework.errors import ConfigError
 
 __all__ = ["TableError", "MarkerError", "Tolerance", "TableData", "SolverRow", "Block", "Deviation", "CheckReport",
            "TABLE_SCHEMA_VERSION", "produce", "table_from_run", "environment", "render", "find_blocks",
@@ -369,7 +369,7 @@ def environment(provenance: dict[str, Any] | None = None) -> dict[str, Any]:
     """
     provenance = dict(provenance or {})
     if "libraries" not in provenance or "backend" not in provenance:
-        from .runs import provenance as current
+        from du_framework.workbench.runs import provenance as current
 
         provenance = {**current(argv=[]), **provenance}
     libraries = provenance.get("libraries") or {}
@@ -392,12 +392,12 @@ def environment(provenance: dict[str, Any] | None = None) -> dict[str, Any]:
 
 def table_from_run(run: Any, name: str, *, config: str, command: str, env: dict[str, Any] | None = None,
                    tolerance: Tolerance | None = None) -> TableData:
-    """A table record from a loaded run (:class:`du_framework.loading.Run` of ``unfold compare``).
+    """A table record from a loaded run (:class:`du_framework.workbench.loading.Run` of ``unfold compare``).
 
     Raises:
         TableError: the run holds no evaluation curves.
     """
-    from .report import table_iterations
+    from du_framework.workbench.report import table_iterations
 
     if not run.has_curves:
         raise TableError(f"run {run.label!r} holds no evaluation curves: a table needs a run of unfold compare")
@@ -432,8 +432,8 @@ def produce(name: str, tables_dir: str | Path, runs_dir: str | Path, *, config_l
     Raises:
         TableError: no such configuration, or the comparison failed (its exit code).
     """
-    from .cli import main
-    from .loading import load_run
+    from du_framework.cli import main
+    from du_framework.workbench.loading import load_run
 
     config = Path(tables_dir) / f"{name}.toml"
     if not config.is_file():

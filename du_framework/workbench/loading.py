@@ -9,7 +9,7 @@ is untrusted input: JSON and CSV files are size-checked before they are read
 curve's length is checked, and a failure names the file and the entry
 (``results.json: solvers["dugd"].metrics["mse"][3] is "x", expected a number or
 null``). Nothing is unpickled; checkpoints are read with
-:func:`du_framework.checkpoint.read_checkpoint` (header-checked ``.npz``).
+:func:`du_framework.io.checkpoint.read_checkpoint` (header-checked ``.npz``).
 
 The manifest (``manifest.json``) lists every file of a published run with its
 size and sha256. :func:`load_run` checks all of them: a file the loader reads
@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["load_run", "Run", "SolverRun", "MetricInfo", "LossHistory", "StageSummary", "RunFileError",
            "ManifestMismatchError", "SUPPORTED_SCHEMAS", "MAX_JSON_BYTES", "MAX_CSV_BYTES", "MAX_CHECKED_BYTES",
@@ -294,7 +294,7 @@ class Run:
             RunFileError: the run has no curves, or no metric of that name (the
                 message lists its metrics and the nearest).
         """
-        from .errors import nearest
+        from ..errors import nearest
 
         if not self.metrics:
             raise RunFileError(f"run {self.label!r} holds no evaluation curves ({'; '.join(self.missing)})")
@@ -463,7 +463,7 @@ def _sha256(path: Path, limit: int) -> str | None:
 
 def _check_limit(relative: str) -> int:
     """The most bytes of ``relative`` (a file a manifest lists) worth hashing: what its reader accepts."""
-    from .safe_files import DEFAULT_LIMIT
+    from ..io.safe_files import DEFAULT_LIMIT
 
     name = relative.lower()
     if name.endswith(".json"):
@@ -895,8 +895,8 @@ def _read_config(folder: Path) -> dict[str, Any]:
 
 
 def _load_training_run(folder: Path, label: str) -> Run:
-    from .checkpoint import read_checkpoint
-    from .errors import CheckpointError
+    from ..io.checkpoint import read_checkpoint
+    from ..errors import CheckpointError
 
     config = _read_config(folder)
     run = Run(label=label, folder=folder, kind="train", schema_version=None, config=config, problem={},

@@ -37,18 +37,18 @@ from typing import Any
 import jax
 import numpy as np
 
-from .checkpoint import LoadedCheckpoint, load_checkpoint, save_checkpoint
+from ..io.checkpoint import LoadedCheckpoint, load_checkpoint, save_checkpoint
 from .config import ExperimentConfig, SolverConfig
-from .engine import TrainResult, evaluate, train, train_ensemble
-from .engine.loop import expand_schedule
-from .engine.progress import Progress, progress_for
-from .engine.keys import host_fold_in, host_key
-from .engine.resume import load_train_state, save_train_state
-from .errors import CheckpointError, DUError, IncompatibleProblemError, PluginError, TrainingDivergedError
-from .interfaces import Problem, TrainingSchedule, UnfoldedSolver
-from .metrics import metric_table
-from .options import options_to_dict
-from .registry import Registry, describe_component, get_registry
+from ..engine import TrainResult, evaluate, train, train_ensemble
+from ..engine.loop import expand_schedule
+from ..engine.progress import Progress, progress_for
+from ..engine.keys import host_fold_in, host_key
+from ..engine.resume import load_train_state, save_train_state
+from ..errors import CheckpointError, DUError, IncompatibleProblemError, PluginError, TrainingDivergedError
+from ..interfaces import Problem, TrainingSchedule, UnfoldedSolver
+from ..metrics import metric_table
+from ..options import options_to_dict
+from ..registry import Registry, describe_component, get_registry
 
 __all__ = ["SolverResult", "Comparison", "build_problem", "build_solver", "build_schedule",
            "build_solvers", "train_solver", "train_seeds", "run_comparison", "training_key", "evaluation_key",
@@ -479,11 +479,11 @@ def run_comparison(
             :mod:`du_framework.engine.progress`) and, when it is done, one summary
             line (final value of the primary metric, training time) through ``log``
             (default: standard error).
-        observers: run observers (:mod:`du_framework.observers`): a list of
-            :class:`~du_framework.observers.RunObserver` instances, told the run's
+        observers: run observers (:mod:`du_framework.workbench.observers`): a list of
+            :class:`~du_framework.workbench.observers.RunObserver` instances, told the run's
             start, every stage's end, every solver's end and the run's end (with
             ``results.json``'s solver entries); or an
-            :class:`~du_framework.observers.ObserverSet`, which this function starts
+            :class:`~du_framework.workbench.observers.ObserverSet`, which this function starts
             but leaves for its owner to end (after writing the run's files, as
             ``unfold compare`` does).
 
@@ -583,7 +583,7 @@ def _observer_set(observers: Any) -> tuple[Any, bool]:
 
 
 def _ended_by(error: BaseException) -> str:
-    """The :class:`~du_framework.observers.RunEnd` status of a run that ``error`` ended."""
+    """The :class:`~du_framework.workbench.observers.RunEnd` status of a run that ``error`` ended."""
     if isinstance(error, TrainingDivergedError):
         return "diverged"
     return "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"

@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .atomic import atomic_write
+from .. import __version__
+from ..io.atomic import atomic_write
 from .compare import SUMMARY, Comparison
-from .errors import ConfigError, nearest
-from .metrics import Metric, metric_table
+from ..errors import ConfigError, nearest
+from ..metrics import Metric, metric_table
 
 __all__ = ["table_iterations", "select_metric", "format_table", "seed_notes", "results_dict", "write_report",
            "strict_json", "plain_text", "RESULTS_SCHEMA_VERSION"]
@@ -116,7 +116,7 @@ def format_table(comparison: Comparison, *, metric: str | None = None, markdown:
 
 def results_dict(comparison: Comparison, provenance: dict[str, Any] | None = None) -> dict[str, Any]:
     """The content of ``results.json`` (schema in docs/results.md); ``provenance``: see
-    :func:`du_framework.runs.provenance` (the CLI records it)."""
+    :func:`du_framework.workbench.runs.provenance` (the CLI records it)."""
     config = comparison.config
     results = {
         "schema_version": RESULTS_SCHEMA_VERSION,
@@ -206,7 +206,7 @@ def write_report(comparison: Comparison, out_dir: str | Path, *, plots: bool = T
                  style: str | Path | None = None) -> dict[str, Path]:
     """Write results.json, results.csv, config.json, the training history (training.csv: every
     step's loss, stages.csv: each stage's mean; when something was trained) and (with
-    ``plots``) the figures of :func:`du_framework.figures.write_figures`: ``mse``,
+    ``plots``) the figures of :func:`du_framework.workbench.figures.write_figures`: ``mse``,
     ``params`` and ``losses``, in each of ``figure_formats`` (png, pdf, svg), drawn with
     the matplotlib ``style`` (a style name or file) when given.
 

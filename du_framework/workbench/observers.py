@@ -34,9 +34,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .engine.progress import Progress
-from .errors import ConfigError, DUError, PluginError
-from .hookspecs import hookimpl
+from ..engine.progress import Progress
+from ..errors import ConfigError, DUError, PluginError
+from ..hookspecs import hookimpl
 
 __all__ = ["RunObserver", "RunStart", "StageEnd", "SolverEnd", "RunEnd", "ObserverSet", "TensorBoardObserver",
            "TENSORBOARD_HINT"]
@@ -50,7 +50,7 @@ class RunStart:
 
     Attributes:
         command: ``"compare"``, ``"train"``, or ``"python"`` (a library call).
-        config: the :class:`~du_framework.config.ExperimentConfig` of the run
+        config: the :class:`~du_framework.workbench.config.ExperimentConfig` of the run
             (``config.to_dict()`` is its resolved TOML).
         problem: the problem's facts (``Problem.describe()``: name, dimension, ...).
         solvers: the labels of the run's solvers, in order.
@@ -112,7 +112,7 @@ class SolverEnd:
         final_loss: the mean training loss of the last chunk (``None`` untrained).
         train_seconds: wall time of its training, compilation included.
         result: the full row of a comparison
-            (:class:`~du_framework.compare.SolverResult`), or ``None``.
+            (:class:`~du_framework.workbench.compare.SolverResult`), or ``None``.
     """
 
     label: str
@@ -202,7 +202,7 @@ class ObserverSet:
         self.observers = list(observers)
         for observer in self.observers:
             if not isinstance(observer, RunObserver):
-                raise TypeError(f"an observer must be a du_framework.observers.RunObserver instance, got "
+                raise TypeError(f"an observer must be a du_framework.workbench.observers.RunObserver instance, got "
                                 f"{observer!r}")
         self._plugins = dict(plugins or {})
         self.folder = Path(folder) if folder is not None else None
@@ -222,7 +222,7 @@ class ObserverSet:
             PluginError: an observer's constructor failed (naming it and its plugin).
         """
         if registry is None:
-            from .registry import get_registry
+            from ..registry import get_registry
 
             registry = get_registry()
         observers, plugins = [], {}

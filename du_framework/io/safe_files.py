@@ -32,7 +32,7 @@ from typing import BinaryIO
 import numpy as np
 from numpy.lib import format as npformat
 
-from .errors import DUError, ProblemDataError
+from ..errors import DUError, ProblemDataError
 
 __all__ = ["DEFAULT_LIMIT", "REAL_KINDS", "read_npy", "read_npz"]
 

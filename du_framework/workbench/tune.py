@@ -48,15 +48,15 @@ import numpy as np
 
 from .compare import build_problem, build_schedule, build_solver, build_solvers, training_key
 from .config import ExperimentConfig, SolverConfig
-from .engine import evaluate, expand_schedule, train, train_ensemble
-from .engine.keys import host_fold_in, host_key
-from .engine.settings import TrainSettings
-from .engine.transforms import check_optimizer_settings
-from .errors import ConfigError, DUError, TrainingDivergedError, nearest
-from .metrics import Metric
-from .options import Tunable, options_to_dict, parse_options, tunable_options
-from .params import learned_variables
-from .registry import Registry, get_registry
+from ..engine import evaluate, expand_schedule, train, train_ensemble
+from ..engine.keys import host_fold_in, host_key
+from ..engine.settings import TrainSettings
+from ..engine.transforms import check_optimizer_settings
+from ..errors import ConfigError, DUError, TrainingDivergedError, nearest
+from ..metrics import Metric
+from ..options import Tunable, options_to_dict, parse_options, tunable_options
+from ..params import learned_variables
+from ..registry import Registry, get_registry
 
 __all__ = ["Dimension", "TrialRecord", "SolverSearch", "TuneResult", "DEFAULT_OPTIMIZERS", "OPTIMIZER_ALIASES",
            "VALIDATION_TAG", "validation_key", "search_space", "parse_space", "open_storage", "check_selection", "tune",
@@ -81,7 +81,7 @@ _STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql")
 def validation_key(seed: int):
     """Key of the validation instances of ``unfold tune``: ``fold_in(key(seed), 2)`` for ``evaluation.seed``.
 
-    Training instances come from tag 0 (:func:`~du_framework.compare.training_key`) and
+    Training instances come from tag 0 (:func:`~du_framework.workbench.compare.training_key`) and
     the evaluation instances of ``unfold compare`` from tag 1, so validation shares no
     instance with either.
     """
@@ -516,7 +516,7 @@ class TuneResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The content of ``tune.json``."""
-        from . import __version__
+        from .. import __version__
 
         train_table, conflicts = self.train_conflicts()
         return {
