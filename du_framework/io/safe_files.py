@@ -34,7 +34,7 @@ from numpy.lib import format as npformat
 
 from ..errors import DUError, ProblemDataError
 
-__all__ = ["DEFAULT_LIMIT", "REAL_KINDS", "read_npy", "read_npz"]
+__all__ = ["DEFAULT_LIMIT", "REAL_KINDS", "file_sha256", "read_limited", "read_npy", "read_npz"]
 
 DEFAULT_LIMIT = 2 * 1024**3
 """Largest array (bytes of data) read by default; larger headers are refused before reading."""
@@ -141,6 +141,51 @@ def _regular_file(path: Path, what: str, error: type[DUError]) -> int:
     if not stat.S_ISREG(info.st_mode):
         raise error(f"{what} {str(path)!r} is not a regular file")
     return info.st_size
+
+
+def read_limited(path: str | os.PathLike, *, limit: int, what: str, error: type[DUError] = ProblemDataError,
+                 pipes: bool = False) -> bytes:
+    """The bytes of the file at ``path``, refused before reading when it is not a file of at most ``limit`` bytes.
+
+    The one size-checked read of the project: a missing file, a folder, a device or socket, a
+    file above ``limit`` (checked on ``stat`` before reading, and again while reading, for a file
+    that grows) each raise ``error`` with a message naming ``what`` and the path. With ``pipes``,
+    a pipe (``--config <(...)``) is read too, up to the same cap.
+    """
+    path = Path(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise error(f"{what} {str(path)!r} does not exist") from None
+    except OSError as failure:
+        raise error(f"{what} {str(path)!r} cannot be read ({failure.strerror or failure})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise error(f"{what} {str(path)!r} is a folder, not a file")
+    if not (stat.S_ISREG(info.st_mode) or (pipes and stat.S_ISFIFO(info.st_mode))):
+        kinds = "a regular file or a pipe" if pipes else "a regular file"
+        raise error(f"{what} {str(path)!r} is not {kinds} (a device or socket)")
+    if info.st_size > limit:
+        raise error(f"{what} {str(path)!r} is {info.st_size} bytes, more than the {limit} bytes this "
+                    f"reader accepts")
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as failure:
+        raise error(f"{what} {str(path)!r} cannot be read ({failure.strerror or failure})") from None
+    if len(data) > limit:
+        raise error(f"{what} {str(path)!r} holds more than {limit} bytes, more than this reader accepts")
+    return data
+
+
+def file_sha256(path: str | os.PathLike, *, chunk: int = 1 << 20) -> str:
+    """The hex sha256 of the file's bytes, read in chunks (the caller checks its size first)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_npy(path: str | os.PathLike, *, error: type[DUError] = ProblemDataError, kinds: str = REAL_KINDS,
