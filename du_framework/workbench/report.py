@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from .text import strict_json
 from ..io.atomic import atomic_write
 from .compare import SUMMARY, Comparison
 from ..errors import ConfigError, nearest
@@ -139,28 +140,6 @@ def results_dict(comparison: Comparison, provenance: dict[str, Any] | None = Non
     if provenance is not None:
         results["provenance"] = provenance
     return results
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with every non-finite float (NaN, +-inf) replaced by ``None``, NumPy values as Python ones."""
-    if isinstance(value, dict):
-        return {str(key): _finite(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(item) for item in value]
-    if isinstance(value, np.ndarray):
-        return _finite(value.tolist())
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    return value
-
-
-def strict_json(value: Any) -> str:
-    """``value`` as strict JSON (RFC 8259): NaN and infinities become ``null``, never ``NaN``/``Infinity``."""
-    return json.dumps(_finite(value), indent=2, allow_nan=False)
 
 
 def _csv_text(comparison: Comparison) -> str:

@@ -238,7 +238,7 @@ def write_manifest(folder: str | Path, manifest: dict[str, Any]) -> Path:
             continue
         files[relative] = {"size": path.stat().st_size, "sha256": _sha256(path)}
     body = {"format": MANIFEST_FORMAT, "format_version": MANIFEST_VERSION, **manifest, "files": files}
-    from .report import strict_json
+    from .text import strict_json
 
     with atomic_write(folder / MANIFEST) as handle:
         handle.write(strict_json(body))
@@ -247,9 +247,9 @@ def write_manifest(folder: str | Path, manifest: dict[str, Any]) -> Path:
 
 def config_digest(config_dict: dict[str, Any]) -> str:
     """``sha256:<hex>`` of the resolved configuration (canonical JSON: sorted keys, no spaces)."""
-    from .report import _finite
+    from .text import json_safe
 
-    text = json.dumps(_finite(config_dict), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    text = json.dumps(json_safe(config_dict), sort_keys=True, separators=(",", ":"), allow_nan=False)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -545,9 +545,9 @@ def _budget(config: ExperimentConfig, schedule, trials: int, timeout: float | No
 
 def _study_identity(config: ExperimentConfig, entry: SolverConfig, dims: list[Dimension], fixed: dict,
                     metric: Metric, iteration: int, budget: dict, validation: dict) -> dict[str, Any]:
-    from .report import _finite
+    from .text import json_safe
 
-    return _finite({"solver": entry.name, "options": options_to_dict(entry.options),
+    return json_safe({"solver": entry.name, "options": options_to_dict(entry.options),
                     "problem": config.to_dict()["problem"], "budget": {k: v for k, v in budget.items()
                                                                        if k not in ("trials", "timeout_seconds")},
                     "train": options_to_dict(config.train), "metric": metric.name, "iteration": iteration,
