@@ -5,6 +5,7 @@ experiments are registered through pluggy hooks from any installed package; one
 engine trains any solver on any problem under any schedule, compiled once.
 """
 
+from .version import __version__
 from .capabilities import LinearObservation, QuadraticProblem, RegularizedLeastSquares
 from .errors import (
     CheckpointError,
@@ -33,7 +34,6 @@ from .metrics import MSE, NMSE_DB, Metric
 from .options import NoOptions, option
 from .params import Constraint, Interval, NonNegative, Positive, Reciprocal, Unconstrained, learned, per_iteration
 
-__version__ = "0.1.0"
 
 __all__ = [
     "__version__",

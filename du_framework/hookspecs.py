@@ -49,5 +49,5 @@ def register_experiments(register):
 
 @hookspec
 def register_observers(register):
-    """Register :class:`~du_framework.workbench.observers.RunObserver` subclasses (experiment trackers):
+    """Register :class:`~du_framework.RunObserver` subclasses (experiment trackers):
     ``register(ObserverClass)``; chosen per run with ``--observe NAME`` (docs/observers.md)."""

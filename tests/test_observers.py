@@ -303,7 +303,7 @@ def test_a_raising_observer_warns_once_naming_it_and_the_others_go_on():
 
 
 def test_an_observer_set_refuses_what_is_not_an_observer():
-    with pytest.raises(TypeError, match="must be a du_framework.workbench.observers.RunObserver instance"):
+    with pytest.raises(TypeError, match="must be a du_framework.RunObserver instance"):
         ObserverSet([object()])
 
 
@@ -332,7 +332,7 @@ class Nameless(RunObserver):
 
 
 @pytest.mark.parametrize("registered, reason", [
-    (NotAnObserver, r"as an observer; it must be a subclass of du_framework.workbench.observers.RunObserver"),
+    (NotAnObserver, r"as an observer; it must be a subclass of du_framework.RunObserver"),
     (NeedsArgument, r"observer 'needs-argument' .*: it must be constructible without arguments"),
     (NoEventArgument, r"observer 'no-event' .*: on_stage_end\(self\) does not match the contract "
                       r"on_stage_end\(self, event\)"),

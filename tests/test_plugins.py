@@ -169,7 +169,7 @@ def test_hook_register_experiments(install):
 def test_hook_register_observers(install):
     install("du-tracker", """
         from du_framework import hookimpl
-        from du_framework.workbench.observers import RunObserver
+        from du_framework import RunObserver
 
         class Tracker(RunObserver):
             name = "tracker"

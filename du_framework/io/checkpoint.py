@@ -31,7 +31,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from .. import __version__
+from ..version import __version__
 from .atomic import atomic_write
 from ..errors import CheckpointError
 from ..interfaces import Problem, UnfoldedSolver

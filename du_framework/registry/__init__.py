@@ -3,9 +3,10 @@
 A plugin is a module (or any object) implementing the hooks of
 :mod:`du_framework.hookspecs` with ``@du_framework.hookimpl``. Plugins come from:
 
-1. the core itself: :mod:`du_framework.schedules` and :mod:`du_framework.workbench.observers`
-   register the built-in schedules and observers through the same hooks as any
-   plugin, as plugin :data:`BUILTIN_PLUGIN`;
+1. the core itself: :mod:`du_framework.schedules` and (through the core's own entry-point
+   group ``du_framework.builtin``, so the kernel imports no upper layer)
+   :mod:`du_framework.workbench.observers` register the built-in schedules and observers
+   through the same hooks as any plugin, as plugin :data:`BUILTIN_PLUGIN`;
 2. installed distributions: entry points in the group :data:`ENTRY_POINT_GROUP`,
    loaded in order of entry-point name;
 3. in-process registrations (:func:`register_plugin`, :func:`plugin_registered`),
@@ -41,7 +42,7 @@ hooks (any exception or ``SystemExit``), and validating each thing it registers:
 * experiments must be :class:`~du_framework.Experiment` instances with a name
   and a configuration that is valid TOML;
 * observers must be concrete subclasses of
-  :class:`~du_framework.workbench.observers.RunObserver` with a non-empty string ``name``,
+  :class:`~du_framework.RunObserver` with a non-empty string ``name``,
   constructible without arguments, whose ``on_*`` methods take one event.
 
 All the problems of one plugin are collected into its one reason, so an author

@@ -122,7 +122,7 @@ class Registry:
         return self.get("experiment", name).cls
 
     def observer(self, name: str) -> type:
-        """The :class:`~du_framework.workbench.observers.RunObserver` subclass registered as ``name``."""
+        """The :class:`~du_framework.RunObserver` subclass registered as ``name``."""
         return self.get("observer", name).cls
 
     def plugin_of(self, kind: str, name: str) -> str:

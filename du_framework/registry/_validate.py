@@ -61,10 +61,10 @@ def _solver_contract_problem(cls: type) -> str | None:
 
 
 def _observer_problem(obj: Any) -> str | None:
-    from ..workbench.observers import RunObserver
+    from ..observing import RunObserver
 
     if not (inspect.isclass(obj) and issubclass(obj, RunObserver)):
-        return f"registered {obj!r} as an observer; it must be a subclass of du_framework.workbench.observers.RunObserver"
+        return f"registered {obj!r} as an observer; it must be a subclass of du_framework.RunObserver"
     name = getattr(obj, "name", None)
     if not isinstance(name, str) or not name.strip():
         return f"observer class {qualified_name(obj)} has no 'name' class attribute (a non-empty string)"

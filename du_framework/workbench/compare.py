@@ -480,7 +480,7 @@ def run_comparison(
             line (final value of the primary metric, training time) through ``log``
             (default: standard error).
         observers: run observers (:mod:`du_framework.workbench.observers`): a list of
-            :class:`~du_framework.workbench.observers.RunObserver` instances, told the run's
+            :class:`~du_framework.RunObserver` instances, told the run's
             start, every stage's end, every solver's end and the run's end (with
             ``results.json``'s solver entries); or an
             :class:`~du_framework.workbench.observers.ObserverSet`, which this function starts
