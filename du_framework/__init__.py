@@ -30,9 +30,14 @@ from .interfaces import (
     TrainingSchedule,
     UnfoldedSolver,
 )
+from .matrix import load_matrix, max_entry
 from .metrics import MSE, NMSE_DB, Metric
-from .options import NoOptions, option
-from .params import Constraint, Interval, NonNegative, Positive, Reciprocal, Unconstrained, learned, per_iteration
+from .observing import RunEnd, RunObserver, RunStart, SolverEnd, StageEnd
+from .options import NoOptions, Tunable, option, parse_options
+from .params import (Constraint, Interval, NonNegative, Positive, Reciprocal, Unconstrained, learned, learning_rates,
+                     per_iteration)
+from .schedules import Incremental, IncrementalFrozen, IncrementalRestart
+from .theory import best_constant_step, chebyshev_period_factor, chebyshev_steps, gd_contraction, polyak_parameters
 
 
 __all__ = [
@@ -54,14 +59,32 @@ __all__ = [
     "NMSE_DB",
     "option",
     "NoOptions",
+    "Tunable",
+    "parse_options",
     "learned",
     "per_iteration",
+    "learning_rates",
     "Constraint",
     "Unconstrained",
     "Positive",
     "NonNegative",
     "Interval",
     "Reciprocal",
+    "Incremental",
+    "IncrementalRestart",
+    "IncrementalFrozen",
+    "RunObserver",
+    "RunStart",
+    "StageEnd",
+    "SolverEnd",
+    "RunEnd",
+    "load_matrix",
+    "max_entry",
+    "chebyshev_steps",
+    "chebyshev_period_factor",
+    "best_constant_step",
+    "gd_contraction",
+    "polyak_parameters",
     "DUError",
     "ConfigError",
     "UnknownNameError",

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from du_framework import MSE, NMSE_DB, Problem, ProblemDataError, RegularizedLeastSquares, option
-from du_framework.matrix import load_matrix
+from du_framework import load_matrix
 
 
 class RidgeProblem(Problem, RegularizedLeastSquares):

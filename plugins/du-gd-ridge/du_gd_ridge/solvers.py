@@ -18,8 +18,8 @@ from du_framework import (
     option,
     per_iteration,
 )
-from du_framework.theory import best_constant_step, chebyshev_steps
-from du_framework.options import Tunable
+from du_framework import best_constant_step, chebyshev_steps
+from du_framework import Tunable
 
 # Longest period whose Chebyshev steps are offered as reference lines (beyond it they crowd the plot).
 _MAX_REFERENCE_PERIOD = 64

@@ -8,11 +8,11 @@ import pytest
 
 from du_framework import Experiment, IncompatibleProblemError, NonNegative, ProblemDataError, Reciprocal
 from du_framework.engine import evaluate, train
-from du_framework.options import parse_options
-from du_framework.params import learning_rates
-from du_framework.schedules import Incremental
+from du_framework import parse_options
+from du_framework import learning_rates
+from du_framework import Incremental
 from du_framework.testing import BareProblem, ProblemCase, SolverCase, parametrize_with_checks
-from du_framework.theory import gd_contraction
+from du_framework import gd_contraction
 from du_gd_ridge import DUGD, ConstantStepGD, RidgeProblem
 from du_gd_ridge import plugin as ridge_plugin
 

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from du_framework import MSE, NMSE_DB, Problem, ProblemDataError, QuadraticProblem, option
-from du_framework.matrix import load_matrix
+from du_framework import load_matrix
 
 
 class JacobiSplitting(QuadraticProblem):

@@ -25,8 +25,8 @@ import jax.scipy.linalg
 import numpy as np
 
 from du_framework import QuadraticSolver, Reciprocal, Unconstrained, learned, option, per_iteration
-from du_framework.theory import chebyshev_steps
-from du_framework.options import Tunable
+from du_framework import chebyshev_steps
+from du_framework import Tunable
 
 from .problem import JacobiSplitting
 

@@ -7,10 +7,10 @@ import pytest
 from du_framework import ConfigError, ProblemDataError, Reciprocal, Unconstrained
 from du_framework.engine import evaluate as evaluate_metrics
 from du_framework.engine import train as train_settings
-from du_framework.options import parse_options
-from du_framework.schedules import Incremental
+from du_framework import parse_options
+from du_framework import Incremental
 from du_framework.testing import ProblemCase, SolverCase, parametrize_with_checks
-from du_framework.theory import chebyshev_period_factor, chebyshev_steps
+from du_framework import chebyshev_period_factor, chebyshev_steps
 from du_linear_systems import DUPSOR, DUSOR, SOR, ChebyshevPSOR, GaussSeidelSOR, Jacobi, LinearSystem
 from du_linear_systems.problem import spectrum_ensemble
 

@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from du_framework import QuadraticSolver, hookimpl, learned, option, per_iteration
-from du_framework.theory import polyak_parameters
-from du_framework.options import Tunable
+from du_framework import polyak_parameters
+from du_framework import Tunable
 
 __all__ = ["DUHeavyBall", "MomentumState"]
 

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from du_framework.engine import evaluate, train
-from du_framework.params import learning_rates
-from du_framework.schedules import Incremental
+from du_framework import learning_rates
+from du_framework import Incremental
 from du_framework.testing import SolverCase, parametrize_with_checks, small_problem
-from du_framework.theory import polyak_parameters
+from du_framework import polyak_parameters
 from du_momentum import DUHeavyBall, MomentumState
 
 

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from du_framework import MSE, NMSE_DB, LinearObservation, Problem, ProblemDataError, option
-from du_framework.matrix import load_matrix
+from du_framework import load_matrix
 
 __all__ = ["BernoulliGaussianPrior", "SparseRecovery", "per_instance_lipschitz_bound"]
 

@@ -26,7 +26,7 @@ from du_framework import (
     option,
     per_iteration,
 )
-from du_framework.options import Tunable
+from du_framework import Tunable
 
 from .problem import BernoulliGaussianPrior
 

@@ -9,8 +9,8 @@ import pytest
 
 from du_framework import ConfigError, IncompatibleProblemError, LinearObservation
 from du_framework.engine import evaluate, train, unroll
-from du_framework.options import parse_options
-from du_framework.schedules import Incremental
+from du_framework import parse_options
+from du_framework import Incremental
 from du_framework.testing import ProblemCase, SolverCase, parametrize_with_checks
 from du_sparse import (
     DUISTA,

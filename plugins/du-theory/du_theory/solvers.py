@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from du_framework import QuadraticSolver, option, per_iteration
-from du_framework.theory import chebyshev_steps, polyak_parameters
-from du_framework.options import Tunable
+from du_framework import chebyshev_steps, polyak_parameters
+from du_framework import Tunable
 
 
 class ChebyshevGD(QuadraticSolver):

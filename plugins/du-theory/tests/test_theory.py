@@ -6,7 +6,7 @@ import pytest
 
 from du_framework.engine import evaluate
 from du_framework.testing import SolverCase, parametrize_with_checks, small_problem
-from du_framework.theory import chebyshev_period_factor, chebyshev_steps, gd_contraction, polyak_parameters
+from du_framework import chebyshev_period_factor, chebyshev_steps, gd_contraction, polyak_parameters
 from du_theory import CGState, ChebyshevGD, ConjugateGradient, HeavyBall, HeavyBallState
 
 
