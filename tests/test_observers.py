@@ -253,7 +253,7 @@ def test_observers_in_python_see_every_seed_and_the_run_end(observers, tmp_path)
     seeds = list(config.train.seed_list())
     stages = schedule_stages("train.depth=3", "train.seeds=2")
     learned = comparison.results["learned"]
-    history = np.stack(learned.losses)
+    history = np.stack([h.loss for h in learned.losses.values()])
     events = Recorder.events
     assert [kind for kind, _ in events] == ["start"] + ["stage"] * len(stages) + ["solver", "solver", "end"]
     for (_, stage), (_, steps) in zip(events[1:], stages):

@@ -288,7 +288,6 @@ def _cmd_compare(args) -> int:
 
 def _cmd_train(args) -> int:
     from ..io.atomic import atomic_write
-    from types import SimpleNamespace
 
     import numpy as np
 
@@ -296,7 +295,9 @@ def _cmd_train(args) -> int:
     from ..engine.loop import expand_schedule
     from ..engine.progress import progress_for
     from ..workbench.observers import SolverEnd
-    from ..workbench.report import _history_texts, strict_json
+    from ..options import options_to_dict
+    from ..workbench.results import SolverResult, history_csv, loss_history
+    from ..workbench.text import strict_json
 
     if (followed := _follow(args, _cmd_train)) is not None:
         return followed
@@ -365,15 +366,21 @@ def _cmd_train(args) -> int:
                   + (f"; diverged (last good parameters kept): seed {', seed '.join(diverged)}" if diverged else ""))
             trained += 1
             final_loss = final if not np.isnan(final) else None
-            histories[entry.label] = SimpleNamespace(seeds=seeds, losses=[o.losses for o in outcomes],
-                                                     stage_losses=[o.stage_losses for o in outcomes])
+            record = SolverResult(entry.label, entry.name, options_to_dict(entry.options), True, seeds=list(seeds),
+                                  seed_status=["ok" if o.diverged_at is None else "diverged" for o in outcomes],
+                                  diverged_at=[o.diverged_at for o in outcomes], final_loss=final_loss,
+                                  train_seconds=result.train_seconds, compile_seconds=result.compile_seconds,
+                                  compilations=result.compilations, solver=result.solver)
+            for seed, outcome in zip(seeds, outcomes):
+                record.losses[seed], record.stages[seed] = loss_history(outcome.losses, outcome.stage_losses, stages)
+            histories[entry.label] = record
             results[entry.label] = {"train_seconds": result.train_seconds, "compile_seconds": result.compile_seconds,
                                     "steps": len(result.losses), "final_loss": final_loss,
                                     "checkpoint": f"checkpoints/{saved_as(entry.label)[0]}",
                                     "seeds": seeds, "diverged_at": [o.diverged_at for o in outcomes]}
             watchers.solver_end(SolverEnd(entry.label, position, True, seeds, {}, None, final_loss,
-                                          result.train_seconds))
-        history = _history_texts(SimpleNamespace(results=histories, stages=stages))
+                                          result.train_seconds, record))
+        history = history_csv(histories)
         if history is not None:  # every step's loss and each stage's mean, as unfold compare writes them
             for name, text in (("training.csv", history[0]), ("stages.csv", history[1])):
                 with atomic_write(run.staging / name) as handle:

@@ -49,12 +49,11 @@ from ..interfaces import Problem, TrainingSchedule, UnfoldedSolver
 from ..metrics import metric_table
 from ..options import options_to_dict
 from ..registry import Registry, describe_component, get_registry
+from .results import SUMMARY, SolverResult, loss_history, summarize_seeds
 
 __all__ = ["SolverResult", "Comparison", "build_problem", "build_solver", "build_schedule",
            "build_solvers", "train_solver", "train_seeds", "run_comparison", "training_key", "evaluation_key",
            "summarize_seeds", "solver_summary", "SUMMARY"]
-
-SUMMARY = {"center": "median", "spread": "min-max", "over": "seeds that did not diverge"}
 
 _TRAIN_TAG, _EVAL_TAG = 0, 1
 
@@ -74,98 +73,6 @@ def evaluation_key(seed: int) -> jax.Array:
     return host_fold_in(host_key(seed), _EVAL_TAG)
 
 
-def _lists(values: dict[str, Any]) -> dict[str, Any]:
-    return {name: np.asarray(value, np.float64).tolist() for name, value in values.items()}
-
-
-@dataclasses.dataclass
-class SolverResult:
-    """One solver's row of a comparison.
-
-    Attributes:
-        metrics: every metric of the problem by name, each a ``(depth,)`` array
-            (element ``t-1``: the value after iteration ``t``); with several
-            seeds, the median over the seeds that did not diverge.
-        params: reported parameters (:meth:`UnfoldedSolver.learned_parameters`)
-            as nested lists, by name (with several seeds, those of
-            ``representative_seed``).
-        references: the solver's reference values for its parameters
-            (:meth:`UnfoldedSolver.reference_values`): ``{param: {label: list}}``.
-        final_loss: mean training loss over the last chunk of the last stage
-            (``None`` when nothing was trained; the representative seed's).
-        seeds: the training seeds (empty when nothing was trained).
-        seed_status: ``"ok"`` or ``"diverged"`` per seed.
-        per_seed_metrics: ``{metric: (seeds, depth) array}`` (``None`` without training).
-        per_seed_params: reported parameters per seed.
-        spread: ``{metric: (low, high)}``, the minimum and maximum over the seeds
-            that did not diverge (``None`` without training).
-        diverged_at: per seed, ``None`` or ``{"stage": s, "step": n}``.
-        losses: per seed, the training loss of every optimiser step.
-        stage_losses: per seed, the mean loss of the last chunk of each stage.
-    """
-
-    label: str
-    name: str
-    options: dict[str, Any]
-    metrics: dict[str, np.ndarray]
-    params: dict[str, list]
-    references: dict[str, dict[str, list]]
-    trainable: bool
-    train_seconds: float
-    compile_seconds: float
-    compilations: int
-    final_loss: float | None = None
-    loaded_from: str | None = None
-    problem_mismatch: list[str] | None = None
-    solver: UnfoldedSolver | None = dataclasses.field(default=None, repr=False)
-    seeds: list[int] = dataclasses.field(default_factory=list)
-    seed_status: list[str] = dataclasses.field(default_factory=list)
-    per_seed_metrics: dict[str, np.ndarray] | None = None
-    per_seed_params: list[dict[str, list]] | None = None
-    per_seed_final_loss: list[float | None] | None = None
-    spread: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
-    diverged_at: list[dict | None] | None = None
-    representative_seed: int | None = None
-    losses: list[np.ndarray] | None = dataclasses.field(default=None, repr=False)
-    stage_losses: list[list[float]] | None = dataclasses.field(default=None, repr=False)
-    evaluation_seconds: float = 0.0
-
-    @property
-    def ok_seeds(self) -> int:
-        """How many seeds did not diverge (0 without training)."""
-        return sum(status == "ok" for status in self.seed_status)
-
-    def to_dict(self) -> dict[str, Any]:
-        trained = self.per_seed_metrics is not None
-        return {
-            "name": self.name,
-            "options": self.options,
-            "metrics": {name: [float(v) for v in curve] for name, curve in self.metrics.items()},
-            "spread": {name: {"low": [float(v) for v in low], "high": [float(v) for v in high]}
-                       for name, (low, high) in self.spread.items()} if self.spread is not None else None,
-            "params": self.params,
-            "representative_seed": self.representative_seed,
-            "references": self.references,
-            "trainable": self.trainable,
-            "seeds": list(self.seeds),
-            "seed_status": list(self.seed_status),
-            "per_seed": {
-                "metrics": {name: np.asarray(curves, np.float64).tolist()
-                            for name, curves in self.per_seed_metrics.items()},
-                "params": self.per_seed_params,
-                "final_loss": self.per_seed_final_loss,
-                "diverged_at": self.diverged_at,
-            } if trained else None,
-            "train_seconds": self.train_seconds,
-            "compile_seconds": self.compile_seconds,
-            "compilations": self.compilations,
-            "evaluation_seconds": self.evaluation_seconds,
-            "final_loss": self.final_loss,
-            "loaded_from": self.loaded_from,
-            "problem_mismatch": self.problem_mismatch,
-        }
-
-
 @dataclasses.dataclass
 class Comparison:
     """Everything a report needs.
@@ -179,32 +86,6 @@ class Comparison:
     results: dict[str, SolverResult]
     stages: list[tuple[int, int]] = dataclasses.field(default_factory=list)
 
-
-def summarize_seeds(curves: np.ndarray, ok: np.ndarray, *, log: bool = False
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(median, minimum, maximum)`` over the rows of ``curves`` (seeds x iterations) where ``ok``.
-
-    With an even number of rows the median is the mean of the two middle
-    values, taken on a log scale when ``log`` (a geometric mean, for metrics
-    plotted on a log axis such as an MSE; a dB metric is already logarithmic),
-    so the summary of an MSE and of its dB value agree at every seed count.
-    With no row ``ok`` every statistic is NaN.
-    """
-    curves = np.asarray(curves, np.float64)
-    chosen = np.sort(curves[np.asarray(ok, bool)], axis=0)
-    count = len(chosen)
-    if not count:
-        nan = np.full(curves.shape[1:], np.nan)
-        return nan, nan, nan
-    lower, upper = chosen[(count - 1) // 2], chosen[count // 2]
-    center = (lower + upper) / 2
-    if log:  # per iteration: the geometric middle where both middle values are positive
-        positive = (lower > 0) & (upper > 0)
-        with np.errstate(invalid="ignore"):
-            geometric = np.sqrt(np.where(positive, lower, 1.0)) * np.sqrt(np.where(positive, upper, 1.0))
-        center = np.where(positive, geometric, center)
-    center = np.where(lower == upper, lower, center)
-    return center, chosen[0], chosen[-1]
 
 def _constructed(build, what: str):
     """``build()``, with a plugin's unexpected exception turned into a message naming ``what``."""
@@ -547,8 +428,8 @@ def run_comparison(
                 name=entry.name,
                 options=options_to_dict(entry.options),
                 metrics={name: np.asarray(curve, np.float64) for name, curve in curves[0].items()},
-                params=_lists(outcomes[0].solver.learned_parameters()),
-                references={param: _lists(lines) for param, lines in outcomes[0].solver.reference_values(problem).items()},
+                params=_arrays(outcomes[0].solver.learned_parameters()),
+                references={param: _arrays(lines) for param, lines in outcomes[0].solver.reference_values(problem).items()},
                 trainable=solver.is_trainable,
                 train_seconds=outcomes[0].train_seconds,
                 compile_seconds=outcomes[0].compile_seconds,
@@ -561,7 +442,7 @@ def run_comparison(
             )
             if trained:
                 _add_seeds(result, outcomes, curves, seeds[:len(outcomes)] if len(outcomes) > 1 else seeds[:1],
-                           metrics, primary)
+                           metrics, primary, stages)
             results[entry.label] = result
             _solver_done(watchers, result, position, trained, problem, log if progress else False)
     except BaseException as error:
@@ -636,18 +517,22 @@ def _final_loss(outcome: TrainResult) -> float | None:
     return float(outcome.stage_losses[-1]) if len(outcome.stage_losses) else None
 
 
+def _arrays(values: dict[str, Any]) -> dict[str, np.ndarray]:
+    return {name: np.asarray(value, np.float64) for name, value in values.items()}
+
+
 def _add_seeds(result: SolverResult, outcomes: list[TrainResult], curves: list[dict[str, np.ndarray]],
-               seeds: list[int], metrics: dict, primary: str) -> None:
+               seeds: list[int], metrics: dict, primary: str, plan: list[tuple[int, int]]) -> None:
     """Fill the per-seed fields of ``result`` and summarise the seeds that did not diverge."""
     ok = np.array([outcome.diverged_at is None for outcome in outcomes])
     result.seeds = [int(seed) for seed in seeds]
     result.seed_status = ["ok" if good else "diverged" for good in ok]
     result.per_seed_metrics = {name: np.stack([np.asarray(c[name], np.float64) for c in curves]) for name in curves[0]}
-    result.per_seed_params = [_lists(outcome.solver.learned_parameters()) for outcome in outcomes]
+    result.per_seed_params = [_arrays(outcome.solver.learned_parameters()) for outcome in outcomes]
     result.per_seed_final_loss = [_final_loss(outcome) for outcome in outcomes]
     result.diverged_at = [outcome.diverged_at for outcome in outcomes]
-    result.losses = [np.asarray(outcome.losses, np.float64) for outcome in outcomes]
-    result.stage_losses = [[float(v) for v in outcome.stage_losses] for outcome in outcomes]
+    for seed, outcome in zip(result.seeds, outcomes):
+        result.losses[seed], result.stages[seed] = loss_history(outcome.losses, outcome.stage_losses, plan)
     result.spread = {}
     for name, stacked in result.per_seed_metrics.items():
         center, low, high = summarize_seeds(stacked, ok, log=metrics[name].log_axis)

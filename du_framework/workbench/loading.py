@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from .results import STAGES_CSV_COLUMNS, TRAINING_CSV_COLUMNS, LossHistory, SolverResult, StageSummary
 
 __all__ = ["load_run", "Run", "SolverRun", "MetricInfo", "LossHistory", "StageSummary", "RunFileError",
            "ManifestMismatchError", "SUPPORTED_SCHEMAS", "MAX_JSON_BYTES", "MAX_CSV_BYTES", "MAX_CHECKED_BYTES",
@@ -69,8 +70,6 @@ width and precision of at most two digits, so a cell is never a huge string."""
 LONG_FORMAT_COLUMNS = ("run", "solver", "seed", "status", "iteration", "metric", "value")
 """The keys of each row of :meth:`Run.long_format`, in this order."""
 
-TRAINING_CSV_COLUMNS = ("solver", "seed", "step", "stage", "active_depth", "loss")
-STAGES_CSV_COLUMNS = ("solver", "seed", "stage", "active_depth", "steps", "mean_loss")
 
 # Files a loaded run's numbers come from: a manifest mismatch in one of them is an error.
 _READ_FILES = ("results.json", "config.json", "training.csv", "stages.csv")
@@ -127,103 +126,9 @@ class MetricInfo:
         return "nan" if math.isnan(value) else format(value, self.format)
 
 
-@dataclasses.dataclass
-class LossHistory:
-    """The training loss of one solver and seed, one entry per saved step (``training.csv``).
-
-    All arrays have one entry per row, in file order: ``step``, ``stage``,
-    ``active_depth`` (int64) and ``loss`` (float64, NaN after a divergence).
-    """
-
-    step: np.ndarray
-    stage: np.ndarray
-    active_depth: np.ndarray
-    loss: np.ndarray
-
-
-@dataclasses.dataclass
-class StageSummary:
-    """Per-stage training summary of one solver and seed (``stages.csv``): one entry per stage."""
-
-    stage: np.ndarray
-    active_depth: np.ndarray
-    steps: np.ndarray
-    mean_loss: np.ndarray
-
-
-@dataclasses.dataclass
-class SolverRun:
-    """One solver of a saved run.
-
-    Attributes:
-        label, name, options: as configured.
-        trainable: whether it has learned parameters.
-        metrics: ``{metric: (depth,) float64}``, the central curve (schema 3: the
-            median over the seeds that did not diverge; otherwise the one curve);
-            element ``t-1`` is the value after iteration ``t``; NaN for a
-            missing (non-finite) value. Empty for a run of ``unfold train``.
-        spread: ``{metric: (low, high)}``, each ``(depth,)``: minimum and maximum
-            over the seeds that did not diverge; ``None`` when there is no spread
-            (a classical solver, a schema-2 run).
-        seeds: the training seeds (``[]`` for a classical or loaded solver; for a
-            schema-2 run the one seed ``train.seed`` of the configuration).
-        seed_status: ``"ok"`` or ``"diverged"`` per seed.
-        per_seed_metrics: ``{metric: (seeds, depth) float64}``, or ``None``.
-        params: reported parameters by name as arrays (schema 3: those of
-            ``representative_seed``). For a run of ``unfold train`` these are
-            empty and :attr:`stored_params` holds the checkpoint's raw arrays.
-        per_seed_params: reported parameters per seed, or ``None``.
-        references: ``{parameter: {label: values}}`` reference values.
-        final_loss: the training loss at the end (``None`` when not trained).
-        per_seed_final_loss: per seed, or ``None``.
-        diverged_at: per seed ``None`` or ``{"stage": s, "step": n}``, or ``None``.
-        representative_seed: the seed whose parameters :attr:`params` holds.
-        losses: ``{seed: LossHistory}`` when ``training.csv`` was saved (seed
-            ``-1`` when the file names none).
-        stages: ``{seed: StageSummary}`` when ``stages.csv`` was saved.
-        stored_params: a run of ``unfold train``: the checkpoint's arrays as
-            stored (``param/<name>``: the raw form the optimiser trains, before
-            the parameter's constraint), else empty.
-        checkpoint: the checkpoint file in the run folder, if there is one.
-        extra: every other field of the solver's entry, as read.
-    """
-
-    label: str
-    name: str
-    options: dict[str, Any]
-    trainable: bool
-    metrics: dict[str, np.ndarray]
-    spread: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
-    seeds: list[int] = dataclasses.field(default_factory=list)
-    seed_status: list[str] = dataclasses.field(default_factory=list)
-    per_seed_metrics: dict[str, np.ndarray] | None = None
-    params: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
-    per_seed_params: list[dict[str, np.ndarray]] | None = None
-    references: dict[str, dict[str, np.ndarray]] = dataclasses.field(default_factory=dict)
-    final_loss: float | None = None
-    per_seed_final_loss: list[float | None] | None = None
-    diverged_at: list[dict[str, int] | None] | None = None
-    representative_seed: int | None = None
-    train_seconds: float = 0.0
-    compile_seconds: float = 0.0
-    compilations: int = 0
-    loaded_from: str | None = None
-    problem_mismatch: list[str] | None = None
-    losses: dict[int, LossHistory] = dataclasses.field(default_factory=dict)
-    stages: dict[int, StageSummary] = dataclasses.field(default_factory=dict)
-    stored_params: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
-    checkpoint: Path | None = None
-    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    @property
-    def ok_seeds(self) -> list[int]:
-        """The seeds that did not diverge."""
-        return [seed for seed, status in zip(self.seeds, self.seed_status) if status == "ok"]
-
-    @property
-    def diverged_seeds(self) -> list[int]:
-        """The seeds that diverged."""
-        return [seed for seed, status in zip(self.seeds, self.seed_status) if status != "ok"]
+SolverRun = SolverResult
+"""The record :func:`load_run` returns for each solver: the one result model,
+:class:`~du_framework.workbench.results.SolverResult` (this name is kept for code written before)."""
 
 
 @dataclasses.dataclass

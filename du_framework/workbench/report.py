@@ -27,6 +27,7 @@ from .. import __version__
 from .text import strict_json
 from ..io.atomic import atomic_write
 from .compare import SUMMARY, Comparison
+from .results import history_csv
 from ..errors import ConfigError, nearest
 from ..metrics import Metric, metric_table
 
@@ -62,7 +63,7 @@ def select_metric(problem: Any, name: str | None = None) -> Metric:
 def _cell(shown: Metric, result, t: int) -> str:
     """The value after iteration ``t``; with several seeds that did not diverge, ``median [min, max]``."""
     value = shown.show(result.metrics[shown.name][t - 1])
-    if result.spread is not None and result.ok_seeds > 1:
+    if result.spread is not None and len(result.ok_seeds) > 1:
         low, high = result.spread[shown.name]
         value += f" [{_brief(shown, low[t - 1])}, {_brief(shown, high[t - 1])}]"
     return value
@@ -86,7 +87,7 @@ def seed_notes(comparison: Comparison) -> list[str]:
             continue
         diverged = [f"{seed} (stage {at['stage']}, step {at['step']})" for seed, at in
                     zip(result.seeds, result.diverged_at or []) if at is not None]
-        note = (f"{label}: median [min, max] over {result.ok_seeds} of {len(result.seeds)} training seeds "
+        note = (f"{label}: median [min, max] over {len(result.ok_seeds)} of {len(result.seeds)} training seeds "
                 f"({', '.join(map(str, result.seeds))})")
         if diverged:
             note += f"; diverged, left out: seed {', seed '.join(diverged)}"
@@ -155,28 +156,7 @@ def _csv_text(comparison: Comparison) -> str:
 
 def _history_texts(comparison: Comparison) -> tuple[str, str] | None:
     """training.csv (every step's loss) and stages.csv (each stage's mean), or None when nothing trained."""
-    trained = {label: r for label, r in comparison.results.items()
-               if r.losses is not None and any(len(losses) for losses in r.losses)}
-    if not trained:
-        return None
-    plan = comparison.stages
-    stage_of = np.repeat(np.arange(1, len(plan) + 1), [steps for _, steps in plan]) if plan else np.zeros(0, int)
-    depth_of = np.repeat([depth for depth, _ in plan], [steps for _, steps in plan]) if plan else np.zeros(0, int)
-    steps_csv, stages_csv = io.StringIO(), io.StringIO()
-    steps_out = csv.writer(steps_csv, lineterminator="\n")
-    stages_out = csv.writer(stages_csv, lineterminator="\n")
-    steps_out.writerow(["solver", "seed", "step", "stage", "active_depth", "loss"])
-    stages_out.writerow(["solver", "seed", "stage", "active_depth", "steps", "mean_loss"])
-    for label, result in trained.items():
-        for seed, losses, stage_means in zip(result.seeds, result.losses, result.stage_losses):
-            placed = len(losses) == len(stage_of)
-            for step, loss in enumerate(losses):
-                steps_out.writerow([label, seed, step + 1, int(stage_of[step]) if placed else "",
-                                    int(depth_of[step]) if placed else "", repr(float(loss))])
-            stages_with_steps = [(number, depth, steps) for number, (depth, steps) in enumerate(plan, 1) if steps]
-            for (number, depth, steps), mean in zip(stages_with_steps, stage_means):
-                stages_out.writerow([label, seed, number, depth, steps, repr(float(mean))])
-    return steps_csv.getvalue(), stages_csv.getvalue()
+    return history_csv(comparison.results)
 
 
 def write_report(comparison: Comparison, out_dir: str | Path, *, plots: bool = True,
