@@ -315,11 +315,11 @@ def test_the_format_specs_metrics_use_are_accepted(tmp_path, spec, one):
 
 
 def test_a_huge_listed_file_is_not_hashed(tmp_path, monkeypatch):
-    import du_framework.workbench.loading as loading
+    import du_framework.workbench.loading.load as loading
 
     hashed = []
-    real = loading._sha256
-    monkeypatch.setattr(loading, "_sha256", lambda path, *limit: hashed.append(path.name) or real(path, *limit))
+    real = loading.file_sha256
+    monkeypatch.setattr(loading, "file_sha256", lambda path, *limit: hashed.append(path.name) or real(path, *limit))
     folder = write_schema3_run(tmp_path / "run")
     with open(folder / "config.json", "r+b") as handle:  # listed, not read for a compare run: a warning
         handle.truncate(MAX_JSON_BYTES + 1)  # sparse: nothing written

@@ -177,13 +177,17 @@ def read_limited(path: str | os.PathLike, *, limit: int, what: str, error: type[
     return data
 
 
-def file_sha256(path: str | os.PathLike, *, chunk: int = 1 << 20) -> str:
-    """The hex sha256 of the file's bytes, read in chunks (the caller checks its size first)."""
+def file_sha256(path: str | os.PathLike, limit: int | None = None) -> str | None:
+    """The hex sha256 of the file's bytes, read in chunks; ``None`` when it holds more than ``limit`` bytes
+    (a file that grew since its size was checked)."""
     import hashlib
 
-    digest = hashlib.sha256()
+    digest, size = hashlib.sha256(), 0
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(chunk), b""):
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            size += len(block)
+            if limit is not None and size > limit:
+                return None
             digest.update(block)
     return digest.hexdigest()
 

@@ -543,13 +543,13 @@ def losses_figure(runs: Run | Sequence[Run], *, solvers: Sequence[str] | str | N
     chosen = [(label, run, solver) for label, run, solver in _selected(runs, solvers)
               if solver.losses or solver.stages]
     if not chosen:
-        from .loading import _no_history_reason
+        from .loading import no_history_reason
 
         def reason(run: Run) -> str:
             kept = [label for label, solver in run.solvers.items() if solver.losses or solver.stages]
             if kept:  # the run has histories, of solvers not chosen
                 return f"the solvers chosen have none; those of {', '.join(kept)} are saved"
-            return _no_history_reason(run)
+            return no_history_reason(run)
 
         raise RunFileError("; ".join(f"{r.label!r}: no loss history saved ({reason(r)})" for r in runs))
     by_step = all(solver.losses for _, _, solver in chosen)
