@@ -19,7 +19,7 @@ import numpy as np
 from ..options import option_rows
 
 __all__ = ["json_safe", "strict_json", "plain_text", "format_value", "metric_cell", "render_table",
-           "markdown_escape", "latex_escape", "format_options", "TABLE_FORMS"]
+           "markdown_escape", "latex_escape", "format_options", "table_iterations", "TABLE_FORMS"]
 
 TABLE_FORMS = ("markdown", "text", "latex", "html")
 """What :func:`render_table` writes."""
@@ -86,6 +86,13 @@ def metric_cell(central: float | None, spec: str, low: float | None = None, high
 
 
 # --- tables --------------------------------------------------------------------------------------
+
+
+def table_iterations(depth: int) -> list[int]:
+    """Iterations shown in the table: 1, 5, 10, 20, ... up to and including ``depth``."""
+    marks = [1, 5, 10, 20, 30, 40, 50, 100, 200, 500, 1000]
+    chosen = [t for t in marks if t < depth]
+    return chosen + [depth]
 
 
 def markdown_escape(text: Any) -> str:
