@@ -9,10 +9,11 @@ default, its constraints and a help line::
         period: int = option(4, ge=0, help="number of learned steps (0: one per iteration)")
         lr: float = option(1e-2, gt=0, help="Adam learning rate of the steps")
 
-The same declaration validates a configuration (:func:`parse_options`), prints
-``unfold list --options NAME`` and generates the option tables of docs/cli.md
-(:func:`option_rows`). Messages are uniform: they name the key as the user wrote
-it, what was wrong and what would be right.
+The same declaration validates a configuration (:func:`parse_options`) and
+describes each option (:func:`option_rows`), from which the workbench prints
+``unfold list --options NAME`` and the option tables of docs/cli.md
+(:func:`du_framework.workbench.text.format_options`). Messages are uniform: they
+name the key as the user wrote it, what was wrong and what would be right.
 
 Rules applied to every field, declared with :func:`option` or not:
 
@@ -48,8 +49,7 @@ from typing import Any
 
 from .errors import ConfigError, nearest
 
-__all__ = ["NoOptions", "Tunable", "option", "tunable_options", "parse_options", "options_to_dict", "option_rows",
-           "format_options"]
+__all__ = ["NoOptions", "Tunable", "option", "tunable_options", "parse_options", "options_to_dict", "option_rows"]
 
 _MISSING = dataclasses.MISSING
 
@@ -374,26 +374,3 @@ def option_rows(options_cls: type) -> list[dict[str, str]]:
             row["tune"] = spec.tune.describe()
         rows.append(row)
     return rows
-
-
-def format_options(options_cls: type, *, prefix: str = "", markdown: bool = False) -> str:
-    """The options of a component as an aligned text table, or as a Markdown table.
-
-    A ``tune`` column (the search ranges of ``unfold tune``) appears when an option is tunable.
-    """
-    rows = option_rows(options_cls)
-    if not rows:
-        return "(no options)"
-    tuned = any("tune" in r for r in rows)
-    header = ["key", "type", "default", "constraint"] + (["tune"] if tuned else []) + ["help"]
-    cells = [[prefix + r["key"], r["type"], r["default"], r["constraint"]] + ([r.get("tune", "")] if tuned else [])
-             + [r["help"]] for r in rows]
-    if markdown:
-        escape = lambda text: text.replace("|", "\\|")
-        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-        lines += ["| " + " | ".join(f"`{escape(c[0])}`" if i == 0 else escape(c[i]) for i in range(len(c))) + " |"
-                  for c in cells]
-        return "\n".join(lines)
-    widths = [max(len(row[i]) for row in [header] + cells) for i in range(len(header) - 1)]
-    fmt = lambda row: "  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1]
-    return "\n".join([fmt(header)] + [fmt(row) for row in cells]).rstrip()

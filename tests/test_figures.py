@@ -81,7 +81,7 @@ def test_a_backend_the_user_chose_survives_drawing_and_saving(run, tmp_path):
 
 
 def test_pyplot_imported_by_the_library_gets_the_agg_backend():
-    code = ("import sys, matplotlib; from du_framework import figures; figures._pyplot(); "
+    code = ("import sys, matplotlib; from du_framework.workbench import figures; figures.pyplot(); "
             "assert matplotlib.get_backend().lower() == 'agg', matplotlib.get_backend()")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "MPLBACKEND": "svg"})
@@ -134,7 +134,7 @@ def test_learned_and_classical_solvers_differ_in_line_style_and_marker(tmp_path)
 
 
 def test_several_solvers_of_a_kind_each_get_their_own_marker_and_overlaps_stay_visible():
-    styles = figures._series_styles([True, True, False, False], 50)
+    styles = figures.series_styles([True, True, False, False], 50)
     assert len({s["marker"] for s in styles}) == 4
     assert len({str(s["linestyle"]) for s in styles if s["linestyle"] != "-"}) == 2
     widths = [s["linewidth"] for s in styles]

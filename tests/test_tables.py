@@ -1,4 +1,4 @@
-"""The docs' tables (tools/doctables.py, tools/tables.py) on the core test plugin: generate, check, refuse."""
+"""The docs' tables (tools/doctables/, tools/tables.py) on the core test plugin: generate, check, refuse."""
 
 import contextlib
 import importlib.util

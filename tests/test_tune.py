@@ -16,7 +16,8 @@ import pytest
 from du_framework import QuadraticSolver, hookimpl, option
 from du_framework.workbench.compare import evaluation_key, training_key
 from du_framework.workbench.config import build_config, load_config
-from du_framework.options import Tunable, format_options, option_rows, tunable_options
+from du_framework.options import Tunable, option_rows, tunable_options
+from du_framework.workbench.text import format_options
 from du_framework.registry import plugin_registered
 from du_framework.testing.problems import SmallLeastSquares
 from du_framework.workbench.tune import search_space, tune, validation_key

@@ -6,7 +6,7 @@
 
 ``make tables`` and ``make check-tables`` run the first two (TABLES="NAME ..." to choose). A table
 is a configuration docs/tables/NAME.toml; pages show it between ``<!-- table: NAME -->`` and
-``<!-- /table -->``. See docs/results.md, "Tables in the documentation", and tools/doctables.py.
+``<!-- /table -->``. See docs/results.md, "Tables in the documentation", and tools/doctables/.
 Exit codes: 0 done (check: everything within tolerance), 1 check found cells out of tolerance or
 missing, 2 an error (a bad marker, a missing configuration, a failed run), with one line saying why.
 """

@@ -186,7 +186,7 @@ def _follow(args, command) -> int | None:
 
 def _figure_formats(args) -> tuple[str, ...]:
     """``--figures`` as a tuple of formats, refused before any work when one is unknown (or the style is)."""
-    from ..workbench.figures import FORMATS, _style_spec
+    from ..workbench.figures import FORMATS, style_spec
 
     formats = tuple(part.strip().lower().lstrip(".") for part in (args.figures or "png").split(",") if part.strip())
     unknown = [f for f in formats if f not in FORMATS]
@@ -194,7 +194,7 @@ def _figure_formats(args) -> tuple[str, ...]:
         raise ConfigError(f"--figures {args.figures!r}: give formats among {', '.join(FORMATS)}, "
                           f"comma-separated (e.g. png,pdf)")
     if args.style:
-        _style_spec(args.style)
+        style_spec(args.style)
     return formats
 
 
@@ -209,7 +209,7 @@ def _prefetch_plotting() -> None:
         with contextlib.suppress(Exception):  # the report imports it again and reports a failure itself
             from ..workbench import figures
 
-            figures._pyplot()
+            figures.pyplot()
 
     threading.Thread(target=load, name="unfold-prefetch-plotting", daemon=True).start()
 

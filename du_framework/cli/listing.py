@@ -100,7 +100,8 @@ def _where(kind: str, name: str) -> str:
 
 
 def _print_options(registry, name: str, *, as_json: bool = False) -> int:
-    from ..options import format_options, option_rows
+    from ..options import option_rows
+    from ..workbench.text import format_options
 
     found = [(kind, _settings_class(kind)) for kind in _SETTINGS if name == kind]
     found += [(kind, _component(registry, kind, name)) for kind in _KINDS if name in registry.entries[kind]]
@@ -142,7 +143,7 @@ def _facts(registry, kind: str, name: str) -> str:
 
 
 def _component_tables(registry, kind: str) -> str:
-    from ..options import format_options
+    from ..workbench.text import format_options
 
     parts = [f"#### `{name}`\n\n{_facts(registry, kind, name)}\n\n"
              + format_options(_component(registry, kind, name).Options, markdown=True)
@@ -161,7 +162,7 @@ def render_option_tables(text: str, registry=None) -> str:
         ConfigError: an unknown ``WHAT``, or a plugin failed to load (its
             components would be missing from the tables).
     """
-    from ..options import format_options
+    from ..workbench.text import format_options
 
     registry = registry or _registry()
     if registry.failures:

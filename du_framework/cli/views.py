@@ -95,7 +95,7 @@ def _cmd_plot(args) -> int:
 
     runs = _load(args)
     out = Path(args.out) if args.out else Path(f"{args.what}.png")
-    figures._format_of(out)  # refuse an unknown suffix before drawing
+    figures.figure_format(out)  # refuse an unknown suffix before drawing
     _refuse_run_files(out, runs)
     if args.what == "curves":
         without = [run for run in runs if not run.has_curves]

@@ -15,33 +15,24 @@ import csv
 import datetime as _dt
 import io
 import json
-import math
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from .. import __version__
-from .text import strict_json
-from ..io.atomic import atomic_write
-from .compare import SUMMARY, Comparison
 from .results import history_csv
 from ..errors import ConfigError, nearest
+from ..io.atomic import atomic_write
 from ..metrics import Metric, metric_table
+from .compare import SUMMARY, Comparison
+from .text import metric_cell, plain_text, render_table, strict_json, table_iterations
 
-__all__ = ["table_iterations", "select_metric", "format_table", "seed_notes", "results_dict", "write_report",
-           "strict_json", "plain_text", "RESULTS_SCHEMA_VERSION"]
+__all__ = ["table_iterations", "select_metric", "format_table", "seed_notes", "results_dict", "history_texts",
+           "write_report", "strict_json", "plain_text", "RESULTS_SCHEMA_VERSION"]
 
 RESULTS_SCHEMA_VERSION = 3
-
-
-def table_iterations(depth: int) -> list[int]:
-    """Iterations shown in the table: 1, 5, 10, 20, ... up to and including ``depth``."""
-    marks = [1, 5, 10, 20, 30, 40, 50, 100, 200, 500, 1000]
-    chosen = [t for t in marks if t < depth]
-    return chosen + [depth]
 
 
 def select_metric(problem: Any, name: str | None = None) -> Metric:
@@ -62,21 +53,9 @@ def select_metric(problem: Any, name: str | None = None) -> Metric:
 
 def _cell(shown: Metric, result, t: int) -> str:
     """The value after iteration ``t``; with several seeds that did not diverge, ``median [min, max]``."""
-    value = shown.show(result.metrics[shown.name][t - 1])
-    if result.spread is not None and len(result.ok_seeds) > 1:
-        low, high = result.spread[shown.name]
-        value += f" [{_brief(shown, low[t - 1])}, {_brief(shown, high[t - 1])}]"
-    return value
-
-
-def _brief(shown: Metric, value: float) -> str:
-    """``value`` in the metric's format with one digit less (the spread needs less precision)."""
-    import re
-
-    match = re.fullmatch(r"(.*\.)(\d+)([eEfFgG%])", shown.format)
-    if match and int(match.group(2)) > 1:
-        return format(float(value), f"{match.group(1)}{int(match.group(2)) - 1}{match.group(3)}")
-    return shown.show(value)
+    low, high = result.spread[shown.name] if result.spread is not None and len(result.ok_seeds) > 1 else (None, None)
+    return metric_cell(result.metrics[shown.name][t - 1], shown.format, None if low is None else low[t - 1],
+                       None if high is None else high[t - 1])
 
 
 def seed_notes(comparison: Comparison) -> list[str]:
@@ -109,11 +88,8 @@ def format_table(comparison: Comparison, *, metric: str | None = None, markdown:
         seconds = "loaded" if result.loaded_from else (f"{result.train_seconds:.2f}" if result.trainable else "-")
         rows.append([label] + [_cell(shown, result, t) for t in iterations] + [seconds])
     if markdown:
-        line = lambda cells: "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
-        return "\n".join([line(header), "|" + "|".join("---" for _ in header) + "|"] + [line(row) for row in rows])
-    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
-    fmt = lambda row: "  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths)))
-    return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(row) for row in rows])
+        return render_table(header, rows)
+    return render_table(header, rows, "text", align="l" + "r" * (len(header) - 1), rule=True)
 
 
 def results_dict(comparison: Comparison, provenance: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -154,7 +130,7 @@ def _csv_text(comparison: Comparison) -> str:
     return buffer.getvalue()
 
 
-def _history_texts(comparison: Comparison) -> tuple[str, str] | None:
+def history_texts(comparison: Comparison) -> tuple[str, str] | None:
     """training.csv (every step's loss) and stages.csv (each stage's mean), or None when nothing trained."""
     return history_csv(comparison.results)
 
@@ -181,7 +157,7 @@ def write_report(comparison: Comparison, out_dir: str | Path, *, plots: bool = T
     files = [("results.json", strict_json(results_dict(comparison, provenance))),
              ("results.csv", _csv_text(comparison)),
              ("config.json", strict_json(comparison.config.to_dict()))]
-    history = _history_texts(comparison)
+    history = history_texts(comparison)
     if history is not None:
         files += [("training.csv", history[0]), ("stages.csv", history[1])]
     written_text = dict(files)
@@ -198,13 +174,3 @@ def write_report(comparison: Comparison, out_dir: str | Path, *, plots: bool = T
         written.update(write_figures(run, out, metric=shown.name, formats=figure_formats, style=style, warn=warn))
     return written
 
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else "no message"
-
-
-def plain_text(text: Any) -> str:
-    """``text`` as matplotlib draws it literally: ``$`` escaped (no mathtext), no hidden legend entry."""
-    text = str(text).replace("$", r"\$")  # outside mathtext only "\$" is special; other backslashes stay
-    return " " + text if text.startswith("_") else text  # a legend leaves out labels starting with "_"
