@@ -111,7 +111,7 @@ def _cmd_tune(args) -> int:
     from ..workbench.preflight import check_out_dir
     from ..workbench.report import select_metric, strict_json
     from ..workbench.runs import CONFIG_TOML, RunFolder, provenance, to_toml
-    from ..workbench.tune import check_selection, open_storage, parse_space, trials_csv, tune
+    from ..workbench.tuning import check_selection, open_storage, parse_space, trials_csv, tune
 
     if args.trials < 1:
         raise ConfigError(f"--trials must be >= 1 (trials per solver), got {args.trials}")
