@@ -20,7 +20,7 @@ from du_framework.options import Tunable, option_rows, tunable_options
 from du_framework.workbench.text import format_options
 from du_framework.registry import plugin_registered
 from du_framework.testing.problems import SmallLeastSquares
-from du_framework.workbench.tune import search_space, tune, validation_key
+from du_framework.workbench.tuning import search_space, tune, validation_key
 
 import core_plugin as core_plugin_module
 from cli_helpers import one_error_line, run
@@ -436,7 +436,7 @@ def test_a_best_value_at_the_end_of_its_range_is_pointed_out():
     from types import SimpleNamespace
 
     from du_framework.cli.tuning import _edge_note
-    from du_framework.workbench.tune import Dimension
+    from du_framework.workbench.tuning import Dimension
 
     search = SimpleNamespace(dimensions=[Dimension("lr", Tunable(1e-4, 0.3, log=True)), Dimension("w", Tunable(1.0, 2.0))])
     assert "at the top of its range 0.0001..0.3" in _edge_note(search, "lr", 0.3)

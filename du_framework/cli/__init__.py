@@ -3,6 +3,11 @@
 Also available as ``python -m du_framework``. See docs/cli.md. ``unfold docs``
 (left out of ``--help``; for maintainers) regenerates the option tables of
 docs/cli.md from the declarations (:func:`render_option_tables`).
+
+Imports go one way: this module imports :mod:`.parser` (every command's options) and
+the command modules (``cmd_*``: :mod:`.listing`, :mod:`.examples`, :mod:`.experiments`,
+:mod:`.tuning`, :mod:`.views`, :mod:`.completion`); :mod:`.parser` imports some of
+them; of the command line they import only :mod:`._common`, which imports none of it.
 """
 
 from __future__ import annotations
@@ -16,13 +21,13 @@ import threading
 import traceback
 
 from ..errors import ConfigError, DUError, TrainingDivergedError
-from ._common import build_parser
-from .completion import COMPLETE_COMMAND, _cmd_complete, _cmd_completion, completion_script
-from .examples import _cmd_examples
-from .experiments import _cmd_compare, _cmd_train
-from .listing import DOCS_COMMAND, _cmd_docs, _cmd_list, render_option_tables
-from .tuning import _cmd_tune
-from .views import _cmd_plot, _cmd_report
+from .completion import COMPLETE_COMMAND, cmd_complete, cmd_completion, completion_script
+from .examples import cmd_examples
+from .experiments import cmd_compare, cmd_train
+from .listing import DOCS_COMMAND, cmd_docs, cmd_list, render_option_tables
+from .parser import build_parser
+from .tuning import cmd_tune
+from .views import cmd_plot, cmd_report
 
 __all__ = ["main", "entry", "build_parser", "render_option_tables", "completion_script", "DOCS_COMMAND"]
 
@@ -74,9 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     except an unexpected exception (a bug), whose traceback is printed before that line.
     """
     args = build_parser().parse_args(argv)
-    handlers = {"list": _cmd_list, "compare": _cmd_compare, "train": _cmd_train, "docs": _cmd_docs,
-                "examples": _cmd_examples, "completion": _cmd_completion,
-                "tune": _cmd_tune, "plot": _cmd_plot, "report": _cmd_report, COMPLETE_COMMAND: _cmd_complete}
+    handlers = {"list": cmd_list, "compare": cmd_compare, "train": cmd_train, "docs": cmd_docs,
+                "examples": cmd_examples, "completion": cmd_completion,
+                "tune": cmd_tune, "plot": cmd_plot, "report": cmd_report, COMPLETE_COMMAND: cmd_complete}
     previous_sigterm = None
     try:
         if args.command in ("compare", "train", "tune"):

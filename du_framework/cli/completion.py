@@ -13,7 +13,7 @@ import dataclasses
 
 from .. import __version__
 
-from ._common import _KINDS, _SETTINGS, _registry
+from ._common import KINDS, SETTINGS, load_registry
 
 COMPLETE_COMMAND = "__complete"
 # What ``unfold __complete KIND`` prints, one name a line.
@@ -35,7 +35,7 @@ def config_keys(registry=None) -> list[str]:
     """
     from ..engine.settings import EvaluationSettings, TrainSettings
 
-    registry = registry or _registry()
+    registry = registry or load_registry()
     keys = {f"train.{name}" for name in _option_names(TrainSettings)}
     for name in registry.entries["schedule"]:
         keys.update(f"train.{key}" for key in _option_names(getattr(registry.schedule(name), "Options", None)))
@@ -48,19 +48,19 @@ def config_keys(registry=None) -> list[str]:
 
 def complete_names(kind: str, registry=None) -> list[str]:
     """The names ``unfold __complete KIND`` prints (see :data:`COMPLETE_KINDS`)."""
-    registry = registry or _registry()
-    if kind in _KINDS or kind == "experiment":
+    registry = registry or load_registry()
+    if kind in KINDS or kind == "experiment":
         return sorted(registry.entries[kind])
     if kind == "metric":
         return sorted({m.name for name in registry.entries["problem"] for m in registry.problem(name).metrics})
     if kind == "key":
         return config_keys(registry)
     if kind == "component":  # what unfold list --options takes
-        return list(_SETTINGS) + sorted({n for k in _KINDS for n in registry.entries[k]})
+        return list(SETTINGS) + sorted({n for k in KINDS for n in registry.entries[k]})
     raise ValueError(f"unknown kind {kind!r}; known: {', '.join(COMPLETE_KINDS)}")
 
 
-def _cmd_complete(args) -> int:
+def cmd_complete(args) -> int:
     """Print the names of one kind; print nothing (exit 0) when the registry cannot be read: never break a shell."""
     try:
         names = complete_names(args.kind)
@@ -279,11 +279,10 @@ fi
 """
 
 
-def completion_script(shell: str, parser: argparse.ArgumentParser | None = None) -> str:
-    """The completion script for ``shell`` (``bash`` or ``zsh``)."""
-    from ._common import build_parser
-
-    commands = _commands(parser or build_parser())
+def completion_script(shell: str, parser: argparse.ArgumentParser) -> str:
+    """The completion script for ``shell`` (``bash`` or ``zsh``) of the commands of ``parser``
+    (:func:`du_framework.cli.build_parser`)."""
+    commands = _commands(parser)
     cases = []
     for name, options in commands.items():
         if name in ("completion", "examples"):
@@ -299,6 +298,6 @@ def completion_script(shell: str, parser: argparse.ArgumentParser | None = None)
             .replace("__OPTION_CASES__", "\n".join(cases)))
 
 
-def _cmd_completion(args) -> int:
-    print(completion_script(args.shell), end="")
+def cmd_completion(args) -> int:
+    print(completion_script(args.shell, args.parser), end="")  # args.parser: set by build_parser
     return 0

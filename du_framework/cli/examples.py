@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, nearest
 
-from ._common import _registry
+from ._common import load_registry
 
 
 def _experiment(registry, name: str):
@@ -19,8 +19,8 @@ def _experiment(registry, name: str):
     return registry.experiment(name)
 
 
-def _cmd_examples(args) -> int:
-    registry = _registry()
+def cmd_examples(args) -> int:
+    registry = load_registry()
     if getattr(args, "examples_command", None) == "copy":
         return _copy(registry, args)
     names = sorted(registry.entries["experiment"])

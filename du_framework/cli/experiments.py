@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, TrainingDivergedError
 
-from ._common import _default_out, _registry
+from ._common import default_out, load_registry
 
 
 def _load(args):
@@ -57,7 +57,7 @@ def _run_folder(args, command: str):
                               f"leave out {', '.join(given)}")
         option = "--resume"
     else:
-        target = Path(args.out) if args.out else _default_out()
+        target = Path(args.out) if args.out else default_out()
         option = "--out"
     existed = target.exists() or target.is_symlink()
     check_out_dir(target, option)
@@ -110,7 +110,7 @@ def _resumed_config(run, args, command: str):
 def _identity(run, args, command: str, config, status: str, registry=None) -> dict:
     from ..workbench.runs import config_digest, provenance
 
-    prov = provenance(registry or _registry())
+    prov = provenance(registry or load_registry())
     return {"status": status, "command": " ".join(["unfold", *map(_shell_word, prov["command_line"][1:])])
             if prov["command_line"] else f"unfold {command}", "subcommand": command, "resumed": run.resumed,
             "config_digest": config_digest(config.to_dict()), "created": prov["created"], "provenance": prov}
@@ -127,7 +127,7 @@ def _observers(args, command: str):
     from ..workbench.observers import ObserverSet
 
     names = (getattr(args, "observe", None) or "").split(",")
-    return ObserverSet.from_names(names, registry=_registry(), warn=_warn, command=command)
+    return ObserverSet.from_names(names, registry=load_registry(), warn=_warn, command=command)
 
 
 @contextlib.contextmanager
@@ -214,16 +214,16 @@ def _prefetch_plotting() -> None:
     threading.Thread(target=load, name="unfold-prefetch-plotting", daemon=True).start()
 
 
-def _cmd_compare(args) -> int:
+def cmd_compare(args) -> int:
     from ..workbench.compare import build_problem, build_schedule, build_solvers, run_comparison
     from ..workbench.report import format_table, seed_notes, select_metric, write_report
 
-    if (followed := _follow(args, _cmd_compare)) is not None:
+    if (followed := _follow(args, cmd_compare)) is not None:
         return followed
     began = time.perf_counter()
     config = None if args.resume else _load(args)
     if config is not None:
-        select_metric(_registry().problem(config.problem.name), args.metric)  # refused before training
+        select_metric(load_registry().problem(config.problem.name), args.metric)  # refused before training
     _figure_formats(args)  # an unknown format or style is refused before any work
     if not args.no_plots:
         _prefetch_plotting()
@@ -233,7 +233,7 @@ def _cmd_compare(args) -> int:
         watchers.folder, watchers.target = run.staging, run.target
         if run.resumed:
             config = _resumed_config(run, args, "compare")
-        metric = select_metric(_registry().problem(config.problem.name), args.metric)
+        metric = select_metric(load_registry().problem(config.problem.name), args.metric)
         if (args.train_missing or args.allow_problem_mismatch) and not args.checkpoints:
             raise ConfigError("--train-missing and --allow-problem-mismatch apply to --checkpoints DIR, "
                               "which is not given")
@@ -286,7 +286,7 @@ def _cmd_compare(args) -> int:
     return 0
 
 
-def _cmd_train(args) -> int:
+def cmd_train(args) -> int:
     from ..io.atomic import atomic_write
 
     import numpy as np
@@ -299,7 +299,7 @@ def _cmd_train(args) -> int:
     from ..workbench.results import SolverResult, history_csv, loss_history
     from ..workbench.text import strict_json
 
-    if (followed := _follow(args, _cmd_train)) is not None:
+    if (followed := _follow(args, cmd_train)) is not None:
         return followed
     config = None if args.resume else _load(args)
     watchers = _observers(args, "train")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, nearest
 
-from ._common import DOCS_COMMAND, _KINDS, _SETTINGS, _registry
+from ._common import DOCS_COMMAND, KINDS, SETTINGS, load_registry
 
 
 def _fits(registry, solver_cls) -> list[str]:  # capabilities are classes a problem inherits
@@ -21,10 +21,10 @@ def _component(registry, kind: str, name: str):
     return registry.get(kind, name).cls
 
 
-def _cmd_list(args) -> int:
+def cmd_list(args) -> int:
     from ..capabilities import capability_name
 
-    registry = _registry()
+    registry = load_registry()
     if args.options:
         return _print_options(registry, args.options, as_json=args.json)
     experiments = {name: registry.experiment(name) for name in sorted(registry.entries["experiment"])}
@@ -103,10 +103,10 @@ def _print_options(registry, name: str, *, as_json: bool = False) -> int:
     from ..options import option_rows
     from ..workbench.text import format_options
 
-    found = [(kind, _settings_class(kind)) for kind in _SETTINGS if name == kind]
-    found += [(kind, _component(registry, kind, name)) for kind in _KINDS if name in registry.entries[kind]]
+    found = [(kind, _settings_class(kind)) for kind in SETTINGS if name == kind]
+    found += [(kind, _component(registry, kind, name)) for kind in KINDS if name in registry.entries[kind]]
     if not found:
-        known = list(_SETTINGS) + sorted({n for kind in _KINDS for n in registry.entries[kind]})
+        known = list(SETTINGS) + sorted({n for kind in KINDS for n in registry.entries[kind]})
         hint = nearest(name, known)
         raise ConfigError(f"--options: no problem, solver or schedule is called {name!r}"
                           + (f" (did you mean {hint!r}?)" if hint else "") + f"; known: {', '.join(known)}")
@@ -115,7 +115,7 @@ def _print_options(registry, name: str, *, as_json: bool = False) -> int:
                           for kind, cls in found], indent=2))
         return 0
     for index, (kind, cls) in enumerate(found):
-        if kind in _SETTINGS:
+        if kind in SETTINGS:
             print(f"{kind} settings: {_where(kind, name)}")
         else:
             print(f"{kind} {name} [{registry.plugin_of(kind, name)}]: {cls.description}")
@@ -164,16 +164,16 @@ def render_option_tables(text: str, registry=None) -> str:
     """
     from ..workbench.text import format_options
 
-    registry = registry or _registry()
+    registry = registry or load_registry()
     if registry.failures:
         raise ConfigError("cannot generate the option tables while plugins fail to load: "
                           + "; ".join(f"{name}: {error}" for name, error in registry.failures.items()))
 
     def generate(match: re.Match) -> str:
         what = match.group(2)
-        if what in _SETTINGS:
+        if what in SETTINGS:
             body = format_options(_settings_class(what), markdown=True)
-        elif what.endswith("s") and what[:-1] in _KINDS:
+        elif what.endswith("s") and what[:-1] in KINDS:
             body = _component_tables(registry, what[:-1])
         else:
             raise ConfigError(f"unknown option table <!-- options:{what} -->; known: train, evaluation, "
@@ -183,7 +183,7 @@ def render_option_tables(text: str, registry=None) -> str:
     return re.sub(r"(<!-- options:(\S+) -->\n)(?:.*?\n)??(<!-- /options -->)", generate, text, flags=re.S)
 
 
-def _cmd_docs(args) -> int:
+def cmd_docs(args) -> int:
     path = Path(args.file)
     try:
         text = path.read_text()

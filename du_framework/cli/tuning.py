@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
-from ._common import _default_out, _registry, add_source_options
+from ._common import add_source_options, default_out, load_registry
 
 EPILOG = """\
 Examples:
@@ -105,13 +105,13 @@ def _edge_note(search, key: str, value) -> str:
     return ""
 
 
-def _cmd_tune(args) -> int:
+def cmd_tune(args) -> int:
     from ..io.atomic import atomic_write
     from ..workbench.config import load_config
     from ..workbench.preflight import check_out_dir
     from ..workbench.report import select_metric, strict_json
     from ..workbench.runs import CONFIG_TOML, RunFolder, provenance, to_toml
-    from ..workbench.tune import check_selection, open_storage, parse_space, trials_csv, tune
+    from ..workbench.tuning import check_selection, open_storage, parse_space, trials_csv, tune
 
     if args.trials < 1:
         raise ConfigError(f"--trials must be >= 1 (trials per solver), got {args.trials}")
@@ -125,10 +125,10 @@ def _cmd_tune(args) -> int:
     if args.only is not None and not labels:
         raise ConfigError(f"--only names no solver; labels: {', '.join(s.label for s in config.solvers)}")
     check_selection(config, labels, space)
-    select_metric(_registry().problem(config.problem.name), args.metric)  # refused before anything runs
+    select_metric(load_registry().problem(config.problem.name), args.metric)  # refused before anything runs
     if args.storage is not None:
         open_storage(args.storage).engine.dispose()  # a bad URL is refused before the run folder is made
-    target = Path(args.out) if args.out else _default_out()
+    target = Path(args.out) if args.out else default_out()
     existed = target.exists() or target.is_symlink()
     check_out_dir(target, "--out")
     if not existed:
@@ -156,7 +156,7 @@ def _cmd_tune(args) -> int:
             written.append(f"tuned-{label}.toml")
         with atomic_write(run.staging / CONFIG_TOML) as handle:
             handle.write(to_toml(config.to_dict()))
-        prov = provenance(_registry())
+        prov = provenance(load_registry())
         body = {**result.to_dict(), "provenance": prov}
         with atomic_write(run.staging / "tune.json") as handle:
             handle.write(strict_json(body))

@@ -90,7 +90,7 @@ def _missing_note(run, what: str) -> None:
         print(f"unfold: note: {run.label}: {message}", file=sys.stderr)
 
 
-def _cmd_plot(args) -> int:
+def cmd_plot(args) -> int:
     from ..workbench import figures
 
     runs = _load(args)
@@ -117,7 +117,7 @@ def _cmd_plot(args) -> int:
     return 0
 
 
-def _cmd_report(args) -> int:
+def cmd_report(args) -> int:
     from ..workbench.publish import REPORT_FORMATS, format_from_path, write_publication
 
     runs = _load(args)
