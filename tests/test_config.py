@@ -251,3 +251,33 @@ def test_a_solvers_training_does_not_depend_on_its_position():
     second = trained_eta([{"name": "constant-gd"}, {"name": "learned-gd", "label": "learned"}])
     np.testing.assert_array_equal(alone, second)
     assert not np.array_equal(alone, trained_eta([{"name": "learned-gd", "label": "learned"}], seed=2))
+
+
+def test_a_configuration_is_read_from_a_pipe_with_the_same_cap(tmp_path):
+    """``--config <(...)`` hands unfold a pipe: it is read like a file, and refused past the same 1 MiB."""
+    import os
+    import threading
+
+    from du_framework.workbench.config import MAX_CONFIG_BYTES
+
+    def served(text: bytes):
+        fifo = tmp_path / f"fifo-{len(text)}"
+        os.mkfifo(fifo)
+
+        def write():
+            try:
+                with open(fifo, "wb") as handle:
+                    handle.write(text)
+            except BrokenPipeError:  # the reader stopped at its cap
+                pass
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        return fifo, writer
+
+    fifo, writer = served(SMALL_TOML.encode())
+    assert load_raw(fifo) == tomllib.loads(SMALL_TOML)
+    writer.join(5)
+    fifo, writer = served(b"# padding\n" * (MAX_CONFIG_BYTES // 10 + 1))
+    with pytest.raises(ConfigError, match=r"holds more than 1048576 bytes; a configuration is at most 1048576"):
+        load_raw(fifo)
+    writer.join(5)

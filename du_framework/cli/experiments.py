@@ -136,9 +136,9 @@ def _ending(watchers):
     try:
         yield
     except BaseException as error:
-        from ..workbench.compare import _ended_by
+        from ..workbench.compare import run_status
 
-        watchers.run_end(status=_ended_by(error))
+        watchers.run_end(status=run_status(error))
         raise
 
 

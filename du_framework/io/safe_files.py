@@ -144,36 +144,36 @@ def _regular_file(path: Path, what: str, error: type[DUError]) -> int:
 
 
 def read_limited(path: str | os.PathLike, *, limit: int, what: str, error: type[DUError] = ProblemDataError,
-                 pipes: bool = False) -> bytes:
+                 pipes: bool = False, too_large: str = ", more than the {limit} bytes this reader accepts") -> bytes:
     """The bytes of the file at ``path``, refused before reading when it is not a file of at most ``limit`` bytes.
 
     The one size-checked read of the project: a missing file, a folder, a device or socket, a
     file above ``limit`` (checked on ``stat`` before reading, and again while reading, for a file
-    that grows) each raise ``error`` with a message naming ``what`` and the path. With ``pipes``,
-    a pipe (``--config <(...)``) is read too, up to the same cap.
+    that grows) each raise ``error`` with a message naming ``what`` and the path (``too_large`` ends the
+    message on a file above the limit; ``{limit}`` in it is replaced). With ``pipes``, a pipe
+    (``--config <(...)``) is read too, up to the same cap.
     """
     path = Path(path)
     try:
         info = path.stat()
     except FileNotFoundError:
-        raise error(f"{what} {str(path)!r} does not exist") from None
+        raise error(f"cannot read {what} {str(path)!r}: it does not exist") from None
     except OSError as failure:
-        raise error(f"{what} {str(path)!r} cannot be read ({failure.strerror or failure})") from None
+        raise error(f"cannot read {what} {str(path)!r}: {failure.strerror or failure}") from None
     if stat.S_ISDIR(info.st_mode):
         raise error(f"{what} {str(path)!r} is a folder, not a file")
     if not (stat.S_ISREG(info.st_mode) or (pipes and stat.S_ISFIFO(info.st_mode))):
         kinds = "a regular file or a pipe" if pipes else "a regular file"
         raise error(f"{what} {str(path)!r} is not {kinds} (a device or socket)")
     if info.st_size > limit:
-        raise error(f"{what} {str(path)!r} is {info.st_size} bytes, more than the {limit} bytes this "
-                    f"reader accepts")
+        raise error(f"{what} {str(path)!r} is {info.st_size} bytes" + too_large.format(limit=limit))
     try:
         with open(path, "rb") as handle:
             data = handle.read(limit + 1)
     except OSError as failure:
-        raise error(f"{what} {str(path)!r} cannot be read ({failure.strerror or failure})") from None
+        raise error(f"cannot read {what} {str(path)!r}: {failure.strerror or failure}") from None
     if len(data) > limit:
-        raise error(f"{what} {str(path)!r} holds more than {limit} bytes, more than this reader accepts")
+        raise error(f"{what} {str(path)!r} holds more than {limit} bytes" + too_large.format(limit=limit))
     return data
 
 

@@ -447,7 +447,7 @@ def run_comparison(
             _solver_done(watchers, result, position, trained, problem, log if progress else False)
     except BaseException as error:
         if owned:
-            watchers.run_end(status=_ended_by(error))
+            watchers.run_end(status=run_status(error))
         raise
     if owned:
         watchers.run_end(status="complete", results={label: r.to_dict() for label, r in results.items()})
@@ -463,7 +463,7 @@ def _observer_set(observers: Any) -> tuple[Any, bool]:
     return ObserverSet(observers or ()), True
 
 
-def _ended_by(error: BaseException) -> str:
+def run_status(error: BaseException) -> str:
     """The :class:`~du_framework.workbench.observers.RunEnd` status of a run that ``error`` ended."""
     if isinstance(error, TrainingDivergedError):
         return "diverged"

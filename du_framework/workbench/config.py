@@ -24,9 +24,7 @@ gave the old one; only the overrides apply to the new one.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import stat
 import tomllib
 import unicodedata
 from pathlib import Path
@@ -35,9 +33,11 @@ from typing import Any
 from ..engine.settings import EvaluationSettings, TrainSettings
 from ..engine.transforms import check_optimizer_settings
 from ..errors import ConfigError, UnknownNameError, nearest
+from ..io.safe_files import read_limited
 from ..metrics import metric_table
 from ..options import options_to_dict, parse_options
 from ..registry import Registry, get_registry
+from .overrides import TABLES, TRAIN_KEYS, apply_overrides
 
 __all__ = [
     "ProblemConfig",
@@ -50,8 +50,6 @@ __all__ = [
     "select_solvers",
 ]
 
-_TABLES = ("problem", "train", "evaluation", "solvers")
-_TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainSettings))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,24 +113,11 @@ MAX_CONFIG_BYTES = 1 << 20  # a configuration is a few KiB; anything past 1 MiB 
 
 
 def _read_config_file(path: Path) -> str:
-    """The text of a configuration file: a regular file of at most 1 MiB of UTF-8, checked before reading."""
+    """The text of a configuration file: a regular file or a pipe (``--config <(...)``) of at most 1 MiB of UTF-8,
+    checked before reading."""
     where = repr(str(path))
-    try:
-        info = path.stat()
-        if stat.S_ISDIR(info.st_mode):
-            raise ConfigError(f"configuration file {where} is a folder; give a FILE.toml")
-        if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(f"configuration file {where} is not a regular file (a device, pipe or socket); "
-                              f"give a FILE.toml")
-        if info.st_size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"configuration file {where} is {info.st_size} bytes; a configuration is at most "
-                              f"{MAX_CONFIG_BYTES} bytes (1 MiB): is it the right file?")
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_CONFIG_BYTES + 1)  # it may have grown since stat
-    except OSError as error:
-        raise ConfigError(f"cannot read configuration file {where}: {error.strerror or error}") from error
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"configuration file {where} is larger than {MAX_CONFIG_BYTES} bytes (1 MiB)")
+    data = read_limited(path, limit=MAX_CONFIG_BYTES, what="configuration file", error=ConfigError, pipes=True,
+                        too_large="; a configuration is at most {limit} bytes (1 MiB): is it the right file?")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -200,105 +185,6 @@ def load_raw(path: str | Path | None = None, *, experiment: str | None = None,
     return _parse_toml(chosen.config, f"experiment {chosen.name!r} of plugin {plugin!r}")
 
 
-def _parse_value(text: str) -> Any:
-    try:
-        return tomllib.loads(f"value = {text}")["value"]
-    except tomllib.TOMLDecodeError:
-        return text  # a bare string such as  train.schedule=end-to-end
-
-
-@dataclasses.dataclass
-class _Override:
-    key: str  # as the user wrote it
-    table: str  # "problem", "train", "evaluation" or "solvers"
-    index: int | None  # the solver's position in the file's list
-    field: str
-    value: Any
-
-
-def _parse_override(override: str, solvers: list) -> _Override:
-    key, sep, text = override.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise ConfigError(f"--set expects KEY=VALUE (for example train.depth=10), got {override!r}")
-    parts = key.split(".")
-    if parts[0] not in _TABLES:
-        hint = nearest(parts[0], _TABLES)
-        raise ConfigError(f"unknown key {key!r}: it must start with one of {', '.join(_TABLES)}"
-                          + (f" (did you mean {hint!r}?)" if hint else ""))
-    value = _parse_value(text.strip())
-    if parts[0] == "solvers":
-        if len(parts) != 3:
-            raise ConfigError(f"--set {key}: solver keys are solvers.<label or index>.<option>")
-        return _Override(key, "solvers", _find_solver(solvers, parts[1], key), parts[2], value)
-    if len(parts) != 2:
-        raise ConfigError(f"--set {key}: expected <table>.<key>, for example {parts[0]}.seed=3")
-    return _Override(key, parts[0], None, parts[1], value)
-
-
-def _find_solver(solvers: list, selector: str, key: str) -> int:
-    if selector.isdigit():
-        index = int(selector)
-        if index >= len(solvers):
-            raise ConfigError(f"--set {key}: there are {len(solvers)} solvers (indices 0..{len(solvers) - 1})")
-        return index
-    labels = [s.get("label", s.get("name")) if isinstance(s, dict) else None for s in solvers]
-    if selector in labels:
-        return labels.index(selector)
-    hint = nearest(selector, [str(label) for label in labels])
-    raise ConfigError(f"--set {key}: no solver labelled {selector!r}; labels: {', '.join(map(str, labels))}"
-                      + (f" (did you mean {hint!r}?)" if hint else ""))
-
-
-# Settings whose `<name>_options` belong to the named optimiser or learning-rate schedule.
-_OPTIONED = ("optimizer", "lr_schedule")
-
-
-def _switch(table: dict, name_key: str, new_name: Any, kept: tuple[str, ...]) -> dict:
-    """``table`` switched to ``new_name``: the keys the file gave the component it named are dropped."""
-    if name_key not in table or table[name_key] == new_name:
-        return table
-    return {key: value for key, value in table.items() if key in kept}
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``KEY=VALUE`` overrides to a raw configuration (returns a copy).
-
-    Values are read as TOML (``3``, ``1e-3``, ``true``, ``"x"``); anything that is
-    not valid TOML is taken as a string. A solver is addressed by its label or
-    position in the file. An override that names another component
-    (``problem.name``, ``train.schedule``, ``solvers.X.name``) first drops the
-    keys the file gave the old component, so they cannot leak into the new one;
-    another ``train.optimizer`` or ``train.lr_schedule`` drops the file's
-    ``optimizer_options`` or ``lr_schedule_options``.
-    """
-    raw = copy.deepcopy(raw)
-    solvers = raw.get("solvers", [])
-    parsed = [_parse_override(override, solvers if isinstance(solvers, list) else []) for override in overrides]
-    for item in parsed:  # the switches first, so the order of --set options does not matter
-        if item.table == "problem" and item.field == "name" and isinstance(raw.get("problem"), dict):
-            raw["problem"] = _switch(raw["problem"], "name", item.value, ())
-        elif item.table == "train" and item.field == "schedule" and isinstance(raw.get("train"), dict):
-            raw["train"] = _switch(raw["train"], "schedule", item.value, _TRAIN_KEYS)
-        elif item.table == "solvers" and item.field == "name" and isinstance(solvers[item.index], dict):
-            solvers[item.index] = _switch(solvers[item.index], "name", item.value, ("label",))
-        elif item.table == "train" and item.field in _OPTIONED and isinstance(raw.get("train"), dict):
-            train = raw["train"]  # another optimiser or schedule does not take the old one's options
-            if train.get(item.field, getattr(TrainSettings, item.field)) != item.value:
-                train.pop(f"{item.field}_options", None)
-    for item in parsed:
-        if item.table == "solvers":
-            if not isinstance(solvers[item.index], dict):
-                raise ConfigError(f"--set {item.key}: solvers[{item.index}] is not a table")
-            solvers[item.index][item.field] = item.value
-        else:
-            table = raw.setdefault(item.table, {})
-            if not isinstance(table, dict):
-                raise ConfigError(f"--set {item.key}: [{item.table}] is not a table in the configuration")
-            table[item.field] = item.value
-    return raw
-
-
 def _table(raw: dict, name: str) -> dict:
     value = raw.get(name, {})
     if not isinstance(value, dict):
@@ -331,11 +217,11 @@ def _problem(raw: dict, registry: Registry) -> ProblemConfig:
 
 def _train(raw: dict, problem: ProblemConfig, registry: Registry) -> tuple[TrainSettings, Any]:
     table = _table(raw, "train")
-    settings = parse_options(TrainSettings, {k: v for k, v in table.items() if k in _TRAIN_KEYS}, prefix="train.")
+    settings = parse_options(TrainSettings, {k: v for k, v in table.items() if k in TRAIN_KEYS}, prefix="train.")
     check_optimizer_settings(settings)  # an unknown optimiser is refused before any training
     schedule = registry.schedule(_name(settings.schedule, "train.schedule", "schedule", registry))
-    schedule_options = parse_options(schedule.Options, {k: v for k, v in table.items() if k not in _TRAIN_KEYS},
-                                     prefix="train.", extra_keys=_TRAIN_KEYS)
+    schedule_options = parse_options(schedule.Options, {k: v for k, v in table.items() if k not in TRAIN_KEYS},
+                                     prefix="train.", extra_keys=TRAIN_KEYS)
     if settings.loss:
         metrics = metric_table(registry.problem(problem.name))
         if settings.loss not in metrics:
@@ -394,10 +280,10 @@ def build_config(raw: dict[str, Any], registry: Registry | None = None) -> Exper
     """
     registry = registry or get_registry()
     for key in raw:
-        if key not in _TABLES:
-            hint = nearest(key, _TABLES)
+        if key not in TABLES:
+            hint = nearest(key, TABLES)
             raise ConfigError(f"unknown table {key!r}" + (f"; did you mean {hint!r}?" if hint else "")
-                              + f" Valid tables: {', '.join(_TABLES)}")
+                              + f" Valid tables: {', '.join(TABLES)}")
     problem = _problem(raw, registry)
     train, schedule_options = _train(raw, problem, registry)
     evaluation = parse_options(EvaluationSettings, _table(raw, "evaluation"), prefix="evaluation.")
