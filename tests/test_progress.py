@@ -11,8 +11,9 @@ import pytest
 
 from du_framework.workbench.compare import build_problem, build_schedule, build_solver
 from du_framework.workbench.config import load_config
-from du_framework.engine import loop, train
-from du_framework.engine.progress import DEFAULT_INTERVAL, ProgressDisplay, progress_interval
+from du_framework.engine import host, train
+from du_framework.engine.progress import DEFAULT_INTERVAL, progress_interval
+from du_framework.workbench.display import ProgressDisplay
 from du_framework.errors import ConfigError
 
 from cli_helpers import run
@@ -36,13 +37,13 @@ def train_spied(small, display, monkeypatch):
     """Train the small experiment's learned solver; also what ``display`` showed at the first compiled call."""
     config, problem, solver, _ = small
     stream, seen = display._stream, []
-    original = loop.run_chunk
+    original = host.run_chunk
 
     def spying(*args, **kwargs):
         seen.append(stream.getvalue())
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "run_chunk", spying)
+    monkeypatch.setattr(host, "run_chunk", spying)
     result = train(solver, problem, build_schedule(config), config.train, key=0, progress=display, label="learned")
     return result, seen[0]
 

@@ -294,7 +294,7 @@ def _cmd_train(args) -> int:
 
     from ..workbench.compare import build_problem, build_schedule, build_solvers, train_seeds
     from ..engine.loop import expand_schedule
-    from ..engine.progress import progress_for
+    from ..workbench.display import progress_for
     from ..workbench.observers import SolverEnd
     from ..workbench.report import _history_texts, strict_json
 

@@ -41,7 +41,8 @@ from ..io.checkpoint import LoadedCheckpoint, load_checkpoint, save_checkpoint
 from .config import ExperimentConfig, SolverConfig
 from ..engine import TrainResult, evaluate, train, train_ensemble
 from ..engine.loop import expand_schedule
-from ..engine.progress import Progress, progress_for
+from ..engine.progress import Progress
+from .display import progress_for
 from ..engine.keys import host_fold_in, host_key
 from ..engine.resume import load_train_state, save_train_state
 from ..errors import CheckpointError, DUError, IncompatibleProblemError, PluginError, TrainingDivergedError
