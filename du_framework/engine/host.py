@@ -156,9 +156,9 @@ def run_stages(stages: list[Stage], spec: ProgramSpec, state: tuple, factors, *,
                     chunk_losses.reshape(members, -1)[dead] = np.nan  # frozen before this chunk
                 if newly.any() and not (record_divergence and ensemble and not diverged.all()):
                     member = int(np.argmax(newly))
-                    _raise_diverged(stages, stage_number, member, int(at[member]) - steps_before, name, members,
-                                    ensemble, losses, chunk_losses, nnx.merge(graphdef, _member_of(
-                                        param_state, member, ensemble), rest), steps_before)
+                    good = nnx.merge(graphdef, _member_of(param_state, member, ensemble), rest)
+                    raise _diverged(stages, stage_number, done, int(at[member]) - steps_before, member, name,
+                                    members if ensemble else None, losses, chunk_losses, good)
                 for member in np.flatnonzero(newly):
                     diverged_at[member] = stage_and_step(stages, int(at[member]))
                     chunk_losses[member, int(at[member]) - steps_before:] = np.nan
@@ -184,15 +184,17 @@ def _member_of(tree, member: int, ensemble: bool):
     return jax.tree.map(lambda leaf: leaf[member], tree) if ensemble else tree
 
 
-def _raise_diverged(stages, stage_number, member, at, name, members, ensemble, losses, chunk_losses, good,
-                    steps_before):
-    """Stop the run: ``member`` latched at step ``at`` (0-based) of this chunk."""
+def _diverged(stages, stage_number, done, at, member, name, members, losses, chunk_losses,
+              good) -> TrainingDivergedError:
+    """The error that stops the run: ``member`` latched at step ``at`` (0-based) of the chunk that began after
+    ``done`` steps of stage ``stage_number`` (``members`` is ``None`` for a single run); ``good`` holds its
+    last good parameters."""
     stage = stages[stage_number - 1]
-    step = stage_and_step(stages, steps_before + at)["step"]
     history = np.concatenate([np.atleast_2d(part)[member] for part in losses]
                              + [np.atleast_2d(np.asarray(chunk_losses))[member][:at]])
-    who = f"{name!r}" + (f" (ensemble member {member}, of {members})" if ensemble else "")
-    raise TrainingDivergedError(
+    who = f"{name!r}" + (f" (ensemble member {member}, of {members})" if members is not None else "")
+    step = done + at + 1
+    return TrainingDivergedError(
         f"training of {who} diverged: the loss or a parameter became non-finite at stage "
         f"{stage_number} of {len(stages)} (active depth {stage.active_depth}), step {step} of "
         f"{stage.steps}; the last good parameters are kept. Try a smaller learning rate or "
