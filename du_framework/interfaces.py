@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import weakref
 from typing import Any, ClassVar, Literal, NamedTuple
 
 import jax
@@ -46,6 +47,7 @@ __all__ = [
     "Stage",
     "Experiment",
     "flat_params",
+    "check_fit",
 ]
 
 Instance = dict[str, jax.Array]
@@ -156,7 +158,7 @@ class UnfoldedSolver(nnx.Module, abc.ABC):
     description: ClassVar[str] = ""
 
     def __init__(self, options: Any, *, problem: Problem, depth: int):
-        self.check_problem(problem)
+        check_fit(type(self), problem)
         if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
             raise ValueError(f"depth must be a positive integer, got {depth!r}")
         self.options = options
@@ -229,6 +231,42 @@ class UnfoldedSolver(nnx.Module, abc.ABC):
                   if getattr(variable, "report", True)}
         values.update({name: np.atleast_1d(np.asarray(value, np.float64)) for name, value in self.constants().items()})
         return values
+
+
+# Problems already checked against solver classes: {id(problem): (weak reference to it, {solver classes})}.
+_FITTED: dict[int, tuple[Any, set[type]]] = {}
+
+
+def check_fit(solver: "UnfoldedSolver | type[UnfoldedSolver]", problem: Problem) -> None:
+    """:meth:`UnfoldedSolver.check_problem` once per (solver class, problem instance).
+
+    Whether a problem fits depends only on the solver's class and the problem's
+    capabilities, so a later check of the same pair (the constructor, then
+    training, then evaluation, of any solver of that class) is free. The problem
+    is held weakly: the memo ends with it.
+
+    Raises:
+        IncompatibleProblemError: the problem lacks a capability the solver requires.
+    """
+    cls = solver if isinstance(solver, type) else type(solver)
+    key = id(problem)
+    entry = _FITTED.get(key)
+    if entry is not None and entry[0]() is problem and cls in entry[1]:
+        return
+    cls.check_problem(problem)
+    if entry is None or entry[0]() is not problem:
+        try:
+            ref = weakref.ref(problem, lambda dead, key=key: _forget(key, dead))
+        except TypeError:  # not weakly referenceable: checked every time
+            return
+        entry = _FITTED[key] = (ref, set())
+    entry[1].add(cls)
+
+
+def _forget(key: int, dead: Any) -> None:
+    entry = _FITTED.get(key)
+    if entry is not None and entry[0] is dead:
+        del _FITTED[key]
 
 
 def flat_params(module: nnx.Module) -> dict[str, jax.Array]:

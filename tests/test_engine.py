@@ -422,3 +422,56 @@ def test_a_metric_format_must_be_a_short_float_spec(spec):
     with pytest.raises(ValueError, match="format"):
         Metric("m", squared_error, format=spec)
     assert Metric("m", squared_error, format=".4g").show(0.5) == "0.5"
+
+
+def test_the_compatibility_check_runs_once_for_a_train_and_an_evaluation(monkeypatch):
+    from du_framework import UnfoldedSolver
+
+    calls = []
+    original = UnfoldedSolver.check_problem.__func__
+
+    def counting(cls, problem):
+        calls.append((cls, problem))
+        return original(cls, problem)
+
+    monkeypatch.setattr(UnfoldedSolver, "check_problem", classmethod(counting))
+    fresh = small_problem(n=6, m=12, lam=1.0, seed=4)  # a problem no earlier test has checked
+    result = train(solver(fresh, depth=2), fresh, [Stage(1, 2), Stage(2, 2)], batch_size=4, progress=False)
+    evaluate(result.solver, fresh, key=0, batch_size=4, batches=1)
+    train_ensemble(result.solver, fresh, [Stage(2, 1)], keys=[0, 1], batch_size=4, progress=False)
+    assert len(calls) == 1 and calls[0][1] is fresh
+
+
+def test_training_a_solver_through_the_python_api_loads_no_plugin_and_no_workbench(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    script = textwrap.dedent("""
+        import sys
+        import du_framework
+        from du_framework import registry
+        from du_framework.engine import evaluate, train
+        from du_framework.schedules import Incremental
+        from du_framework.testing import small_problem
+        from core_solvers import StepGD
+
+        problem = small_problem(n=6, m=12, lam=1.0, seed=3)
+        solver = StepGD(StepGD.Options(), problem=problem, depth=2)
+        result = train(solver, problem, Incremental(), steps_per_stage=2, batch_size=4, key=0)
+        evaluate(result.solver, problem, key=0, batch_size=4, batches=1)
+        assert len(result.losses) == 4
+        heavy = [name for name in ("tqdm", "matplotlib", "optuna", "du_framework.cli", "du_framework.workbench")
+                 if name in sys.modules]
+        assert not heavy, heavy
+        assert registry.loaded_registry() is None, "a schedule object must not load the plugins"
+        print("ok")
+    """)
+    tests = Path(__file__).parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests)]),
+           "DU_PROGRESS_INTERVAL": "0"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+    assert "compiling test-step-gd (4 steps)" in done.stderr  # progress=True: plain lines, no bar

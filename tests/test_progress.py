@@ -11,8 +11,9 @@ import pytest
 
 from du_framework.workbench.compare import build_problem, build_schedule, build_solver
 from du_framework.workbench.config import load_config
-from du_framework.engine import loop, train
-from du_framework.engine.progress import DEFAULT_INTERVAL, ProgressDisplay, progress_interval
+from du_framework.engine import host, train
+from du_framework.engine.progress import DEFAULT_INTERVAL, progress_interval
+from du_framework.workbench.display import ProgressDisplay
 from du_framework.errors import ConfigError
 
 from cli_helpers import run
@@ -36,13 +37,13 @@ def train_spied(small, display, monkeypatch):
     """Train the small experiment's learned solver; also what ``display`` showed at the first compiled call."""
     config, problem, solver, _ = small
     stream, seen = display._stream, []
-    original = loop.run_chunk
+    original = host.run_chunk
 
     def spying(*args, **kwargs):
         seen.append(stream.getvalue())
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "run_chunk", spying)
+    monkeypatch.setattr(host, "run_chunk", spying)
     result = train(solver, problem, build_schedule(config), config.train, key=0, progress=display, label="learned")
     return result, seen[0]
 
@@ -145,3 +146,56 @@ def test_the_progress_interval_comes_from_the_environment(monkeypatch):
         monkeypatch.setenv("DU_PROGRESS_INTERVAL", bad)
         with pytest.raises(ConfigError, match="DU_PROGRESS_INTERVAL must be a number of seconds >= 0"):
             progress_interval()
+
+
+def test_progress_parts_give_every_event_to_every_part_and_isolate_a_failing_one():
+    from du_framework.engine.progress import Progress, ProgressParts
+
+    class Recorder(Progress):
+        def __init__(self, fail=()):
+            self.seen, self.fail = [], fail
+
+        def _note(self, event, *args):
+            self.seen.append((event, *args))
+            if event in self.fail:
+                raise RuntimeError(f"{event} failed")
+
+        def start(self, total, label):
+            self._note("start", total, label)
+
+        def stage(self, number, stages, depth):
+            self._note("stage", number, stages, depth)
+
+        def advance(self, steps, loss):
+            self._note("advance", steps, loss)
+
+        def stage_end(self, number, stages, depth, losses):
+            self._note("stage_end", number, stages, depth)
+
+        def close(self):
+            self._note("close")
+
+    broken, healthy, quiet = Recorder(fail=("advance", "close")), Recorder(), Progress()
+    parts = ProgressParts(broken, quiet, healthy)
+    parts.start(4, "x")
+    parts.stage(1, 1, 2)
+    with pytest.raises(RuntimeError, match="advance failed"):  # raised once the others have had it
+        parts.advance(4, 0.5)
+    parts.stage_end(1, 1, 2, [])
+    with pytest.raises(RuntimeError, match="close failed"):
+        parts.close()
+    expected = [("start", 4, "x"), ("stage", 1, 1, 2), ("advance", 4, 0.5), ("stage_end", 1, 1, 2), ("close",)]
+    assert broken.seen == healthy.seen == expected
+
+
+def test_the_engine_alone_shows_plain_lines_and_never_a_bar(small, monkeypatch):
+    import sys
+
+    from du_framework.engine.progress import PlainLines, as_progress
+
+    assert isinstance(as_progress(True), PlainLines) and type(as_progress(False)).__name__ == "Progress"
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    config, problem, solver, _ = small
+    train(solver, problem, build_schedule(config), config.train, key=0, label="learned")
+    assert stream.getvalue().startswith("compiling learned (60 steps)\n") and "\r" not in stream.getvalue()

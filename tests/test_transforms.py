@@ -8,7 +8,8 @@ import pytest
 
 from du_framework.engine import TrainSettings, build_optimizer, freeze_slots, skip_nonfinite
 from du_framework import ConfigError
-from du_framework.engine.transforms import check_optimizer_settings, optimizer_names, slot_mask
+from du_framework.engine.transforms import (LatchState, check_optimizer_settings, latch_nonfinite, optimizer_names,
+                                             restart_inner, slot_mask)
 
 OPTIMIZERS = {
     "adam": lambda: optax.adam(0.1),
@@ -162,3 +163,98 @@ def test_every_optax_schedule_is_offered_by_name_with_its_level_at_one():
     assert float(warmup(0)) == 0.0 and float(warmup(10)) == pytest.approx(1.0)
     with pytest.raises(ConfigError, match="init_value is 1 unless given"):
         check_optimizer_settings(TrainSettings(lr_schedule="linear"))
+
+
+# --- the divergence latch ---------------------------------------------------------------------------
+
+INF, NAN = float("inf"), float("nan")
+
+
+def _latched_run(steps, *, use_params=True):
+    """Run latch_nonfinite(sgd(0.1)) over ``steps``: (gradient scale, value) pairs; the updates and states."""
+    optimizer = latch_nonfinite(optax.sgd(0.1, momentum=0.9))
+    p = params()
+    state = optimizer.init(p)
+    seen = []
+    for scale, value in steps:
+        updates, state = optimizer.update(grads(scale), state, p if use_params else None, value=value)
+        p = optax.apply_updates(p, updates)
+        seen.append((updates, state))
+    return seen
+
+
+@pytest.mark.parametrize("steps, latched_at", [
+    ([(1.0, 1.0)] * 4, None),  # finite steps pass through
+    ([(1.0, 1.0), (INF, 1.0), (1.0, 1.0), (1.0, 1.0)], 1),  # a non-finite gradient latches
+    ([(1.0, 1.0), (1.0, 1.0), (NAN, 1.0), (1.0, 1.0)], 2),
+    ([(1.0, NAN), (1.0, 1.0)], 0),  # a non-finite value (the loss) latches
+    ([(1.0, 1.0), (1.0, INF), (INF, NAN), (1.0, 1.0)], 1),  # only the first non-finite step is recorded
+])
+def test_the_latch_passes_finite_steps_and_freezes_from_the_first_non_finite_one(steps, latched_at):
+    seen = _latched_run(steps)
+    reference = _latched_run(steps[:latched_at] if latched_at is not None else steps)
+    for index, (updates, state) in enumerate(seen):
+        if latched_at is None or index < latched_at:  # as the optimiser alone (checked against a clean run)
+            for x, y in zip(jax.tree.leaves(updates), jax.tree.leaves(reference[index][0])):
+                np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+            assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(updates))
+            assert not bool(state.diverged) and int(state.count) == index + 1
+            continue
+        assert all(not np.asarray(leaf).any() for leaf in jax.tree.leaves(updates))  # zero from then on
+        assert bool(state.diverged) and int(state.diverged_at) == latched_at and int(state.count) == latched_at
+        before = reference[latched_at - 1][1].inner if latched_at else None
+        if before is not None:  # the inner state stays where the last good step left it
+            for x, y in zip(jax.tree.leaves(state.inner), jax.tree.leaves(before)):
+                np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_a_latched_state_stays_bitwise_the_same():
+    seen = _latched_run([(1.0, 1.0), (INF, 1.0), (1.0, 1.0), (2.0, 0.5)])
+    first = seen[1][1]
+    for _, later in seen[2:]:
+        for x, y in zip(jax.tree.leaves(first), jax.tree.leaves(later)):
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_new_parameters_that_overflow_latch_only_when_params_are_given():
+    optimizer = latch_nonfinite(optax.sgd(1.0))
+    big = {"w": jnp.array([3e38], jnp.float32)}
+    step = {"w": jnp.array([-3e38], jnp.float32)}  # update +3e38: the new parameter overflows
+    _, with_params = optimizer.update(step, optimizer.init(big), big)
+    _, without = optimizer.update(step, optimizer.init(big))
+    assert bool(with_params.diverged) and not bool(without.diverged)
+
+
+def test_a_restart_renews_the_inner_state_but_not_the_latch():
+    optimizer = latch_nonfinite(optax.adam(0.1))
+    p = params()
+    live = optimizer.init(p)
+    _, live = optimizer.update(grads(), live, p)
+    _, dead = optimizer.update(grads(INF), live, p)
+    fresh = optimizer.init(p)
+    renewed = restart_inner(fresh, live, jnp.bool_(True))
+    assert int(renewed.count) == 1 and not bool(renewed.diverged)
+    for x, y in zip(jax.tree.leaves(renewed.inner), jax.tree.leaves(fresh.inner)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    kept = restart_inner(fresh, dead, jnp.bool_(True))  # a latched state is frozen whole
+    for x, y in zip(jax.tree.leaves(kept), jax.tree.leaves(dead)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    unchanged = restart_inner(fresh, live, jnp.bool_(False))
+    for x, y in zip(jax.tree.leaves(unchanged), jax.tree.leaves(live)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_the_latch_works_per_member_under_vmap():
+    optimizer = latch_nonfinite(optax.sgd(0.1))
+    p = {"w": jnp.ones((3, 2))}
+    state = jax.vmap(optimizer.init)(p)
+    g = {"w": jnp.array([[1.0, 1.0], [INF, 1.0], [1.0, 1.0]])}
+    updates, state = jax.vmap(lambda g, s, p: optimizer.update(g, s, p))(g, state, p)
+    assert np.asarray(state.diverged).tolist() == [False, True, False]
+    assert np.asarray(state.count).tolist() == [1, 0, 1] and not np.asarray(updates["w"][1]).any()
+
+
+def test_build_optimizer_ends_in_the_latch():
+    optimizer = build_optimizer(TrainSettings(), {"eta": 0.1, "inner.w": 0.01}, params())
+    state = optimizer.init(params())
+    assert isinstance(state, LatchState) and int(state.count) == 0 and not bool(state.diverged)

@@ -293,7 +293,7 @@ def cmd_train(args) -> int:
 
     from ..workbench.compare import build_problem, build_schedule, build_solvers, train_seeds
     from ..engine.loop import expand_schedule
-    from ..engine.progress import progress_for
+    from ..workbench.display import progress_for
     from ..workbench.observers import SolverEnd
     from ..options import options_to_dict
     from ..workbench.results import SolverResult, history_csv, loss_history

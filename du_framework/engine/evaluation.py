@@ -17,7 +17,7 @@ import numpy as np
 from flax import nnx
 
 from ..errors import ConfigError, nearest
-from ..interfaces import Problem, UnfoldedSolver
+from ..interfaces import Problem, check_fit, UnfoldedSolver
 from ..metrics import Metric, metric_table
 from .keys import host_key
 from .unroll import unroll
@@ -60,7 +60,7 @@ def evaluate(solver: UnfoldedSolver, problem: Problem, *, key: jax.Array | int, 
     Raises:
         ConfigError: a name in ``metrics`` is not a metric of the problem.
     """
-    solver.check_problem(problem)
+    check_fit(solver, problem)
     table = metric_table(problem)
     names = list(metrics) if metrics is not None else list(table)
     for name in names:

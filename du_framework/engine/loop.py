@@ -1,13 +1,15 @@
-"""The host loop: stages, chunks, progress, divergence. A single run is an ensemble of one.
+"""Training runs: :func:`train` and :func:`train_ensemble`, set up here, run by :mod:`.host`. A single run
+is an ensemble of one.
 
 How a run is compiled (see :mod:`.program`): the whole schedule, every stage and
 every step, runs through one program; each call runs a chunk of up to
 ``chunk_size`` optimiser steps, and shorter stages mask the surplus steps.
 Parameter slots a stage does not train get zero gradient, zero update and an
 unchanged optimiser state. A step whose loss or new parameters are not finite is
-not applied; the run stops after that chunk with
-:class:`~du_framework.errors.TrainingDivergedError` naming the stage and step,
-holding the last good parameters.
+not applied and latches the optimiser's divergence latch
+(:func:`~du_framework.engine.transforms.latch_nonfinite`); the run stops after
+that chunk with :class:`~du_framework.errors.TrainingDivergedError` naming the
+stage and step, holding the last good parameters.
 """
 
 from __future__ import annotations
@@ -22,17 +24,19 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from ..errors import CheckpointError, DUError, PluginError, TrainingDivergedError
-from ..interfaces import Problem, Stage, TrainingSchedule, UnfoldedSolver
+from ..errors import DUError, PluginError
+from ..interfaces import Problem, Stage, TrainingSchedule, UnfoldedSolver, check_fit
 from ..params import learning_rates
+from ..registry import describe_component
 from .distributed import host_local, replicate
-from .program import ProgramSpec, lower_chunk, make_mesh, run_chunk, traces, training_loss
-from .progress import Progress, progress_for
+from .host import run_stages
+from .host import stage_args as _stage_args
 from .keys import host_key
-from .resume import TrainState, key_from_data
+from .program import ProgramSpec, lower_chunk, make_mesh, traces, training_loss
+from .progress import Progress, as_progress
+from .resume import TrainState
 from .settings import TrainSettings
 from .transforms import build_optimizer, check_optimizer_settings
-from ..registry import describe_component
 from .unroll import remat_levels
 
 __all__ = ["TrainResult", "train", "train_ensemble", "program_memory", "resolve_settings", "expand_schedule"]
@@ -88,7 +92,7 @@ def expand_schedule(schedule: TrainingSchedule | Sequence[Stage] | str | None, s
         schedule = get_registry().schedule(settings.schedule if schedule is None else schedule)()
     if not isinstance(schedule, TrainingSchedule):  # the caller's own list of stages
         return _checked_stages(list(schedule), depth, TypeError, ValueError, "the schedule")
-    who = f"schedule {describe_component(type(schedule), 'schedule')}"
+    who = f"schedule {describe_component(type(schedule), 'schedule', load=False)}"
     try:
         stages = list(schedule.stages(depth, settings.steps_per_stage))
     except DUError:
@@ -124,11 +128,13 @@ def train(solver: UnfoldedSolver, problem: Problem, schedule: TrainingSchedule |
         settings: the ``[train]`` table (:class:`TrainSettings`); ``settings.depth``
             is not used here (the solver's depth is).
         key: PRNG key or integer seed for the training instances.
-        progress: show progress (``compiling <label>...``, then a bar of optimiser
-            steps with stage and loss on a terminal, plain lines elsewhere: see
-            :mod:`du_framework.engine.progress`), or a
-            :class:`~du_framework.engine.progress.Progress` to report to (called on the
-            host between compiled calls, with every stage's losses).
+        progress: show progress as plain lines on standard error (``True``: see
+            :class:`~du_framework.engine.progress.PlainLines`), nothing (``False``), or
+            a :class:`~du_framework.engine.progress.Progress` to report to (called on
+            the host between compiled calls, with every stage's losses), e.g.
+            ``du_framework.workbench.display.ProgressDisplay()`` for a bar on a
+            terminal, or several parts joined by
+            :class:`~du_framework.engine.progress.ProgressParts`.
         label: name shown on the progress bar and in messages.
         resume: a :class:`~du_framework.engine.resume.TrainState` of this run;
             its completed stages are skipped and the rest continue from its
@@ -211,7 +217,7 @@ def _rate_factors(rates: dict[str, float], rate_factors: dict[str, Sequence[floa
 def _prepare(solver, problem, schedule, settings, keys, ensemble, rate_factors=None):
     """Everything a run needs before its first call: stages, spec, the initial arguments and the
     learning-rate factors."""
-    solver.check_problem(problem)
+    check_fit(solver, problem)
     stages = expand_schedule(schedule, settings, solver.depth)
     check_optimizer_settings(settings)
     training_loss(problem, settings.loss)  # refuse an unknown or higher-is-better metric before compiling
@@ -244,11 +250,6 @@ def _prepare(solver, problem, schedule, settings, keys, ensemble, rate_factors=N
     return stages, spec, state, graphdef, factors
 
 
-def _stage_args(stage: Stage, n_valid: int, restart: bool) -> tuple:
-    return (np.int32(stage.active_depth), np.bool_(stage.train == "newest"), np.float32(stage.lr_scale),
-            np.int32(n_valid), np.bool_(restart))
-
-
 def program_memory(solver: UnfoldedSolver, problem: Problem,
                    schedule: TrainingSchedule | Sequence[Stage] | str | None = None,
                    settings: TrainSettings | None = None, **overrides: Any) -> int | None:
@@ -264,171 +265,43 @@ def program_memory(solver: UnfoldedSolver, problem: Problem,
         return None
 
 
-def _resumed(resume: TrainState, param_state, opt_state, key, stages: list[Stage]):
-    """The run's arrays restored from ``resume``, checked against the fresh run's shapes."""
-    if not 1 <= resume.stages_done <= len(stages):
-        raise CheckpointError(f"the training state has {resume.stages_done} stages done, but the schedule has "
-                              f"{len(stages)}: it belongs to another schedule")
-    fresh = nnx.to_pure_dict(param_state)
-    wanted = {name: np.shape(value) for name, value in _flat(fresh).items()}
-    stored = {name: np.shape(value) for name, value in _flat(resume.params).items()}
-    if wanted != stored:
-        raise CheckpointError(f"the training state holds parameters {stored}, this solver has {wanted}")
-    leaves, treedef = jax.tree.flatten(opt_state)
-    if [np.shape(leaf) for leaf in leaves] != [np.shape(leaf) for leaf in resume.opt_state]:
-        raise CheckpointError("the training state's optimiser state does not fit this run's optimiser "
-                              "(another train.optimizer, its options, or another solver)")
-    restored = jax.tree.map(lambda leaf: leaf, param_state)
-    nnx.replace_by_pure_dict(restored, jax.tree.map(np.asarray, resume.params))
-    opt_state = jax.tree.unflatten(treedef, [np.asarray(v, np.asarray(old).dtype) for v, old in
-                                             zip(resume.opt_state, leaves)])
-    key = key_from_data(resume.key_data)
-    return restored, opt_state, key
-
-
-def _flat(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for name, value in tree.items():
-        out.update(_flat(value, f"{prefix}{name}.") if isinstance(value, dict) else {f"{prefix}{name}": value})
-    return out
-
-
-def _snapshot(stages_done, param_state, opt_state, key, losses, stage_losses, dead_at=None) -> TrainState:
-    """A host copy of the run after ``stages_done`` stages."""
-    host = jax.device_get((nnx.to_pure_dict(param_state), jax.tree.leaves(opt_state), jax.random.key_data(key)))
-    history = np.concatenate(losses, axis=-1) if losses else np.zeros(0, np.float32)
-    return TrainState(stages_done, host[0], [np.asarray(leaf) for leaf in host[1]], np.asarray(host[2]), history,
-                      [np.asarray(value).tolist() for value in stage_losses],
-                      diverged_at=list(dead_at) if dead_at is not None and any(dead_at) else None)
-
-
-def _freeze_members(tree, frozen, dead: np.ndarray):
-    """``tree`` with the members where ``dead`` is set replaced by their values in ``frozen`` (host arrays)."""
-    host = jax.device_get(tree)
-    return jax.tree.map(lambda now, then: np.where(dead.reshape((-1,) + (1,) * (np.ndim(now) - 1)), then, now),
-                        host, frozen)
-
-
 def _train(solver, problem, schedule, settings, keys, *, ensemble, progress, label, resume=None,
            on_stage_end=None, record_divergence=False, rate_factors=None) -> list[TrainResult]:
-    solver.check_problem(problem)
+    check_fit(solver, problem)
     if not solver.is_trainable:
         expand_schedule(schedule, settings, solver.depth)  # still refuse a bad schedule
         return [TrainResult(solver, np.zeros(0), [], 0.0, 0.0, 0) for _ in keys]
     start = time.perf_counter()
-    stages, spec, (param_state, opt_state, rest, problem, key), graphdef, factors = _prepare(
-        solver, problem, schedule, settings, keys, ensemble, rate_factors)
+    stages, spec, state, graphdef, factors = _prepare(solver, problem, schedule, settings, keys, ensemble,
+                                                      rate_factors)
     members = len(keys)
     if not any(stage.steps for stage in stages):
         return [TrainResult(solver, np.zeros(0), [], 0.0, 0.0, 0) for _ in keys]
     traced_before = traces(spec)
-    compile_seconds = None
-    losses: list[np.ndarray] = []
-    stage_losses: list = []
-    first_stage = 0
-    if resume is not None:
-        param_state, opt_state, key = _resumed(resume, param_state, opt_state, key, stages)
-        losses = [np.asarray(resume.losses, np.float32)]
-        stage_losses = [np.asarray(value) for value in resume.stage_losses]
-        first_stage = resume.stages_done
-    initialised = resume is not None
-    name = label or solver.name
-
-    def member_of(tree, member):
-        return jax.tree.map(lambda leaf: leaf[member], tree) if ensemble else tree
-
-    bar = progress_for(progress)
-    bar.start(sum(stage.steps for stage in stages[first_stage:]), name + (f" x{members}" if ensemble else ""))
-    dead = np.zeros(members, bool)  # members frozen after diverging (record_divergence)
-    dead_at: list[dict | None] = [None] * members
-    frozen = None
-    if resume is not None and resume.diverged_at is not None and ensemble and record_divergence:
-        if len(resume.diverged_at) != members:
-            raise CheckpointError(f"the training state records {len(resume.diverged_at)} ensemble members, "
-                                  f"this run has {members}")
-        dead_at = [dict(at) if at is not None else None for at in resume.diverged_at]
-        dead = np.array([at is not None for at in dead_at])
-        frozen = jax.device_get((param_state, opt_state))  # the resumed values are the frozen members' own
-    try:
-        for stage_number, stage in enumerate(stages, 1):
-            if stage_number <= first_stage:
-                continue
-            done, last, stage_first = 0, None, len(losses)
-            bar.stage(stage_number, len(stages), stage.active_depth)
-            while done < stage.steps:
-                n_valid = min(spec.chunk, stage.steps - done)
-                restart = (stage.restart_optimizer and done == 0) or not initialised  # the first chunk initialises
-                initialised = True
-                call_start = time.perf_counter()
-                param_state, opt_state, key, failed, fail_at, chunk_losses = run_chunk(
-                    param_state, opt_state, rest, problem, key, *_stage_args(stage, n_valid, restart), factors,
-                    spec=spec)
-                failed = np.atleast_1d(np.asarray(failed))
-                if compile_seconds is None:
-                    compile_seconds = time.perf_counter() - call_start
-                newly = failed & ~dead
-                if record_divergence and newly.any() and not (dead | newly).all():
-                    at_steps = np.atleast_1d(np.asarray(fail_at))
-                    chunk_losses = np.array(chunk_losses, np.float32)
-                    for member in np.flatnonzero(newly):
-                        dead_at[member] = {"stage": stage_number, "step": done + int(at_steps[member]) + 1}
-                        chunk_losses[member, int(at_steps[member]):] = np.nan
-                    host = jax.device_get((param_state, opt_state))
-                    frozen = host if frozen is None else jax.tree.map(
-                        lambda now, then: np.where(newly.reshape((-1,) + (1,) * (np.ndim(now) - 1)), now, then),
-                        host, frozen)
-                    dead |= newly
-                    failed = newly & False
-                elif dead.any():
-                    failed = newly
-                    chunk_losses = np.array(chunk_losses, np.float32)
-                    chunk_losses[dead] = np.nan
-                if dead.any():  # a diverged member stays at its last good parameters
-                    param_state, opt_state = _freeze_members((param_state, opt_state), frozen, dead)
-                if failed.any():
-                    member = int(np.argmax(failed))
-                    at = int(np.atleast_1d(np.asarray(fail_at))[member])
-                    step = done + at + 1
-                    history = np.concatenate([np.atleast_2d(part)[member] for part in losses]
-                                             + [np.atleast_2d(np.asarray(chunk_losses))[member][:at]])
-                    who = f"{name!r}" + (f" (ensemble member {member}, of {members})" if ensemble else "")
-                    good = nnx.merge(graphdef, member_of(param_state, member), rest)
-                    raise TrainingDivergedError(
-                        f"training of {who} diverged: the loss or a parameter became non-finite at stage "
-                        f"{stage_number} of {len(stages)} (active depth {stage.active_depth}), step {step} of "
-                        f"{stage.steps}; the last good parameters are kept. Try a smaller learning rate or "
-                        f"initial step size.", stage=stage_number, step=step, solver=good, history=history)
-                last = np.asarray(chunk_losses)[..., :n_valid]
-                losses.append(last)
-                done += n_valid
-                bar.advance(n_valid, float(np.nanmean(last[..., -1])) if not dead.all() else float("nan"))
-            if last is not None:
-                stage_losses.append(np.mean(last, axis=-1))  # NaN for a member frozen after diverging
-            if on_stage_end is not None:
-                on_stage_end(_snapshot(stage_number, param_state, opt_state, key, losses, stage_losses, dead_at))
-            bar.stage_end(stage_number, len(stages), stage.active_depth,
-                          np.concatenate(losses[stage_first:], axis=-1) if len(losses) > stage_first
-                          else np.zeros((members, 0) if ensemble else 0, np.float32))
-    finally:
-        bar.close()
+    run = run_stages(stages, spec, state, factors, graphdef=graphdef, name=label or solver.name, members=members,
+                     progress=as_progress(progress), resume=resume, on_stage_end=on_stage_end,
+                     record_divergence=record_divergence)
+    param_state, rest = run.param_state, state[2]
     jax.block_until_ready(param_state)
     train_seconds = time.perf_counter() - start
     compilations = traces(spec) - traced_before
     if spec.mesh is not None:  # hand back plain arrays on this process's first device
         param_state, rest = host_local((param_state, rest))
+    return [_result(graphdef, param_state, rest, run, member if ensemble else None,
+                    train_seconds=train_seconds, compilations=compilations)
+            for member in range(members if ensemble else 1)]
 
-    def result(member: int | None) -> TrainResult:
-        pick = (lambda history: history) if member is None else (lambda history: history[member])
-        state = param_state if member is None else member_of(param_state, member)
-        history = np.concatenate([pick(part) for part in losses]) if losses else np.zeros(0)
-        return TrainResult(
-            solver=nnx.merge(graphdef, state, rest),
-            losses=history,
-            stage_losses=[float(pick(np.asarray(value))) for value in stage_losses],
-            train_seconds=train_seconds,
-            compile_seconds=compile_seconds or 0.0,
-            compilations=compilations,
-            diverged_at=None if member is None else dead_at[member],
-        )
 
-    return [result(None)] if not ensemble else [result(i) for i in range(members)]
+def _result(graphdef, param_state, rest, run, member: int | None, **timing) -> TrainResult:
+    """The result of the whole run (``member=None``) or of one ensemble member."""
+    pick = (lambda history: history) if member is None else (lambda history: history[member])
+    state = param_state if member is None else jax.tree.map(lambda leaf: leaf[member], param_state)
+    history = np.concatenate([pick(part) for part in run.losses]) if run.losses else np.zeros(0)
+    return TrainResult(
+        solver=nnx.merge(graphdef, state, rest),
+        losses=history,
+        stage_losses=[float(pick(np.asarray(value))) for value in run.stage_losses],
+        compile_seconds=run.compile_seconds or 0.0,
+        diverged_at=None if member is None else run.diverged_at[member],
+        **timing,
+    )

@@ -25,7 +25,7 @@ from flax import nnx
 from ..errors import ConfigError
 from ..metrics import metric_table
 from .settings import TrainSettings
-from .transforms import build_optimizer, parameter_labels, slot_mask
+from .transforms import build_optimizer, parameter_labels, restart_inner, slot_mask
 from .unroll import unroll
 
 __all__ = ["ProgramSpec", "run_chunk", "traces", "make_mesh", "clear_program_cache", "training_loss"]
@@ -170,12 +170,13 @@ def _chunk_body(param_state, opt_state, rest, problem, key, active_depth, newest
     # The stage's rate factor times each parameter group's own factor (1 unless the members of an
     # ensemble scale their learning rates: the update of every offered optimiser is linear in its rate).
     scale = jax.tree.map(lambda label: lr_scale * rate_factors[label], parameter_labels(params))
-    opt_state = _tree_where(restart, optimizer.init(params), opt_state)
+    # A restart renews the optimiser's own state; the divergence latch (and its count) goes on.
+    opt_state = restart_inner(optimizer.init(params), opt_state, restart)
 
     def one_step(carry, i):
-        params, opt_state, key, failed, fail_at = carry
+        params, opt_state, key = carry
         key, sample_key = jax.random.split(key)
-        # The predicate must not depend on `failed`: under vmap (ensembles) a per-member
+        # The predicate must not depend on the latch: under vmap (ensembles) a per-member
         # predicate turns every lax.cond below it into a select that runs both branches,
         # and inactive iterations would no longer be skipped.
         live = i < n_valid
@@ -186,25 +187,21 @@ def _chunk_body(param_state, opt_state, rest, problem, key, active_depth, newest
             loss, grads = loss_and_grad(params, instance)
             updates, new_opt_state = optimizer.update(grads, opt_state, params, slot_mask=masks, scale=scale,
                                                       value=loss)
-            return (optax.apply_updates(params, updates), new_opt_state), loss, new_opt_state.last_ok
+            # A latched run stays exactly where it was (its update is zero; this keeps every bit).
+            new_params = _tree_where(new_opt_state.diverged, params, optax.apply_updates(params, updates))
+            return (new_params, new_opt_state), loss
 
         def skip(operand):
-            return operand, jnp.array(jnp.nan, jnp.float32), jnp.array(True)
+            return operand, jnp.array(jnp.nan, jnp.float32)
 
-        (new_params, new_opt_state), loss, ok = jax.lax.cond(live, apply, skip, (params, opt_state))
-        params = _tree_where(failed, params, new_params)  # a failed run stays where it failed
-        opt_state = _tree_where(failed, opt_state, new_opt_state)
-        newly_failed = live & ~failed & ~ok
-        fail_at = jnp.where(newly_failed & (fail_at < 0), i, fail_at)
-        failed = failed | newly_failed
-        return (params, opt_state, key, failed, fail_at), loss.astype(jnp.float32)
+        (params, opt_state), loss = jax.lax.cond(live, apply, skip, (params, opt_state))
+        return (params, opt_state, key), loss.astype(jnp.float32)
 
-    carry = (params, opt_state, key, jnp.array(False), jnp.array(-1, jnp.int32))
-    (params, opt_state, key, failed, fail_at), losses = jax.lax.scan(
-        one_step, carry, jnp.arange(spec.chunk, dtype=jnp.int32))
+    (params, opt_state, key), losses = jax.lax.scan(one_step, (params, opt_state, key),
+                                                    jnp.arange(spec.chunk, dtype=jnp.int32))
     out_state = jax.tree.map(lambda leaf: leaf, param_state)
     nnx.replace_by_pure_dict(out_state, params)
-    outputs = out_state, opt_state, key, failed, fail_at, losses
+    outputs = out_state, opt_state, key, losses
     if spec.mesh is not None:  # every result whole on every device (and process), never split
         replicated = jax.sharding.NamedSharding(spec.mesh, jax.sharding.PartitionSpec())
         outputs = jax.lax.with_sharding_constraint(outputs, replicated)

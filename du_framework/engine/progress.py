@@ -1,23 +1,29 @@
-"""What a training run shows while it runs: a status line while it compiles, then a bar, or plain lines.
+"""What a training run reports while it runs: a small protocol, parts, and plain lines.
 
-The training loop (:mod:`.loop`) reports to a :class:`Progress` on the host,
+The host loop (:mod:`.run`) reports events to one :class:`Progress`, on the host,
 between compiled calls, with what it already holds there (the chunk's losses
-come back to the host anyway), so showing progress costs no device round trip.
+come back to the host anyway), so reporting costs no device round trip:
 
-:class:`ProgressDisplay` is what a person sees:
+* ``start(total, label)``: the run (one solver, or an ensemble) starts; its first
+  compiled call, and compilation, come next;
+* ``stage(number, stages, depth)``: a stage starts;
+* ``advance(steps, loss)``: a compiled call (a chunk of optimiser steps) returned;
+* ``stage_end(number, stages, depth, losses)``: a stage is done, with its losses;
+* ``close()``: the run ended, normally or not.
 
-* on a terminal (or in a Jupyter kernel): ``compiling <label>...`` as soon as
-  the run starts, replaced by a tqdm bar once the first compiled call returns;
-  the bar names the stage, the active depth and the latest loss;
-* elsewhere (standard error redirected to a file or a pipe: CI, a batch
-  scheduler, ``2> log``): complete plain lines, never a carriage return: one
-  when compilation starts, one whenever ``interval`` seconds have passed since
-  the last (checked after each compiled call), and one at the end of the last
-  stage. ``DU_PROGRESS_INTERVAL`` sets the interval in seconds (default 10; 0:
-  a line after every compiled call).
+:class:`ProgressParts` forwards every event to several parts (a display, the
+observers' stage taps, ...), each isolated from the others: a part that raises
+does not keep the event from the parts after it (the first error is raised once
+every part has had the event), and every part is closed.
 
-A comparison adds "solver 3 of 6" to the label (``position``) and replaces the
-bar by a one-line summary when the solver is done (``du_framework.workbench.compare.run_comparison``).
+:class:`PlainLines` is the display that needs nothing but a stream: complete
+lines, never a carriage return: one when compilation starts, one whenever
+``interval`` seconds have passed since the last (checked after each compiled
+call), and one at the end of the last stage. ``DU_PROGRESS_INTERVAL`` sets the
+interval in seconds (default 10; 0: a line after every compiled call). It is
+what ``train(..., progress=True)`` shows. The terminal's compile status and bar
+(tqdm) are the workbench's (:mod:`du_framework.workbench.display`), which falls
+back to these lines where standard error is not a terminal.
 """
 
 from __future__ import annotations
@@ -30,17 +36,17 @@ from typing import IO
 
 import numpy as np
 
-__all__ = ["Progress", "ProgressDisplay", "progress_for", "progress_interval", "interactive_stream",
+__all__ = ["Progress", "ProgressParts", "PlainLines", "as_progress", "progress_interval", "format_seconds", "write_safely",
            "DEFAULT_INTERVAL"]
 
 DEFAULT_INTERVAL = 10.0
 
 
 class Progress:
-    """What the training loop reports; this base class shows nothing.
+    """The events the training loop reports; this base class shows nothing.
 
     Every method is called on the host, between compiled calls, never while
-    tracing. Subclasses override the ones they need.
+    tracing. Subclasses (parts) override the ones they need.
     """
 
     def start(self, total: int, label: str) -> None:
@@ -67,6 +73,43 @@ class Progress:
         """The run ended (normally or not)."""
 
 
+class ProgressParts(Progress):
+    """A :class:`Progress` made of parts: every event goes to every part, in order.
+
+    A part that raises an ``Exception`` does not keep the event from the parts
+    after it; the first such error is raised once all have had the event.
+    ``close`` reaches every part whatever happens.
+    """
+
+    def __init__(self, *parts: Progress):
+        self.parts = tuple(parts)
+
+    def _each(self, method: str, *args) -> None:
+        error = None
+        for part in self.parts:
+            try:
+                getattr(part, method)(*args)
+            except Exception as caught:  # noqa: BLE001 - isolated, raised after the others
+                error = error or caught
+        if error is not None:
+            raise error
+
+    def start(self, total, label):
+        self._each("start", total, label)
+
+    def stage(self, number, stages, depth):
+        self._each("stage", number, stages, depth)
+
+    def advance(self, steps, loss):
+        self._each("advance", steps, loss)
+
+    def stage_end(self, number, stages, depth, losses):
+        self._each("stage_end", number, stages, depth, losses)
+
+    def close(self):
+        self._each("close")
+
+
 def progress_interval() -> float:
     """Seconds between plain progress lines: ``DU_PROGRESS_INTERVAL``, else :data:`DEFAULT_INTERVAL`."""
     raw = os.environ.get("DU_PROGRESS_INTERVAL", "").strip()
@@ -83,126 +126,77 @@ def progress_interval() -> float:
     return value
 
 
-def interactive_stream(stream: IO[str]) -> bool:
-    """Whether ``stream`` can redraw a line: a terminal, or standard error inside a Jupyter kernel."""
-    try:
-        if stream.isatty():
-            return True
-    except (AttributeError, ValueError):  # no isatty, or a closed stream
-        return False
-    return "ipykernel" in sys.modules and type(stream).__name__ == "OutStream"
-
-
-def _seconds(seconds: float) -> str:
+def format_seconds(seconds: float) -> str:
+    """``"12.3 s"``, or ``"12.3 min"`` from ten minutes on."""
     return f"{seconds:.1f} s" if seconds < 600 else f"{seconds / 60:.1f} min"
 
 
-class ProgressDisplay(Progress):
-    """The progress a person sees (see the module docstring).
+def write_safely(stream: IO[str], text: str) -> None:
+    """Write and flush ``text``; a closed or broken stream must not end the run."""
+    try:
+        stream.write(text)
+        stream.flush()
+    except (OSError, ValueError):
+        pass
+
+
+class PlainLines(Progress):
+    """Complete plain lines on ``stream`` (see the module docstring).
 
     Args:
-        position: ``(k, n)`` to name the run "solver k of n" (a comparison).
         stream: where to write (default: ``sys.stderr`` when the run starts).
-        interactive: a redrawn bar (``True``) or plain lines (``False``);
-            default: :func:`interactive_stream`.
-        interval: seconds between plain lines (default: :func:`progress_interval`).
-        leave: keep the finished bar on screen (``False``: erase it, for a
-            caller that prints its own summary line instead).
+        interval: seconds between lines (default: :func:`progress_interval`).
+        suffix: appended to the run's label, e.g. ``" (solver 2 of 5)"``.
     """
 
-    def __init__(self, *, position: tuple[int, int] | None = None, stream: IO[str] | None = None,
-                 interactive: bool | None = None, interval: float | None = None, leave: bool = True):
-        self._position = position
-        self._stream = stream
-        self._interactive = interactive
-        self._interval = interval
-        self._leave = leave
-        self._bar = None
-        self._status = False  # the "compiling" status is on screen (interactive)
-        self._where = ""
-        self._stage = None  # (number, stages, depth)
-        self._total = self._done = 0
-        self._loss = math.nan
-        self._label = ""
-        self._started = self._last_line = 0.0
-        self._reported = -1  # steps done at the last plain line
+    def __init__(self, *, stream: IO[str] | None = None, interval: float | None = None, suffix: str = ""):
+        self.stream = stream
+        self.interval = interval
+        self.suffix = suffix
+        self.label = ""
+        self.where = ""  # "stage 2/3, depth 2"
+        self.total = self.done = 0
+        self.loss = math.nan
+        self.started = self.last_line = 0.0
+        self.reported = -1  # steps done at the last line
 
     def start(self, total, label):
-        self._stream = self._stream if self._stream is not None else sys.stderr
-        if self._interactive is None:
-            self._interactive = interactive_stream(self._stream)
-        if self._interval is None:
-            self._interval = progress_interval()
-        where = f" (solver {self._position[0]} of {self._position[1]})" if self._position else ""
-        self._label = f"{label}{where}"
-        self._total, self._done = total, 0
-        self._started = self._last_line = time.monotonic()
-        if self._interactive:
-            self._write(f"\rcompiling {self._label}...")
-            self._status = True
-        else:
-            self._line(f"compiling {self._label} ({total} steps)")
+        self.stream = self.stream if self.stream is not None else sys.stderr
+        if self.interval is None:
+            self.interval = progress_interval()
+        self.label = f"{label}{self.suffix}"
+        self.total, self.done = total, 0
+        self.started = self.last_line = time.monotonic()
+        self.line(f"compiling {self.label} ({total} steps)")
 
     def stage(self, number, stages, depth):
-        self._stage = (number, stages, depth)
-        self._where = f"stage {number}/{stages}, depth {depth}"
-        if self._bar is not None:
-            self._bar.set_postfix_str(self._where, refresh=False)
+        self.where = f"stage {number}/{stages}, depth {depth}"
 
     def advance(self, steps, loss):
-        self._done += steps
-        self._loss = loss
-        if not self._interactive:
-            if time.monotonic() - self._last_line >= self._interval:
-                self._report()
-            return
-        if self._bar is None:  # the first compiled call returned: the bar replaces the status line
-            from tqdm.auto import tqdm
-
-            self._clear_status()
-            self._bar = tqdm(total=self._total, initial=self._done, desc=f"training {self._label}", unit="step",
-                             leave=self._leave, file=self._stream, dynamic_ncols=True,
-                             postfix=f"{self._where}, loss {loss:.3e}")
-            return
-        self._bar.set_postfix_str(f"{self._where}, loss {loss:.3e}", refresh=False)
-        self._bar.update(steps)
+        self.done += steps
+        self.loss = loss
+        if time.monotonic() - self.last_line >= self.interval:
+            self.report()
 
     def stage_end(self, number, stages, depth, losses):
-        if not self._interactive and number == stages and self._done != self._reported:
-            self._report()
+        if number == stages and self.done != self.reported:
+            self.report()
 
-    def close(self):
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-        self._clear_status()
+    def report(self) -> None:
+        """A line with the stage, the step, the latest loss and the time so far."""
+        self.reported = self.done
+        self.line(f"training {self.label}: {self.where}, step {self.done}/{self.total}, loss {self.loss:.3e}, "
+                  f"{format_seconds(time.monotonic() - self.started)}")
 
-    def _report(self) -> None:
-        self._reported = self._done
-        self._line(f"training {self._label}: {self._where}, step {self._done}/{self._total}, loss {self._loss:.3e}, "
-                   f"{_seconds(time.monotonic() - self._started)}")
-
-    def _line(self, text: str) -> None:
-        self._write(text + "\n")
-        self._last_line = time.monotonic()
-
-    def _write(self, text: str) -> None:
-        try:
-            self._stream.write(text)
-            self._stream.flush()
-        except (OSError, ValueError):  # a closed or broken stream must not end the run
-            pass
-
-    def _clear_status(self) -> None:
-        if self._status:
-            self._status = False
-            self._write("\r" + " " * (len(self._label) + 13) + "\r")
+    def line(self, text: str) -> None:
+        """Write ``text`` as one complete line."""
+        write_safely(self.stream, text + "\n")
+        self.last_line = time.monotonic()
 
 
-def progress_for(progress: bool | Progress, *, position: tuple[int, int] | None = None,
-                 leave: bool = True) -> Progress:
-    """``progress`` itself when it is a :class:`Progress`; else a :class:`ProgressDisplay` (``True``)
-    or a :class:`Progress` that shows nothing (``False``)."""
+def as_progress(progress: bool | Progress) -> Progress:
+    """``progress`` itself when it is a :class:`Progress`; else :class:`PlainLines` on standard error
+    (``True``) or a :class:`Progress` that shows nothing (``False``)."""
     if isinstance(progress, Progress):
         return progress
-    return ProgressDisplay(position=position, leave=leave) if progress else Progress()
+    return PlainLines() if progress else Progress()

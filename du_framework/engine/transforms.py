@@ -6,9 +6,14 @@
 * :func:`skip_nonfinite` wraps an optimiser so that a step whose gradient,
   update, new parameters or loss value is not finite is not applied (zero
   update, unchanged state) and is recorded in its state.
+* :func:`latch_nonfinite` is the divergence latch: like :func:`skip_nonfinite`
+  for the first such step, after which every update is zero and the state no
+  longer changes; its state says whether, and at which update, that happened
+  (the engine's host loop reads it to report the stage and step).
 * :func:`build_optimizer` makes the run's optimiser from the settings: any optax
   optimiser by name with its options, an optional learning-rate schedule, one
-  learning rate per parameter group, wrapped in the two transformations above.
+  learning rate per parameter group, wrapped in :func:`freeze_slots` and
+  :func:`latch_nonfinite`.
 
 Both wrappers take their per-step inputs as optax "extra args"
 (``slot_mask=...``, ``value=...``), so they compose with any optax optimiser.
@@ -26,7 +31,8 @@ import optax
 
 from ..errors import ConfigError, nearest
 
-__all__ = ["freeze_slots", "skip_nonfinite", "SkipNonFiniteState", "slot_mask", "build_optimizer", "parameter_labels",
+__all__ = ["freeze_slots", "skip_nonfinite", "SkipNonFiniteState", "latch_nonfinite", "LatchState", "restart_inner",
+           "slot_mask", "build_optimizer", "parameter_labels",
            "check_optimizer_settings", "optimizer_names", "all_finite"]
 
 
@@ -92,6 +98,15 @@ def freeze_slots(inner: optax.GradientTransformation) -> optax.GradientTransform
     return optax.GradientTransformationExtraArgs(inner.init, update)
 
 
+def _finite_step(updates, new_updates, params, value) -> jax.Array:
+    ok = all_finite(updates) & all_finite(new_updates)
+    if params is not None:
+        ok = ok & all_finite(optax.apply_updates(params, new_updates))
+    if value is not None:
+        ok = ok & jnp.all(jnp.isfinite(value))
+    return ok
+
+
 class SkipNonFiniteState(NamedTuple):
     """State of :func:`skip_nonfinite`: the inner state, whether the last step applied, skips so far."""
 
@@ -114,16 +129,63 @@ def skip_nonfinite(inner: optax.GradientTransformation) -> optax.GradientTransfo
 
     def update(updates, state, params=None, *, value=None, **extra):
         new_updates, new_inner = inner.update(updates, state.inner, params, **extra)
-        ok = all_finite(updates) & all_finite(new_updates)
-        if params is not None:
-            ok = ok & all_finite(optax.apply_updates(params, new_updates))
-        if value is not None:
-            ok = ok & jnp.all(jnp.isfinite(value))
+        ok = _finite_step(updates, new_updates, params, value)
         new_updates = jax.tree.map(lambda u: jnp.where(ok, u, jnp.zeros_like(u)), new_updates)
         new_inner = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new_inner, state.inner)
         return new_updates, SkipNonFiniteState(new_inner, ok, state.skipped + (~ok).astype(jnp.int32))
 
     return optax.GradientTransformationExtraArgs(init, update)
+
+
+class LatchState(NamedTuple):
+    """State of :func:`latch_nonfinite`.
+
+    Attributes:
+        inner: the wrapped optimiser's state (as it was before the latching update, once latched).
+        count: updates applied so far (int32).
+        diverged: whether an update was not finite (bool): the latch is set.
+        diverged_at: when set, the 0-based index of that update, i.e. ``count`` then (int32; 0 until set).
+    """
+
+    inner: Any
+    count: jax.Array
+    diverged: jax.Array
+    diverged_at: jax.Array
+
+
+def latch_nonfinite(inner: optax.GradientTransformation) -> optax.GradientTransformationExtraArgs:
+    """A divergence latch around ``inner`` (compare ``optax.apply_if_finite``, which never gives up).
+
+    Each update of ``inner`` is applied while the gradient, the update, the new
+    parameters (when ``params`` is given) and ``value`` (an extra arg, e.g. the
+    loss, when given) are finite. The first time one is not, the update is zero,
+    the inner state is left as it was, and the latch is set: every later update is
+    zero and the whole state stays as it is, so a diverged run (or ensemble
+    member, under ``jax.vmap``) is frozen at its last good parameters. The state
+    (:class:`LatchState`) records whether and at which update this happened.
+    """
+    inner = optax.with_extra_args_support(inner)
+
+    def init(params):
+        return LatchState(inner.init(params), jnp.array(0, jnp.int32), jnp.array(False), jnp.array(0, jnp.int32))
+
+    def update(updates, state, params=None, *, value=None, **extra):
+        new_updates, new_inner = inner.update(updates, state.inner, params, **extra)
+        ok = _finite_step(updates, new_updates, params, value) & ~state.diverged
+        new_updates = jax.tree.map(lambda u: jnp.where(ok, u, jnp.zeros_like(u)), new_updates)
+        new_inner = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new_inner, state.inner)
+        latches = ~ok & ~state.diverged
+        return new_updates, LatchState(new_inner, state.count + ok.astype(jnp.int32), state.diverged | latches,
+                                       jnp.where(latches, state.count, state.diverged_at))
+
+    return optax.GradientTransformationExtraArgs(init, update)
+
+
+def restart_inner(fresh: LatchState, state: LatchState, restart: jax.Array) -> LatchState:
+    """``state`` with its inner optimiser state replaced by ``fresh``'s where ``restart`` is set and the
+    latch is not (a stage that restarts the optimiser; the count and the latch go on)."""
+    renew = restart & ~state.diverged
+    return state._replace(inner=jax.tree.map(lambda a, b: jnp.where(renew, a, b), fresh.inner, state.inner))
 
 
 # Take a learning rate but do not fit the engine: building blocks, optimisers that need a value function
@@ -261,7 +323,7 @@ _labels = parameter_labels
 
 
 def build_optimizer(settings, rates: dict[str, float], params: dict) -> optax.GradientTransformationExtraArgs:
-    """The run's optimiser: ``skip_nonfinite(freeze_slots(chain(<optimiser>, <per-group rates>)))``.
+    """The run's optimiser: ``latch_nonfinite(freeze_slots(chain(<optimiser>, <per-group rates>)))``.
 
     The optax optimiser runs at learning rate 1 (times the schedule), and each
     parameter is then scaled by its own rate (``rates``, by dotted path), which
@@ -278,4 +340,4 @@ def build_optimizer(settings, rates: dict[str, float], params: dict) -> optax.Gr
         raise ValueError(f"no learning rate given for parameter(s) {sorted(missing)}")
     base = _base_optimizer(settings)
     groups = {path: optax.scale(float(rate)) for path, rate in rates.items()}
-    return skip_nonfinite(freeze_slots(optax.chain(base, optax.multi_transform(groups, labels))))
+    return latch_nonfinite(freeze_slots(optax.chain(base, optax.multi_transform(groups, labels))))

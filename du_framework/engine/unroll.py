@@ -76,7 +76,7 @@ def _checked_step(solver: UnfoldedSolver, problem: Problem, context: Any):
             breach = _contract_breach(state, new)
             if breach:
                 raise SolverContractError(
-                    f"solver {describe_solver(type(solver))}: step() must return a state of the same structure, "
+                    f"solver {describe_solver(type(solver), load=False)}: step() must return a state of the same structure, "
                     f"shapes and dtypes as init_state(); {breach}")
             checked.append(True)
         return new

@@ -87,7 +87,8 @@ from ._loading import load
 from ._registry import BUILTIN_PLUGIN, ENTRY_POINT_GROUP, KINDS, Entry, Registry
 
 __all__ = ["ENTRY_POINT_GROUP", "BUILTIN_PLUGIN", "KINDS", "Entry", "Registry", "get_registry", "reset",
-           "register_plugin", "unregister_plugin", "plugin_registered", "in_process_plugins", "describe_solver", "describe_component"]
+           "register_plugin", "unregister_plugin", "plugin_registered", "in_process_plugins", "loaded_registry", "describe_solver",
+           "describe_component"]
 
 _registry: Registry | None = None
 _loading = False
@@ -110,6 +111,11 @@ def get_registry() -> Registry:
             _registry = load(_in_process)
         finally:
             _loading = False
+    return _registry
+
+
+def loaded_registry() -> Registry | None:
+    """The registry if the plugins are already loaded, else ``None``; never loads them."""
     return _registry
 
 
@@ -197,16 +203,19 @@ def in_process_plugins() -> dict[str, Any]:
 
 # --- runtime helpers -----------------------------------------------------------------------------
 
-def describe_component(component: Any, kind: str = "solver") -> str:
+def describe_component(component: Any, kind: str = "solver", *, load: bool = True) -> str:
     """``"'name' (plugin 'x')"`` for a registered class (or instance) of ``kind``, else its module.
 
-    Meant for error messages: it never raises.
+    Meant for error messages: it never raises. With ``load=False`` the plugins are
+    not loaded for it: the registry is consulted only if already loaded (the
+    engine words its messages so, and a run given objects loads no plugin).
     """
     cls = component if inspect.isclass(component) else type(component)
     name = getattr(cls, "name", "")
     shown = repr(name) if isinstance(name, str) and name else cls.__qualname__
     try:
-        entry = get_registry().entries[kind].get(name)
+        registry = get_registry() if load else _registry
+        entry = registry.entries[kind].get(name) if registry is not None else None
     except Exception:  # noqa: BLE001 - a description must never fail
         entry = None
     if entry is not None and entry.cls is cls:
@@ -214,6 +223,6 @@ def describe_component(component: Any, kind: str = "solver") -> str:
     return f"{shown} (module {cls.__module__!r})"
 
 
-def describe_solver(solver: Any) -> str:
+def describe_solver(solver: Any, *, load: bool = True) -> str:
     """:func:`describe_component` for a solver."""
-    return describe_component(solver, "solver")
+    return describe_component(solver, "solver", load=load)

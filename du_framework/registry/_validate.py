@@ -11,6 +11,7 @@ from typing import Any
 from ..interfaces import Experiment, Problem, TrainingSchedule, UnfoldedSolver
 from ..metrics import metric_table
 from ..options import parse_options
+from ..settings import TrainSettings
 from ._registry import qualified_name
 
 __all__ = ["validate"]
@@ -138,8 +139,6 @@ def _metrics_problem(cls: type) -> str | None:
 
 
 def _schedule_options_problem(cls: type) -> str | None:
-    from ..engine.settings import TrainSettings
-
     # A schedule's options are set under [train] beside the run settings: a shared name would be ambiguous.
     clash = sorted({f.name for f in dataclasses.fields(cls.Options)} & {f.name for f in dataclasses.fields(TrainSettings)})
     if clash:

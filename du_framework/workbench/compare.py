@@ -41,11 +41,12 @@ from ..io.checkpoint import LoadedCheckpoint, load_checkpoint, save_checkpoint
 from .config import ExperimentConfig, SolverConfig
 from ..engine import TrainResult, evaluate, train, train_ensemble
 from ..engine.loop import expand_schedule
-from ..engine.progress import Progress, progress_for
+from ..engine.progress import Progress
+from .display import progress_for
 from ..engine.keys import host_fold_in, host_key
 from ..engine.resume import load_train_state, save_train_state
 from ..errors import CheckpointError, DUError, IncompatibleProblemError, PluginError, TrainingDivergedError
-from ..interfaces import Problem, TrainingSchedule, UnfoldedSolver
+from ..interfaces import Problem, TrainingSchedule, UnfoldedSolver, check_fit
 from ..metrics import metric_table
 from ..options import options_to_dict
 from ..registry import Registry, describe_component, get_registry
@@ -116,7 +117,7 @@ def build_solver(entry: SolverConfig, problem: Problem, depth: int, registry: Re
     """Construct a solver, refusing a problem that lacks its capability."""
     registry = registry or get_registry()
     cls = registry.solver(entry.name)
-    cls.check_problem(problem)
+    check_fit(cls, problem)
     return _constructed(lambda: cls(entry.options, problem=problem, depth=depth),
                         f"solver {describe_component(cls, 'solver')} labelled {entry.label!r} with options "
                         f"{options_to_dict(entry.options)} and depth {depth}")

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.progress import Progress
+from ..engine.progress import Progress, ProgressParts
 from ..errors import ConfigError, DUError, PluginError
 from ..hookspecs import hookimpl
 from ..observing import RunEnd, RunObserver, RunStart, SolverEnd, StageEnd
@@ -144,8 +144,8 @@ class ObserverSet:
                                             list(self._stages), self.folder, self.target))
 
     def watch(self, progress: Progress, label: str, seeds: Sequence[int]) -> Progress:
-        """``progress`` that also reports each stage's losses to the observers as :class:`StageEnd`."""
-        return _Watched(self, progress, label, [int(s) for s in seeds]) if self.observers else progress
+        """``progress`` and a part that reports each stage's losses to the observers as :class:`StageEnd`."""
+        return ProgressParts(progress, _Watched(self, label, [int(s) for s in seeds])) if self.observers else progress
 
     def stage_end(self, event: StageEnd) -> None:
         """Report a stage's end."""
@@ -170,30 +170,17 @@ class ObserverSet:
 
 
 class _Watched(Progress):
-    """A :class:`Progress` forwarding to another and reporting stage ends to observers."""
+    """A part of a run's progress that reports stage ends to observers."""
 
-    def __init__(self, observers: ObserverSet, inner: Progress, label: str, seeds: list[int]):
-        self._observers, self._inner, self._label, self._seeds = observers, inner, label, seeds
+    def __init__(self, observers: ObserverSet, label: str, seeds: list[int]):
+        self._observers, self._label, self._seeds = observers, label, seeds
         self._steps = 0
 
-    def start(self, total, label):
-        self._inner.start(total, label)
-
-    def stage(self, number, stages, depth):
-        self._inner.stage(number, stages, depth)
-
-    def advance(self, steps, loss):
-        self._inner.advance(steps, loss)
-
     def stage_end(self, number, stages, depth, losses):
-        self._inner.stage_end(number, stages, depth, losses)
         losses = np.atleast_2d(np.asarray(losses, np.float64))
         first = self._observers.first_step(number) if self._observers._stages else self._steps
         self._steps = first + losses.shape[-1]
         self._observers.stage_end(StageEnd(self._label, list(self._seeds), number, stages, depth, first, losses))
-
-    def close(self):
-        self._inner.close()
 
 
 class TensorBoardObserver(RunObserver):

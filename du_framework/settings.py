@@ -1,0 +1,96 @@
+"""The run settings: the ``[train]`` and ``[evaluation]`` tables as one object each.
+
+They sit below the registry (which checks that a schedule's options do not clash with
+``[train]``) and the engine, which re-exports them as :mod:`du_framework.engine.settings`.
+
+:class:`TrainSettings` travels whole from the configuration to the engine (no
+argument is relayed by hand); :func:`du_framework.engine.train` takes one, and
+keyword overrides for quick use in notebooks and tests::
+
+    train(solver, problem, schedule, TrainSettings(steps_per_stage=10), key=0)
+    train(solver, problem, schedule, steps_per_stage=10, key=0)      # the same
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .options import option
+
+__all__ = ["TrainSettings", "EvaluationSettings"]
+
+_SEED_LIMIT = 2**32
+_MAX_SEEDS = 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSettings:
+    """How to train (the ``[train]`` table, less the schedule's own options)."""
+
+    schedule: str = option("incremental", help="training schedule by name (see unfold list)")
+    depth: int = option(50, ge=1, le=100_000, help="unrolled iterations D")
+    steps_per_stage: int = option(20, ge=1, le=10_000_000, help="optimiser steps per schedule stage")
+    batch_size: int = option(100, ge=1, le=10_000_000, help="fresh training instances per optimiser step")
+    seed: int = option(1, ge=0, lt=_SEED_LIMIT, help="seed of the training instances")
+    seeds: int | list[int] = option(
+        1, ge=0, lt=_SEED_LIMIT, help="training seeds of every learned solver: a count N (seed, seed+1, ..., "
+                                      "seed+N-1) or a list of seeds; several train as one vmapped ensemble")
+    optimizer: str = option("adam", help="optax optimiser by name (adam, adamw, sgd, rmsprop, lion, ...)")
+    optimizer_options: dict[str, Any] = option(
+        None, help="keyword options of the optimiser, e.g. { b1 = 0.9 } (learning rates come from the solver)")
+    lr_schedule: str = option("constant", help="learning-rate schedule: constant, or an optax schedule by name "
+                                               "(cosine_decay, exponential_decay, warmup_cosine_decay, ...)")
+    lr_schedule_options: dict[str, Any] = option(
+        None, help="the schedule's optax arguments, e.g. { decay_steps = 1000 }; it multiplies every group's "
+                   "rate, so its peak_value (or else init_value) is 1 unless given")
+    loss: str = option("", help="training loss: empty for the problem's own, or the name of one of its metrics")
+    log_loss: bool = option(True, help="descend log(loss) (each stage keeps its minimiser)")
+    chunk_size: int = option(256, ge=1, le=1_000_000, help="most optimiser steps per compiled call")
+    remat: bool | int = option(False, ge=0, le=16, help="rematerialise: true (2 levels, ~2 sqrt(D) states) "
+                                                        "or a number of checkpoint levels")
+    devices: int = option(1, ge=0, help="split each batch over this many devices (0: all)")
+
+    def __post_init__(self):
+        for key in ("optimizer_options", "lr_schedule_options"):
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, {})
+        if isinstance(self.seeds, list):
+            object.__setattr__(self, "seeds", tuple(self.seeds))
+
+    def validate(self) -> None:
+        """Relations between fields (called by :func:`~du_framework.options.parse_options`)."""
+        if isinstance(self.seeds, int):
+            if not 1 <= self.seeds <= _MAX_SEEDS:
+                raise ValueError(f"train.seeds = {self.seeds}: a count of seeds must be 1..{_MAX_SEEDS} "
+                                 f"(or give a list of seeds, e.g. [1, 2, 3])")
+        else:
+            if not 1 <= len(self.seeds) <= _MAX_SEEDS:
+                raise ValueError(f"train.seeds has {len(self.seeds)} entries: give 1..{_MAX_SEEDS} seeds")
+            repeated = sorted({s for s in self.seeds if list(self.seeds).count(s) > 1})
+            if repeated:
+                raise ValueError(f"train.seeds repeats {', '.join(map(str, repeated))}: each seed would train "
+                                 f"the same run twice; give distinct seeds")
+
+    def seed_list(self) -> tuple[int, ...]:
+        """The training seeds: ``seeds`` as a list, or ``seed, seed+1, ...`` for a count."""
+        if isinstance(self.seeds, int):
+            return tuple((self.seed + i) % _SEED_LIMIT for i in range(self.seeds))
+        return tuple(int(s) for s in self.seeds)
+
+    def replace(self, **changes: Any) -> "TrainSettings":
+        """A copy with ``changes`` (unknown names raise ``TypeError`` naming them)."""
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise TypeError(f"unknown training setting(s) {', '.join(unknown)}; valid: "
+                            f"{', '.join(f.name for f in dataclasses.fields(self))}")
+        return dataclasses.replace(self, **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationSettings:
+    """The ``[evaluation]`` table: fresh instances shared by every solver."""
+
+    batch_size: int = option(100, ge=1, le=10_000_000, help="instances per evaluation batch")
+    batches: int = option(10, ge=1, le=1_000_000, help="evaluation batches")
+    seed: int = option(2026, ge=0, lt=_SEED_LIMIT, help="seed of the evaluation instances (disjoint from training)")
