@@ -24,7 +24,7 @@ TESTS = Path(__file__).resolve().parent
 SLOW_PLUGIN = """
 import os, sys, time
 from core_plugin import register_experiments, register_problems, register_solvers
-import du_framework.workbench.compare as _compare
+import du_framework.workbench.training as _compare
 
 _save = _compare.save_train_state
 
@@ -235,11 +235,11 @@ def test_provenance_hides_a_database_password_in_the_command_line(core_plugin, m
 
 @pytest.mark.parametrize("interval, saved", [("0", DEPTH), ("3600", 1)])
 def test_the_resumable_state_is_saved_at_most_once_per_interval(small_config, tmp_path, monkeypatch, interval, saved):
-    from du_framework.workbench import compare
+    from du_framework.workbench import compare, training
     from du_framework.workbench.config import load_config
 
     stages = []
-    monkeypatch.setattr(compare, "save_train_state", lambda path, state: stages.append(state.stages_done))
+    monkeypatch.setattr(training, "save_train_state", lambda path, state: stages.append(state.stages_done))
     monkeypatch.setenv("DU_STATE_INTERVAL", interval)
     config = load_config(small_config)
     problem, schedule = compare.build_problem(config), compare.build_schedule(config)

@@ -24,54 +24,32 @@ out of the summary.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import time
 import sys
 import warnings
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 
-from ..io.checkpoint import LoadedCheckpoint, load_checkpoint, save_checkpoint
-from .config import ExperimentConfig, SolverConfig
-from ..engine import TrainResult, evaluate, train, train_ensemble
+from ..io.checkpoint import LoadedCheckpoint, load_checkpoint
+from .config import ExperimentConfig
+from ..engine import TrainResult, evaluate
 from ..engine.loop import expand_schedule
-from ..engine.progress import Progress
 from .display import progress_for
-from ..engine.keys import host_fold_in, host_key
-from ..engine.resume import load_train_state, save_train_state
-from ..errors import CheckpointError, DUError, IncompatibleProblemError, PluginError, TrainingDivergedError
-from ..interfaces import Problem, TrainingSchedule, UnfoldedSolver, check_fit
+from ..errors import CheckpointError, TrainingDivergedError
+from ..interfaces import Problem, UnfoldedSolver
 from ..metrics import metric_table
 from ..options import options_to_dict
-from ..registry import Registry, describe_component, get_registry
+from ..registry import Registry, get_registry
+from .build import build_problem, build_schedule, build_solver, build_solvers
 from .results import SUMMARY, SolverResult, loss_history, summarize_seeds
+from .training import evaluation_key, train_seeds, train_solver, training_key
 
 __all__ = ["SolverResult", "Comparison", "build_problem", "build_solver", "build_schedule",
            "build_solvers", "train_solver", "train_seeds", "run_comparison", "training_key", "evaluation_key",
            "summarize_seeds", "solver_summary", "SUMMARY"]
-
-_TRAIN_TAG, _EVAL_TAG = 0, 1
-
-
-def training_key(seed: int, label: str) -> jax.Array:
-    """Key of the training instances of the solver labelled ``label``.
-
-    It depends on the label, not on the solver's position, so adding, removing or
-    reordering other solvers leaves a solver's training unchanged.
-    """
-    stream = host_fold_in(host_key(seed), _TRAIN_TAG)  # = jax.random.fold_in(jax.random.key(seed), 0)
-    return host_fold_in(stream, zlib.crc32(label.encode()) & 0x7FFFFFFF)
-
-
-def evaluation_key(seed: int) -> jax.Array:
-    """Key of the evaluation instances (shared by every solver, disjoint from training)."""
-    return host_fold_in(host_key(seed), _EVAL_TAG)
 
 
 @dataclasses.dataclass
@@ -86,192 +64,6 @@ class Comparison:
     problem: Problem
     results: dict[str, SolverResult]
     stages: list[tuple[int, int]] = dataclasses.field(default_factory=list)
-
-
-def _constructed(build, what: str):
-    """``build()``, with a plugin's unexpected exception turned into a message naming ``what``."""
-    try:
-        return build()
-    except DUError:
-        raise
-    except MemoryError:
-        raise PluginError(f"{what}: not enough memory to build it with these options; use smaller sizes") from None
-    except Exception as error:  # noqa: BLE001 - a plugin's bug or an option it did not bound
-        raise PluginError(f"{what} could not be built: {type(error).__name__}: {error}") from None
-
-
-def build_problem(config: ExperimentConfig, registry: Registry | None = None) -> Problem:
-    registry = registry or get_registry()
-    cls = registry.problem(config.problem.name)
-    return _constructed(lambda: cls.from_options(config.problem.options),
-                        f"problem {describe_component(cls, 'problem')} with options "
-                        f"{options_to_dict(config.problem.options)}")
-
-
-def build_schedule(config: ExperimentConfig, registry: Registry | None = None) -> TrainingSchedule:
-    registry = registry or get_registry()
-    return registry.schedule(config.train.schedule)(config.schedule_options)
-
-
-def build_solver(entry: SolverConfig, problem: Problem, depth: int, registry: Registry | None = None) -> UnfoldedSolver:
-    """Construct a solver, refusing a problem that lacks its capability."""
-    registry = registry or get_registry()
-    cls = registry.solver(entry.name)
-    check_fit(cls, problem)
-    return _constructed(lambda: cls(entry.options, problem=problem, depth=depth),
-                        f"solver {describe_component(cls, 'solver')} labelled {entry.label!r} with options "
-                        f"{options_to_dict(entry.options)} and depth {depth}")
-
-
-def build_solvers(config: ExperimentConfig, problem: Problem,
-                  registry: Registry | None = None) -> list[UnfoldedSolver]:
-    """Every solver of ``config``, built before any training so a mismatch is refused at once.
-
-    Raises:
-        IncompatibleProblemError: a solver does not fit the problem; the message
-            names the solvers of the configuration that do (for ``--only``).
-    """
-    registry = registry or get_registry()
-    try:
-        return [build_solver(entry, problem, config.train.depth, registry) for entry in config.solvers]
-    except IncompatibleProblemError as error:
-        fitting = [e.label for e in config.solvers if registry.solver(e.name).fits(problem)]
-        hint = (f" The solvers of this configuration that fit it: --only {','.join(fitting)}" if fitting
-                else " No solver of this configuration fits it.")
-        raise IncompatibleProblemError(f"{error}.{hint}") from None
-
-
-def _run_identity(config: ExperimentConfig, entry: SolverConfig) -> dict[str, Any]:
-    """What a resumable training state belongs to (compared when a run is resumed)."""
-    return json.loads(json.dumps({
-        "label": entry.label, "solver": entry.name, "options": options_to_dict(entry.options),
-        "problem": {"name": config.problem.name, **options_to_dict(config.problem.options)},
-        "train": options_to_dict(config.train), "schedule_options": options_to_dict(config.schedule_options)}))
-
-
-def train_solver(config: ExperimentConfig, index: int, solver: UnfoldedSolver, problem: Problem,
-                 schedule: TrainingSchedule, *, checkpoint_dir: str | Path | None = None,
-                 progress: bool | Progress = True, resume: bool = False) -> TrainResult:
-    """Train the ``index``-th solver of ``config`` and, with ``checkpoint_dir``, save it.
-
-    A trained solver is saved as ``<label>.npz``; when training diverges, the last
-    good parameters are saved as ``<label>.last-good.npz`` before the error propagates.
-    While it trains, ``<label>.state.npz`` holds a resumable state after every stage
-    (removed once ``<label>.npz`` is written); with ``resume``, a run that stopped
-    continues from it and ends as the uninterrupted run would.
-
-    Raises:
-        CheckpointError: ``resume`` and the stored state belongs to another configuration.
-    """
-    entry = config.solvers[index]
-    identity = _run_identity(config, entry)
-    state_path = Path(checkpoint_dir) / f"{entry.label}.state.npz" if checkpoint_dir is not None else None
-    start = _stored_state(state_path, identity) if resume else None
-
-    save_state = _StateSaver(state_path, identity)
-
-    try:
-        result = train(solver, problem, schedule, config.train, key=training_key(config.train.seed_list()[0], entry.label),
-                       progress=progress, label=entry.label, resume=start,
-                       on_stage_end=save_state if state_path is not None and solver.is_trainable else None)
-    except TrainingDivergedError as error:
-        if checkpoint_dir is not None and error.solver is not None:
-            save_checkpoint(Path(checkpoint_dir) / f"{entry.label}.last-good.npz", error.solver, problem=problem,
-                            problem_options=config.problem.options, extra={"label": entry.label, "status": "diverged", "stage": error.stage,
-                                   "step": error.step})
-        raise
-    if checkpoint_dir is not None and solver.is_trainable:
-        save_checkpoint(Path(checkpoint_dir) / f"{entry.label}.npz", result.solver, problem=problem,
-                        problem_options=config.problem.options, extra={"label": entry.label, "status": "trained", "train_seconds": result.train_seconds})
-        state_path.unlink(missing_ok=True)  # the finished checkpoint supersedes the resumable state
-    return result
-
-
-def train_seeds(config: ExperimentConfig, index: int, solver: UnfoldedSolver, problem: Problem,
-                schedule: TrainingSchedule, *, checkpoint_dir: str | Path | None = None,
-                progress: bool | Progress = True, resume: bool = False) -> list[TrainResult]:
-    """Train the ``index``-th solver of ``config`` once per training seed (``train.seeds``).
-
-    One seed is :func:`train_solver`. Several train as one ensemble (one
-    vmapped program); member ``i`` sees the instances of
-    ``training_key(seeds[i], label)``, exactly what a one-seed run with
-    ``train.seed = seeds[i]`` sees. A member that diverges is frozen at its last
-    good parameters and reported (:attr:`TrainResult.diverged_at`); the run
-    fails only when every member diverges. With ``checkpoint_dir``, each
-    member is saved as ``<label>.seed-<seed>.npz`` and the resumable state of
-    the ensemble is ``<label>.state.npz``.
-    """
-    seeds = config.train.seed_list()
-    if len(seeds) == 1:
-        return [train_solver(config, index, solver, problem, schedule, checkpoint_dir=checkpoint_dir,
-                             progress=progress, resume=resume)]
-    entry = config.solvers[index]
-    identity = _run_identity(config, entry)
-    state_path = Path(checkpoint_dir) / f"{entry.label}.state.npz" if checkpoint_dir is not None else None
-    start = _stored_state(state_path, identity) if resume else None
-
-    save_state = _StateSaver(state_path, identity)
-
-    keys = [training_key(seed, entry.label) for seed in seeds]
-    try:
-        results = train_ensemble(solver, problem, schedule, config.train, keys=keys, progress=progress,
-                                 label=entry.label, resume=start, on_divergence="record",
-                                 on_stage_end=save_state if state_path is not None and solver.is_trainable else None)
-    except TrainingDivergedError as error:
-        if checkpoint_dir is not None and error.solver is not None:
-            save_checkpoint(Path(checkpoint_dir) / f"{entry.label}.last-good.npz", error.solver, problem=problem,
-                            problem_options=config.problem.options,
-                            extra={"label": entry.label, "status": "diverged", "stage": error.stage,
-                                   "step": error.step, "seeds": list(seeds)})
-        raise
-    if checkpoint_dir is not None and solver.is_trainable:
-        for seed, result in zip(seeds, results):
-            save_checkpoint(Path(checkpoint_dir) / f"{entry.label}.seed-{seed}.npz", result.solver, problem=problem,
-                            problem_options=config.problem.options,
-                            extra={"label": entry.label, "seed": seed,
-                                   "status": "diverged" if result.diverged_at else "trained",
-                                   "diverged_at": result.diverged_at, "train_seconds": result.train_seconds})
-        state_path.unlink(missing_ok=True)
-    return results
-
-
-class _StateSaver:
-    """Saves the resumable state at a stage boundary: the first one, then at most once every
-    ``DU_STATE_INTERVAL`` seconds (default 1; 0 saves every stage).
-
-    Each save is a host copy written and synced atomically (a few ms); the reference schedule
-    has 50 stages in about two seconds, so saving every stage would add a tenth to training.
-    A run killed between saves resumes from the last saved stage and ends exactly as the
-    uninterrupted run would; at most the interval's worth of training is done again.
-    """
-
-    def __init__(self, path: Path | None, identity: dict[str, Any]):
-        self.path, self.identity, self.last = path, identity, None
-        try:
-            self.interval = max(0.0, float(os.environ.get("DU_STATE_INTERVAL", "1")))
-        except ValueError:
-            self.interval = 1.0
-
-    def __call__(self, state) -> None:
-        now = time.monotonic()
-        if self.last is not None and now - self.last < self.interval:
-            return
-        state.identity = self.identity
-        save_train_state(self.path, state)
-        self.last = time.monotonic()
-
-
-def _stored_state(state_path: Path | None, identity: dict[str, Any]):
-    """The resumable state at ``state_path`` (``None`` if there is none), refused if another run wrote it."""
-    if state_path is None or not state_path.is_file():
-        return None
-    start = load_train_state(state_path)
-    differences = [key for key in sorted(set(identity) | set(start.identity))
-                   if identity.get(key) != start.identity.get(key)]
-    if differences:
-        raise CheckpointError(f"{str(state_path)!r} belongs to another run: its {', '.join(differences)} "
-                              f"differ from this configuration's; resume with the configuration that wrote it")
-    return start
 
 
 def _load_checkpoints(config: ExperimentConfig, problem: Problem, solvers: list[UnfoldedSolver],
