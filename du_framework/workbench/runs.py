@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io.atomic import atomic_write
+from ..io.safe_files import file_sha256
 from ..errors import ConfigError
 
 __all__ = ["RunFolder", "run_target", "provenance", "config_digest", "to_toml", "toml_value", "write_manifest",
@@ -220,14 +221,6 @@ class RunFolder:
         return self.target
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_manifest(folder: str | Path, manifest: dict[str, Any]) -> Path:
     """Write ``folder/manifest.json``: ``manifest`` plus ``files``, every other file with its size and sha256."""
     folder = Path(folder)
@@ -236,7 +229,7 @@ def write_manifest(folder: str | Path, manifest: dict[str, Any]) -> Path:
         relative = path.relative_to(folder).as_posix()
         if relative == MANIFEST or path.name.endswith(".tmp"):
             continue
-        files[relative] = {"size": path.stat().st_size, "sha256": _sha256(path)}
+        files[relative] = {"size": path.stat().st_size, "sha256": file_sha256(path)}
     body = {"format": MANIFEST_FORMAT, "format_version": MANIFEST_VERSION, **manifest, "files": files}
     from .text import strict_json
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from du_framework.errors import ConfigError
 from du_framework.io.atomic import atomic_write
+from du_framework.io.safe_files import read_limited
 
 __all__ = ["TableError", "MarkerError", "Tolerance", "SolverRow", "TableData", "TABLE_SCHEMA_VERSION",
            "MAX_TABLE_BYTES", "save_table", "load_table", "table_names"]
@@ -293,15 +294,10 @@ def load_table(path: str | Path) -> TableData:
         TableError: the file is missing, too large, not JSON or not a table record.
     """
     path = Path(path)
+    raw = read_limited(path, limit=MAX_TABLE_BYTES, what="table record", error=TableError,
+                       too_large=f", more than a table record may hold ({MAX_TABLE_BYTES}); make tables writes it")
     try:
-        size = path.stat().st_size
-    except OSError as error:
-        raise TableError(f"{path}: cannot read the table record ({error.strerror or error}); "
-                         f"make tables writes it") from None
-    if size > MAX_TABLE_BYTES:
-        raise TableError(f"{path}: {size} bytes, more than a table record may hold ({MAX_TABLE_BYTES})")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=lambda name: math.nan)
+        data = json.loads(raw.decode("utf-8"), parse_constant=lambda name: math.nan)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise TableError(f"{path}: not a JSON table record ({error})") from None
     return TableData.from_json(data, str(path))
