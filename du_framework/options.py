@@ -30,7 +30,7 @@ with ``tune=``::
         lam: float = option(0.05, ge=0, tune=Tunable(1e-3, 1.0, log=True), help="l1 weight")
         parametrization: str = option("reciprocal", tune=Tunable(choices=("reciprocal", "step")))
 
-``unfold tune`` (:mod:`du_framework.workbench.tune`) searches it; ``unfold list --options``
+``unfold tune`` (:mod:`du_framework.workbench.tuning`) searches it; ``unfold list --options``
 and the docs tables show it in a ``tune`` column. The range must satisfy the
 option's own constraints (checked when the option is declared).
 
