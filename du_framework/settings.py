@@ -52,7 +52,8 @@ class TrainSettings:
     log_loss: bool = option(True, help="descend log(loss) (each stage keeps its minimiser)")
     loss_weights: str | list[float] = option(
         "final", ge=0, help="which iterations' losses are trained on: final (the last active one), all (their "
-                            "mean), linear (weights t / active), or D weights >= 0 (the active ones, renormalised)")
+                            "mean), linear (iteration t weighs t), or D weights >= 0; renormalised over the active "
+                            "iterations")
     chunk_size: int = option(256, ge=1, le=1_000_000, help="most optimiser steps per compiled call")
     remat: bool | int = option(False, ge=0, le=16, help="rematerialise: true (2 levels, ~2 sqrt(D) states) "
                                                         "or a number of checkpoint levels")
