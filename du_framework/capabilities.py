@@ -17,6 +17,8 @@ Shipped with the core:
 from __future__ import annotations
 
 import abc
+import math
+import numbers
 from typing import Any
 
 import jax
@@ -127,17 +129,41 @@ class LinearObservation(abc.ABC):
         matrix = self.operator(instance)
         return r @ matrix if matrix.ndim == 2 else jnp.einsum("bmn,bm->bn", matrix, r)
 
-    def pseudo_inverse(self, instance: Any) -> jax.Array:
-        """``W = A^T (A A^T)^{-1}``: ``(dim, m)`` shared or ``(batch, dim, m)`` per instance.
+    def pseudo_inverse(self, instance: Any, *, ridge: float = 0.0) -> jax.Array:
+        """``W = A^T (A A^T + ridge I)^{-1}``: ``(dim, m)`` shared or ``(batch, dim, m)`` per instance.
+
+        With ``ridge = 0`` (the default) this is ``A^T (A A^T)^{-1}``, the
+        pseudo-inverse of an ``A`` with independent rows (``m <= dim``, full row
+        rank). When the rows are dependent (``A A^T`` singular or nearly so:
+        more rows than columns, ``m > dim``, as in a MIMO channel with more
+        receive than transmit antennas; repeated or collinear rows) the
+        unregularised solve is not finite; pass a small ``ridge > 0`` (for
+        example the noise variance, or ``1e-3 * ||A||_2^2``). The result is the
+        regularised (Tikhonov, LMMSE-like) inverse, equal to
+        ``(A^T A + ridge I)^{-1} A^T``, finite for every ``A``, and it tends to
+        the Moore-Penrose pseudo-inverse as ``ridge -> 0``.
 
         Computed in the program by default; a problem with a shared operator may
-        return one formed once on the host in float64.
+        return one formed once on the host in float64 (an override that takes
+        no ``ridge`` still serves ``ridge = 0``).
+
+        Args:
+            ridge: the regularisation ``>= 0`` added to the diagonal of ``A A^T``
+                (a host float).
+
+        Raises:
+            ValueError: ``ridge`` is negative or not finite.
         """
+        if isinstance(ridge, bool) or not isinstance(ridge, numbers.Real) or not 0.0 <= ridge < math.inf:
+            raise ValueError(f"pseudo_inverse(ridge={ridge!r}): ridge must be a finite number >= 0 "
+                             f"(0 for A^T (A A^T)^-1, a small positive value when A's rows are dependent)")
         matrix = self.operator(instance)
         rows = matrix @ jnp.swapaxes(matrix, -1, -2)
+        if ridge:
+            rows = rows + jnp.broadcast_to(ridge * jnp.eye(rows.shape[-1], dtype=rows.dtype), rows.shape)
         return jnp.swapaxes(jnp.linalg.solve(rows, matrix), -1, -2)
 
-    def apply_pseudo_inverse(self, instance: Any, r: jax.Array) -> jax.Array:
-        """``W r`` per instance: ``(batch, m) -> (batch, dim)``."""
-        w = self.pseudo_inverse(instance)
+    def apply_pseudo_inverse(self, instance: Any, r: jax.Array, *, ridge: float = 0.0) -> jax.Array:
+        """``W r`` per instance: ``(batch, m) -> (batch, dim)``, ``W`` from :meth:`pseudo_inverse` with ``ridge``."""
+        w = self.pseudo_inverse(instance, ridge=ridge) if ridge else self.pseudo_inverse(instance)
         return r @ w.T if w.ndim == 2 else jnp.einsum("bnm,bm->bn", w, r)

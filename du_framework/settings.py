@@ -14,11 +14,15 @@ keyword overrides for quick use in notebooks and tests::
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
+from .errors import nearest
 from .options import option
 
-__all__ = ["TrainSettings", "EvaluationSettings"]
+__all__ = ["TrainSettings", "EvaluationSettings", "LOSS_WEIGHT_WORDS"]
+
+LOSS_WEIGHT_WORDS = ("final", "all", "linear")  # the named forms of TrainSettings.loss_weights
 
 _SEED_LIMIT = 2**32
 _MAX_SEEDS = 4096
@@ -46,6 +50,10 @@ class TrainSettings:
                    "rate, so its peak_value (or else init_value) is 1 unless given")
     loss: str = option("", help="training loss: empty for the problem's own, or the name of one of its metrics")
     log_loss: bool = option(True, help="descend log(loss) (each stage keeps its minimiser)")
+    loss_weights: str | list[float] = option(
+        "final", ge=0, help="which iterations' losses are trained on: final (the last active one), all (their "
+                            "mean), linear (iteration t weighs t), or D weights >= 0; renormalised over the active "
+                            "iterations")
     chunk_size: int = option(256, ge=1, le=1_000_000, help="most optimiser steps per compiled call")
     remat: bool | int = option(False, ge=0, le=16, help="rematerialise: true (2 levels, ~2 sqrt(D) states) "
                                                         "or a number of checkpoint levels")
@@ -57,6 +65,8 @@ class TrainSettings:
                 object.__setattr__(self, key, {})
         if isinstance(self.seeds, list):
             object.__setattr__(self, "seeds", tuple(self.seeds))
+        if isinstance(self.loss_weights, list):
+            object.__setattr__(self, "loss_weights", tuple(self.loss_weights))
 
     def validate(self) -> None:
         """Relations between fields (called by :func:`~du_framework.options.parse_options`)."""
@@ -71,6 +81,29 @@ class TrainSettings:
             if repeated:
                 raise ValueError(f"train.seeds repeats {', '.join(map(str, repeated))}: each seed would train "
                                  f"the same run twice; give distinct seeds")
+        self._validate_loss_weights()
+
+    def _validate_loss_weights(self) -> None:
+        """A known word, or a non-empty list of finite weights >= 0, not all zero (its length, one weight
+        per iteration, is checked by the engine against the solver's depth)."""
+        weights = self.loss_weights
+        if isinstance(weights, str):
+            if weights not in LOSS_WEIGHT_WORDS:
+                hint = nearest(weights, LOSS_WEIGHT_WORDS)
+                raise ValueError(f"train.loss_weights = {weights!r} is not one of {', '.join(LOSS_WEIGHT_WORDS)}"
+                                 + (f" (did you mean {hint!r}?)" if hint else "")
+                                 + "; or give one weight >= 0 per iteration, e.g. [0.1, 0.2, 0.7] for D = 3")
+            return
+        if not weights:
+            raise ValueError("train.loss_weights is an empty list: give one weight >= 0 per iteration (D of them), "
+                             "or 'final', 'all' or 'linear'")
+        for t, weight in enumerate(weights, 1):
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < math.inf:
+                raise ValueError(f"train.loss_weights[{t - 1}] (iteration {t}) = {weight!r}: every weight must be "
+                                 f"a finite number >= 0")
+        if not any(weights):
+            raise ValueError(f"train.loss_weights are all zero ({len(weights)} weights): at least one iteration "
+                             f"must carry weight; use 'final' to train on the last one")
 
     def seed_list(self) -> tuple[int, ...]:
         """The training seeds: ``seeds`` as a list, or ``seed, seed+1, ...`` for a count."""

@@ -32,7 +32,7 @@ from .distributed import host_local, replicate
 from .host import run_stages
 from .host import stage_args as _stage_args
 from .keys import host_key
-from .program import ProgramSpec, lower_chunk, make_mesh, traces, training_loss
+from .program import ProgramSpec, check_loss_weights, lower_chunk, make_mesh, traces, training_loss
 from .progress import Progress, as_progress
 from .resume import TrainState
 from .settings import TrainSettings
@@ -221,6 +221,7 @@ def _prepare(solver, problem, schedule, settings, keys, ensemble, rate_factors=N
     stages = expand_schedule(schedule, settings, solver.depth)
     check_optimizer_settings(settings)
     training_loss(problem, settings.loss)  # refuse an unknown or higher-is-better metric before compiling
+    check_loss_weights(settings, solver.depth, stages)
     remat_levels(settings.remat)  # refuse a bad value before compiling
     mesh = make_mesh(settings.devices, settings.batch_size)
     rates = learning_rates(solver)

@@ -28,7 +28,8 @@ from .settings import TrainSettings
 from .transforms import build_optimizer, parameter_labels, restart_inner, slot_mask
 from .unroll import unroll
 
-__all__ = ["ProgramSpec", "run_chunk", "traces", "make_mesh", "clear_program_cache", "training_loss"]
+__all__ = ["ProgramSpec", "run_chunk", "traces", "make_mesh", "clear_program_cache", "training_loss",
+           "check_loss_weights", "iteration_weights"]
 
 # How often each program structure was traced (a trace precedes every compilation).
 _TRACES: collections.Counter = collections.Counter()
@@ -135,6 +136,55 @@ def training_loss(problem, loss_name: str):
     return loss
 
 
+def check_loss_weights(settings: TrainSettings, depth: int, stages) -> None:
+    """Refuse ``settings.loss_weights`` that cannot weight this run's iterations.
+
+    Raises:
+        ConfigError: an unknown word, a negative or non-finite weight, all zeros,
+            a list whose length is not the solver's depth ``depth`` (one weight per
+            iteration), or a stage whose active iterations all have weight zero.
+    """
+    try:
+        settings.validate()
+    except ConfigError:
+        raise
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    weights = settings.loss_weights
+    if isinstance(weights, str):
+        return
+    if len(weights) != depth:
+        raise ConfigError(f"train.loss_weights has {len(weights)} weights but the solver is unrolled to D = {depth} "
+                          f"iterations: give {depth} (one per iteration), or 'final', 'all' or 'linear'")
+    for number, stage in enumerate(stages, 1):
+        active = stage.active_depth
+        if not any(weights[:active]):
+            span = f"iterations 1..{active}, the active ones" if active > 1 else "iteration 1, the active one"
+            raise ConfigError(f"train.loss_weights gives {span} of stage {number}, no weight (the stage would train "
+                              f"on nothing): give one of the first {active} weights a value > 0, or use a schedule "
+                              f"whose stages reach a weighted iteration")
+
+
+def iteration_weights(loss_weights: str | tuple[float, ...], depth: int, active_depth) -> jax.Array | None:
+    """The weight of the loss after each iteration ``t = 1..depth``, or ``None`` for ``"final"``.
+
+    Shape ``(depth,)``, float32: zero beyond ``active_depth`` (which may be traced) and
+    summing to 1 over ``1..active_depth``: ``"all"`` is ``1 / active``, ``"linear"``
+    ``t / (active (active + 1) / 2)``, a list its first ``active`` entries over their sum.
+    """
+    if loss_weights == "final":
+        return None
+    t = jnp.arange(1, depth + 1, dtype=jnp.float32)
+    if loss_weights == "all":
+        raw = jnp.ones_like(t)
+    elif loss_weights == "linear":
+        raw = t
+    else:
+        raw = jnp.asarray(loss_weights, jnp.float32)
+    raw = jnp.where(t <= active_depth, raw, 0.0)
+    return raw / jnp.sum(raw)
+
+
 def _tree_where(condition, new, old):
     return jax.tree.map(lambda a, b: jnp.where(condition, a, b), new, old)
 
@@ -151,20 +201,36 @@ def _chunk_body(param_state, opt_state, rest, problem, key, active_depth, newest
         nnx.replace_by_pure_dict(state, params)
         return nnx.merge(spec.graphdef, state, rest)
 
-    def score(x, instance):
-        loss = jnp.asarray(loss_of(x, instance), jnp.float32)  # the loss history is float32 whatever the problem
-        scored = jnp.log(jnp.maximum(loss, jnp.finfo(loss.dtype).tiny)) if settings.log_loss else loss
-        return scored, loss
+    weights = iteration_weights(settings.loss_weights, merge(params).depth, active_depth)
+
+    def scored(loss):
+        loss = jnp.asarray(loss, jnp.float32)  # the loss history is float32 whatever the problem
+        return (jnp.log(jnp.maximum(loss, jnp.finfo(loss.dtype).tiny)) if settings.log_loss else loss), loss
+
+    def weighted(per_iteration):  # the weighted sum of the losses after iterations 1..depth, inactive ones masked
+        terms = weights.astype(per_iteration.dtype) * per_iteration
+        return jnp.sum(jnp.where(weights > 0, terms, jnp.zeros_like(terms)))
+
+    def score(x, instance):  # x: the final estimate, or (weighted) the estimates stacked by iteration
+        if weights is None:
+            return scored(loss_of(x, instance))
+        return scored(weighted(jax.vmap(lambda xt: jnp.asarray(loss_of(xt, instance)))(x)))
 
     def loss_fn(params, instance):
-        x, _ = unroll(merge(params), problem, instance, active_depth, remat=settings.remat)
-        return score(x, instance)
+        if weights is None:  # "final": the loss of the final estimate
+            x, _ = unroll(merge(params), problem, instance, active_depth, remat=settings.remat)
+            return score(x, instance)
+        # The loss of every iterate, computed inside the unroll's scan (masked beyond the active depth by its weight).
+        _, per_iteration = unroll(merge(params), problem, instance, active_depth, remat=settings.remat,
+                                  record=lambda x: jnp.asarray(loss_of(x, instance)))
+        return scored(weighted(per_iteration))
 
     def loss_and_grad(params, instance):
         if spec.mesh is None:
             (_, loss), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, instance)
             return loss, grads
-        return _split_loss_and_grad(params, instance, problem, active_depth, merge, score, spec, settings.remat)
+        return _split_loss_and_grad(params, instance, problem, active_depth, merge, score, spec, settings.remat,
+                                    stacked=weights is not None)
 
     masks = slot_mask(params, active_depth, newest_only)
     # The stage's rate factor times each parameter group's own factor (1 unless the members of an
@@ -212,7 +278,8 @@ def _is_batched(leaf, batch_size: int) -> bool:
     return bool(jnp.ndim(leaf)) and leaf.shape[0] == batch_size
 
 
-def _split_loss_and_grad(params, instance, problem, active_depth, merge, score, spec: ProgramSpec, remat):
+def _split_loss_and_grad(params, instance, problem, active_depth, merge, score, spec: ProgramSpec, remat,
+                         stacked: bool = False):
     """The loss and its gradient with the batch split over ``spec.mesh``: two collectives per step.
 
     Every device draws the whole batch from the replicated key and unrolls its
@@ -222,7 +289,9 @@ def _split_loss_and_grad(params, instance, problem, active_depth, merge, score, 
     parameter gradients are summed (one ``psum``). Left to the SPMD partitioner,
     the sum over the batch would be reduced across devices inside the backward
     loop, once per iteration of the unroll: tens of collectives per step, each a
-    network round trip between processes.
+    network round trip between processes. With ``stacked`` (weighted per-iteration
+    losses) the estimates after every iteration are gathered, stacked along a
+    leading axis, and scored together.
     """
     whole = jax.sharding.PartitionSpec()
     share = spec.batch_size // spec.mesh.size
@@ -233,12 +302,16 @@ def _split_loss_and_grad(params, instance, problem, active_depth, merge, score, 
                              if _is_batched(leaf, spec.batch_size) else leaf, instance)
 
         def forward(params):
-            return unroll(merge(params), problem, local, active_depth, remat=remat)[0]
+            final, recorded = unroll(merge(params), problem, local, active_depth, remat=remat,
+                                     record=(lambda x: x) if stacked else None)
+            return recorded if stacked else final
 
+        axis = 1 if stacked else 0  # the batch axis of the estimates
         x_local, pullback = jax.vjp(forward, params)
-        x = jax.tree.map(lambda leaf: jax.lax.all_gather(leaf, "batch", axis=0, tiled=True), x_local)
+        x = jax.tree.map(lambda leaf: jax.lax.all_gather(leaf, "batch", axis=axis, tiled=True), x_local)
         (_, loss), dx = jax.value_and_grad(score, has_aux=True)(x, instance)
-        (grads,) = pullback(jax.tree.map(lambda leaf: jax.lax.dynamic_slice_in_dim(leaf, offset, share, axis=0), dx))
+        (grads,) = pullback(jax.tree.map(lambda leaf: jax.lax.dynamic_slice_in_dim(leaf, offset, share, axis=axis),
+                                         dx))
         return loss, jax.lax.psum(grads, "batch")
 
     run = jax.shard_map(per_device, mesh=spec.mesh, in_specs=(whole, whole, whole), out_specs=(whole, whole),

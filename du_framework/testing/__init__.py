@@ -13,7 +13,9 @@ which brings pytest). A plugin's test module needs a few lines::
 Each (case, check) pair becomes one pytest test; only the checks that apply to
 a case are yielded, and a check that does not apply to one configuration (a
 classical solver has nothing to learn) is skipped with the reason. A known
-failure is marked with ``expected_failures={"check_name": "reason"}``.
+failure is marked with ``expected_failures={"check_loss_falls": "reason"}``
+(or ``{"loss_falls": ...}``, the name in the test ids); a key that names no
+check is refused with the list of valid names.
 
 * :class:`SolverCase`: a solver class, its options and the problem to check it
   on (a problem class, built from its default options, or a zero-argument
@@ -31,6 +33,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..errors import ConfigError, nearest
 from ..interfaces import Problem, TrainingSchedule, UnfoldedSolver
 from . import checks
 from .problems import BareProblem, SmallLeastSquares
@@ -54,14 +57,54 @@ def _build_problem(factory: Any) -> Problem:
     return problem
 
 
+def _short(check: Callable) -> str:
+    """The name of a check as test ids show it (``loss_falls`` for ``check_loss_falls``)."""
+    return check.__name__.removeprefix("check_")
+
+
 @dataclasses.dataclass(frozen=True)
 class _Case:
     id: str = dataclasses.field(default="", kw_only=True)
     expected_failures: tuple[tuple[str, str], ...] | dict = dataclasses.field(default=(), kw_only=True)
 
     def __post_init__(self):
-        if isinstance(self.expected_failures, dict):
-            object.__setattr__(self, "expected_failures", tuple(sorted(self.expected_failures.items())))
+        object.__setattr__(self, "expected_failures", self._resolve_expected(dict(self.expected_failures)))
+
+    def _resolve_expected(self, given: dict) -> tuple[tuple[str, str], ...]:
+        """``{key: reason}`` -> ``((check's full name, reason), ...)``, sorted.
+
+        A key is a check's full name (``check_loss_falls``), its name in test ids
+        (``loss_falls``) or the whole test id (``<case>-loss_falls``).
+
+        Raises:
+            ConfigError: a key that names no check of this kind of case (the
+                message lists the valid names and the nearest), a check named
+                twice, or a reason that is not a non-empty string.
+        """
+        if not given:
+            return ()
+        kind = type(self).__name__
+        names, ids = {}, {}
+        for check in self.checks():
+            names[check.__name__] = names[_short(check)] = check.__name__
+            ids[f"{self}-{_short(check)}"] = check.__name__
+        resolved = {}
+        for key, reason in given.items():
+            if key in ids:
+                key = ids[key]
+            if key not in names:
+                hint = nearest(str(key), names) if isinstance(key, str) else None
+                hint = f" (did you mean {hint!r}?)" if hint else ""
+                raise ConfigError(f"{kind}({self}).expected_failures: {key!r} is not a check of a {kind}{hint}. "
+                                  f"Valid names: {', '.join(c.__name__ for c in self.checks())} (or the same "
+                                  f"without 'check_', as the test ids show them)")
+            if not isinstance(reason, str) or not reason.strip():
+                raise ConfigError(f"{kind}({self}).expected_failures[{key!r}]: the reason must be a non-empty "
+                                  f"string saying why the check fails, got {reason!r}")
+            if names[key] in resolved:
+                raise ConfigError(f"{kind}({self}).expected_failures names {names[key]} twice; keep one key")
+            resolved[names[key]] = reason
+        return tuple(sorted(resolved.items()))
 
     def checks(self) -> tuple[Callable, ...]:
         raise NotImplementedError
@@ -79,7 +122,10 @@ class SolverCase(_Case):
         depth: unrolled depth (at least 2, so the schedule has several stages).
         steps_per_stage, batch_size: training settings of the short run.
         id: name of the case in test ids (default: the solver's name).
-        expected_failures: ``{check name: reason}`` for known failures (xfail).
+        expected_failures: ``{check: reason}`` for known failures (a strict
+            xfail); a check is named in full (``"check_loss_falls"``) or as the
+            test ids show it (``"loss_falls"``); a name that is no check raises
+            :class:`~du_framework.errors.ConfigError` listing the valid ones.
     """
 
     solver: type[UnfoldedSolver] = None
@@ -111,7 +157,10 @@ class SolverCase(_Case):
 
 @dataclasses.dataclass(frozen=True)
 class ProblemCase(_Case):
-    """A problem configuration to check (``options`` default: ``problem.Options()``)."""
+    """A problem configuration to check (``options`` default: ``problem.Options()``).
+
+    ``id`` and ``expected_failures`` as for :class:`SolverCase`.
+    """
 
     problem: type[Problem] = None
     options: Any = None
@@ -129,7 +178,10 @@ class ProblemCase(_Case):
 
 @dataclasses.dataclass(frozen=True)
 class ScheduleCase(_Case):
-    """A schedule configuration to check (``options`` default: ``schedule.Options()``)."""
+    """A schedule configuration to check (``options`` default: ``schedule.Options()``).
+
+    ``id`` and ``expected_failures`` as for :class:`SolverCase`.
+    """
 
     schedule: type[TrainingSchedule] = None
     options: Any = None
@@ -159,5 +211,5 @@ def parametrize_with_checks(cases: Sequence[_Case], checks: Sequence[Callable] |
                 continue
             name = check.__name__
             marks = [pytest.mark.xfail(reason=expected[name], strict=True)] if name in expected else []
-            params.append(pytest.param(case, check, marks=marks, id=f"{case}-{name.removeprefix('check_')}"))
+            params.append(pytest.param(case, check, marks=marks, id=f"{case}-{_short(check)}"))
     return pytest.mark.parametrize("case, check", params)
