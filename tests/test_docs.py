@@ -20,6 +20,7 @@ TUTORIAL_FILES = {
     "du-mimo/du_mimo/solvers.py",
     "du-mimo/du_mimo/schedules.py",
     "du-mimo/du_mimo/plugin.py",
+    "du-mimo/du_mimo/experiments/mimo-quick.toml",
     "du-mimo/tests/test_du_mimo.py",
     "compare.toml",
 }
@@ -167,12 +168,46 @@ def test_tutorial_conformance_tests_pass(tutorial):
     assert counts.get("skipped", 0) >= 1 and "failed" not in counts and "error" not in counts, printed
 
 
-def test_tutorial_in_process_registration_runs(tutorial):
+def test_tutorial_ships_its_experiment_as_package_data(tutorial):
+    """The non-editable install holds the TOML file, and the registered experiment is its text."""
     root, env = tutorial
-    (code,) = runnable("writing-a-plugin.md")
-    (root / "notebook.py").write_text(code)
+    shipped = root / "site" / "du_mimo" / "experiments" / "mimo-quick.toml"
+    assert shipped.read_text() == (root / "du-mimo" / "du_mimo" / "experiments" / "mimo-quick.toml").read_text()
+    code = ("from du_framework.registry import get_registry\n"
+            "print(get_registry().experiment('mimo-quick').config, end='')")
+    assert run([sys.executable, "-c", code], cwd=root, env=env) == shipped.read_text()
+
+
+def test_tutorial_runnable_examples_execute(tutorial):
+    """The page's ``python run`` blocks, in order and in one namespace, in the tutorial's folder with du-mimo
+    installed (each block keeps its own name in tracebacks)."""
+    root, env = tutorial
+    code_blocks = runnable("writing-a-plugin.md")
+    (root / "blocks.json").write_text(json.dumps(code_blocks))
+    (root / "notebook.py").write_text(
+        "import json\n"
+        "namespace = {'__name__': '__main__'}\n"
+        "for number, code in enumerate(json.load(open('blocks.json')), 1):\n"
+        "    exec(compile(code, f'docs/writing-a-plugin.md (runnable block {number})', 'exec'), namespace)\n")
     printed = run([sys.executable, "notebook.py"], cwd=root, env=env)
     assert "symbol error rate" in printed
+
+
+def test_tutorial_tune_searches_the_declared_constants(tutorial):
+    """``unfold tune`` on the classical detector searches the ranges its options declare with ``tune=``."""
+    pytest.importorskip("optuna")
+    root, env = tutorial
+    out = root / "runs" / "mimo-tune"
+    unfold("tune", "--config", "compare.toml", "--only", "pg", "--trials", "4", "--out", str(out), "--no-progress",
+           root=root, env=env)
+    search = json.loads((out / "tune.json").read_text())["solvers"]["pg"]
+    space = {dimension["key"]: (dimension["source"], dimension["low"], dimension["high"], dimension["log"])
+             for dimension in search["search_space"]}
+    assert space == {"step_scale": ("declared", 0.25, 2.0, False), "softness": ("declared", 0.02, 2.0, True)}
+    assert search["counts"]["complete"] == 4 and not search["trainable"]
+    best = search["best"]["options"]
+    assert 0.25 <= best["step_scale"] <= 2.0 and 0.02 <= best["softness"] <= 2.0
+    assert f"step_scale = {best['step_scale']!r}" in (out / "tuned.toml").read_text()
 
 
 # Pages about the reference experiment run it, so they need its plugin; concepts.md needs only the core.
