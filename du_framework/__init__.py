@@ -5,6 +5,10 @@ experiments are registered through pluggy hooks from any installed package; one
 engine trains any solver on any problem under any schedule, compiled once.
 """
 
+from . import interrupts
+
+interrupts.defer_while_importing()  # in the unfold process, a Ctrl-C while JAX is imported waits for the CLI
+
 from .version import __version__
 from .capabilities import LinearObservation, QuadraticProblem, RegularizedLeastSquares
 from .errors import (
