@@ -152,8 +152,8 @@ def _interrupted_message(args) -> str:
         from ..workbench.training import last_saved
 
         saved = last_saved()
-        return (f"unfold: error: interrupted ({what}); the state after the last completed stage is saved"
-                f"{f' ({saved})' if saved else ''}; continue with: {resume}")
+        kept = f"the state after the last completed stage is saved ({saved})" if saved else "the run so far is saved"
+        return f"unfold: error: interrupted ({what}); {kept}; continue with: {resume}"
     return (f"unfold: error: interrupted ({what}); nothing was published (every file written so far is whole, "
             f"each is written atomically); run the command again to start over")
 
