@@ -13,6 +13,7 @@ pauses there, so the test sends SIGINT at that moment and not at a guessed time:
 * ``results``: while the report's files are written (results.json is, results.csv is being written).
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import one_error_line
-from core_plugin import SMALL_TOML
+from core_plugin import SMALL_TOML, core_plugin  # noqa: F401 - the fixture
 from plugin_factory import make_distribution
 
 TESTS = Path(__file__).resolve().parent
@@ -190,3 +191,29 @@ def test_a_swallowed_interrupt_is_raised_again_by_the_cli_in_process(tmp_path, m
     monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
     assert main(["list"]) == 130
     assert unraisable == []
+
+
+def test_a_run_resumed_after_training_reports_the_training_its_checkpoints_record(site, tmp_path, core_plugin):
+    from du_framework.cli import main
+    from du_framework.io.checkpoint import read_checkpoint_metadata
+    from du_framework.workbench.loading import load_run
+
+    config = tmp_path / "small.toml"
+    config.write_text(SMALL_TOML)
+    out = tmp_path / "run"
+    process = start(site, "results", out, config)  # every solver trained, the report being written
+    wait_for(process, "pausing at results")
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert main(["compare", "--resume", str(out), "--no-progress"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    recorded = read_checkpoint_metadata(out / "checkpoints" / "learned.npz")
+    learned, gd = results["solvers"]["learned"], results["solvers"]["gd"]
+    assert learned["train_seconds"] == recorded["train_seconds"] > 0
+    assert learned["compile_seconds"] == recorded["compile_seconds"] > 0
+    assert learned["compilations"] == recorded["compilations"] == 1
+    assert learned["resumed"] is True and gd["resumed"] is False and learned["loaded_from"] is None
+    assert json.loads((out / "manifest.json").read_text())["resumed"] is True
+    run = load_run(out)  # schema 3 with the optional field reads back
+    assert run.solvers["learned"].resumed is True and run.solvers["learned"].train_seconds == recorded["train_seconds"]

@@ -79,7 +79,7 @@ def train_solver(config: ExperimentConfig, index: int, solver: UnfoldedSolver, p
         raise
     if checkpoint_dir is not None and solver.is_trainable:
         save_checkpoint(Path(checkpoint_dir) / f"{entry.label}.npz", result.solver, problem=problem,
-                        problem_options=config.problem.options, extra={"label": entry.label, "status": "trained", "train_seconds": result.train_seconds})
+                        problem_options=config.problem.options, extra={"label": entry.label, "status": "trained", **_cost(result)})
         state_path.unlink(missing_ok=True)  # the finished checkpoint supersedes the resumable state
         _SAVED.append(f"{entry.label}: trained")
     return result
@@ -128,7 +128,7 @@ def train_seeds(config: ExperimentConfig, index: int, solver: UnfoldedSolver, pr
                             problem_options=config.problem.options,
                             extra={"label": entry.label, "seed": seed,
                                    "status": "diverged" if result.diverged_at else "trained",
-                                   "diverged_at": result.diverged_at, "train_seconds": result.train_seconds})
+                                   "diverged_at": result.diverged_at, **_cost(result)})
         state_path.unlink(missing_ok=True)
         _SAVED.append(f"{entry.label}: trained")
     return results
@@ -141,6 +141,12 @@ def last_saved() -> str | None:
     """What the last state or checkpoint saved in this process holds (``"learned: stage 3 of 10"``,
     ``"learned: trained"``), or ``None``."""
     return _SAVED[-1] if _SAVED else None
+
+
+def _cost(result: TrainResult) -> dict[str, Any]:
+    """What training cost, recorded in the checkpoint (a resumed run reports it from there)."""
+    return {"train_seconds": result.train_seconds, "compile_seconds": result.compile_seconds,
+            "compilations": result.compilations}
 
 
 def _stage_count(config: ExperimentConfig, schedule: TrainingSchedule) -> int:
