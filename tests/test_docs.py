@@ -139,7 +139,7 @@ def test_tutorial_results_csv_holds_every_metric(comparison):
 
 def test_tutorial_writes_plots_and_a_checkpoint(comparison):
     out, _ = comparison
-    for name in ("mse.png", "params.png", "checkpoints/tpg.npz", "config.json"):
+    for name in ("ser.png", "params.png", "checkpoints/tpg.npz", "config.json"):  # named after the SER it plots
         assert (out / name).stat().st_size > 0, name
 
 

@@ -273,3 +273,11 @@ def test_matplotlib_is_imported_only_to_draw():
     code = ("import sys, du_framework, du_framework.workbench.loading, du_framework.workbench.figures, du_framework.workbench.publish, "
             "du_framework.cli.views; assert 'matplotlib' not in sys.modules, sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_the_curves_figure_is_named_after_the_metric_it_plots(run, tmp_path):
+    other = next(name for name in run.metrics if name != "mse")
+    written = figures.write_figures(run, tmp_path / "out", metric=other)
+    assert f"{other}.png" in written and "mse.png" not in written
+    assert figures.curves_stem("ber") == "ber" and figures.curves_stem("params") == "curves_params"
+    assert figures.curves_stem("a/b c") == "a_b_c"

@@ -12,13 +12,15 @@ them; of the command line they import only :mod:`._common`, which imports none o
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gc
 import os
 import signal
 import sys
-import threading
 import traceback
+
+from .. import interrupts
 
 from ..errors import ConfigError, DUError, TrainingDivergedError
 from .completion import COMPLETE_COMMAND, cmd_complete, cmd_completion, completion_script
@@ -78,12 +80,19 @@ def main(argv: list[str] | None = None) -> int:
     Every failure ends as one line ``unfold: error: ...`` on stderr, without a traceback,
     except an unexpected exception (a bug), whose traceback is printed before that line.
     """
-    args = build_parser().parse_args(argv)
+    with interrupts.handling(terminate=False):  # Ctrl-C: KeyboardInterrupt, never lost in a gc callback
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
+    args = None
     handlers = {"list": cmd_list, "compare": cmd_compare, "train": cmd_train, "docs": cmd_docs,
                 "examples": cmd_examples, "completion": cmd_completion,
                 "tune": cmd_tune, "plot": cmd_plot, "report": cmd_report, COMPLETE_COMMAND: cmd_complete}
-    previous_sigterm = None
+    terminating = contextlib.ExitStack()
     try:
+        interrupts.raise_pending()  # a Ctrl-C while the package was imported: stop before any work
+        args = build_parser().parse_args(argv)
         if args.command in ("compare", "train", "tune"):
             from ..engine import enable_compile_cache
             from ..engine.distributed import initialize_from_environment
@@ -94,18 +103,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.command != "tune":
                 initialize_from_environment()  # DU_NUM_PROCESSES etc.: several processes train one run
             enable_compile_cache()  # a later run skips XLA compilation (DU_COMPILE_CACHE=off to disable)
-            if threading.current_thread() is threading.main_thread():  # SIGTERM ends a run as Ctrl-C does
-                previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
+            terminating.enter_context(interrupts.handling())  # SIGTERM ends a run as Ctrl-C does
         return handlers[args.command](args)
     except TrainingDivergedError as error:
         _error(error)
         return EXIT_DIVERGED
     except KeyboardInterrupt:
-        resume = getattr(args, "resume_command", None)
-        print(f"\nunfold: error: interrupted ({'SIGTERM' if _terminated else 'Ctrl-C'}); " + (
-            f"the state after the last completed stage is saved; continue with: {resume}" if resume else
-            "the run is incomplete, but every file written so far is whole (each is written atomically)"),
-            file=sys.stderr)
+        print("\n" + _interrupted_message(args), file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into a reader that closed early (unfold list | head)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -135,17 +139,23 @@ def main(argv: list[str] | None = None) -> int:
                f"a plugin; please report it with the traceback above")
         return EXIT_BUG
     finally:
-        if previous_sigterm is not None:
-            signal.signal(signal.SIGTERM, previous_sigterm)
+        terminating.close()
 
 
-_terminated = False
+def _interrupted_message(args) -> str:
+    """The one line of an interrupted command: what is kept, and what to do next."""
+    what = "SIGTERM" if interrupts.received() == signal.SIGTERM else "Ctrl-C"
+    resume, published = getattr(args, "resume_command", None), getattr(args, "published_to", None)
+    if published:
+        return f"unfold: error: interrupted ({what}) after the run was complete and published to {published}/"
+    if resume:
+        from ..workbench.training import last_saved
 
-
-def _interrupt(signum, frame) -> None:
-    global _terminated
-    _terminated = True
-    raise KeyboardInterrupt
+        saved = last_saved()
+        kept = f"the state after the last completed stage is saved ({saved})" if saved else "the run so far is saved"
+        return f"unfold: error: interrupted ({what}); {kept}; continue with: {resume}"
+    return (f"unfold: error: interrupted ({what}); nothing was published (every file written so far is whole, "
+            f"each is written atomically); run the command again to start over")
 
 
 def entry() -> int:
@@ -155,7 +165,11 @@ def entry() -> int:
     over JAX's large module graph (about 0.3 s) is skipped with ``gc.freeze``;
     atexit handlers and stream flushing still run as usual.
     """
-    code = main()
+    try:
+        code = main()
+    except KeyboardInterrupt:  # between two of main's steps (restoring a handler, ...)
+        print("\n" + _interrupted_message(None), file=sys.stderr)
+        code = EXIT_INTERRUPTED
     gc.freeze()
     return code
 

@@ -281,7 +281,7 @@ def cmd_compare(args) -> int:
         watchers.run_end(status="complete", results={label: result.to_dict()
                                                      for label, result in comparison.results.items()})
         run.publish(identity)
-        args.resume_command = None
+        args.resume_command, args.published_to = None, run.target
     print(f"\nwrote {', '.join(sorted([*written, 'config.toml', 'manifest.json']))} to {run.target}/")
     return 0
 
@@ -387,7 +387,7 @@ def cmd_train(args) -> int:
                     handle.write(text)
         watchers.run_end(status="complete", results=results)
         run.publish(_identity(run, args, "train", config, "complete"))
-        args.resume_command = None
+        args.resume_command, args.published_to = None, run.target
     print(f"trained {trained} solver(s) into {run.target}/; evaluate with: unfold compare --checkpoints "
           f"{_shell_word(checkpoints)} --config {_shell_word(run.target / 'config.toml')}")
     return 0

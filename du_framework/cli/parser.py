@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare = add("compare", help="train every solver, evaluate all on the same fresh instances, report")
     _add_experiment_options(compare)
     compare.add_argument("--metric", metavar="NAME",
-                         help="metric of the table and mse.png (default: the problem's primary metric)")
+                         help="metric of the table and the curves figure, METRIC.png (default: the problem's primary metric)")
     compare.add_argument("--checkpoints", metavar="DIR",
                          help="load <label>.npz (or, with several train.seeds, one <label>.seed-<seed>.npz per seed) from "
                               "DIR (written by `unfold train`) instead of training those solvers; DIR must exist and "

@@ -196,11 +196,16 @@ def run_comparison(
             meter = watchers.watch(progress_for(progress, position=position, leave=False), entry.label,
                                    seeds if len(seeds) > 1 else seeds[:1])
             loaded_from, problem_mismatch = None, None
+            # trained, or begun, by the interrupted session of a resumed run
+            resumed = entry.label in finished or (resume and checkpoint_dir is not None and solver.is_trainable
+                                                  and (Path(checkpoint_dir) / f"{entry.label}.state.npz").is_file())
             if entry.label in loaded:
                 checkpoint, founds = loaded[entry.label]
                 solver, loaded_from = founds[0].solver, (None if entry.label in finished else str(checkpoint))
                 problem_mismatch = founds[0].problem_mismatch or None
-                outcomes = [TrainResult(found.solver, np.zeros(0), [], 0.0, 0.0, 0,
+                # a finished solver of a resumed run reports the training its checkpoint records
+                outcomes = [TrainResult(found.solver, np.zeros(0), [],
+                                        *(_recorded_cost(found.metadata) if entry.label in finished else (0.0, 0.0, 0)),
                                         diverged_at=_diverged_at(found.metadata)) for found in founds]
             elif len(seeds) == 1 or not solver.is_trainable:
                 outcomes = [train_solver(config, index, solver, problem, schedule,
@@ -232,6 +237,7 @@ def run_comparison(
                 problem_mismatch=problem_mismatch,
                 solver=outcomes[0].solver,
                 evaluation_seconds=evaluation_seconds,
+                resumed=resumed,
             )
             if trained:
                 _add_seeds(result, outcomes, curves, seeds[:len(outcomes)] if len(outcomes) > 1 else seeds[:1],
@@ -304,6 +310,14 @@ def _diverged_at(metadata: dict[str, Any]) -> dict[str, int] | None:
     at = metadata.get("diverged_at") if metadata.get("status") == "diverged" else None
     return {"stage": int(at["stage"]), "step": int(at["step"])} if isinstance(at, dict) and {
         "stage", "step"} <= set(at) else None
+
+
+def _recorded_cost(metadata: dict[str, Any]) -> tuple[float, float, int]:
+    """``(train_seconds, compile_seconds, compilations)`` a checkpoint records of the training that made it."""
+    def number(key: str) -> float:
+        value = metadata.get(key)
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 else 0.0
+    return number("train_seconds"), number("compile_seconds"), int(number("compilations"))
 
 
 def _final_loss(outcome: TrainResult) -> float | None:

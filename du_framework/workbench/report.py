@@ -145,8 +145,8 @@ def write_report(comparison: Comparison, out_dir: str | Path, *, plots: bool = T
     ``params`` and ``losses``, in each of ``figure_formats`` (png, pdf, svg), drawn with
     the matplotlib ``style`` (a style name or file) when given.
 
-    ``mse.*`` plots ``metric`` (default: the problem's primary metric). The data files
-    are written first; a plot that fails (anything but an ``OSError`` or ``MemoryError``,
+    ``<metric>.*`` (``mse.png``, ``ber.png``) plots ``metric`` (default: the problem's primary metric), named
+    after it. The data files are written first; a plot that fails (anything but an ``OSError`` or ``MemoryError``,
     which propagate) is left out and reported through ``warn`` (default:
     :func:`warnings.warn`), so the results are never lost to a plotting problem.
     """

@@ -74,6 +74,8 @@ class SolverResult:
         representative_seed: the seed whose parameters :attr:`params` holds.
         train_seconds, compile_seconds, compilations, evaluation_seconds: what training and evaluation cost.
         loaded_from: the checkpoint the parameters came from, when loaded rather than trained.
+        resumed: the solver's training was done (or begun) by an earlier, interrupted session of a resumed
+            run; its ``train_seconds`` etc. are then those its checkpoint records.
         problem_mismatch: how the checkpoint's problem differs from the run's, when it does.
         losses: ``{seed: LossHistory}`` (seed ``-1`` when a saved file names none).
         stages: ``{seed: StageSummary}``.
@@ -105,6 +107,7 @@ class SolverResult:
     compilations: int = 0
     evaluation_seconds: float = 0.0
     loaded_from: str | None = None
+    resumed: bool = False
     problem_mismatch: list[str] | None = None
     losses: dict[int, LossHistory] = dataclasses.field(default_factory=dict, repr=False)
     stages: dict[int, StageSummary] = dataclasses.field(default_factory=dict, repr=False)
@@ -151,6 +154,7 @@ class SolverResult:
             "evaluation_seconds": self.evaluation_seconds,
             "final_loss": self.final_loss,
             "loaded_from": self.loaded_from,
+            "resumed": self.resumed,
             "problem_mismatch": self.problem_mismatch,
         }
 

@@ -14,6 +14,7 @@ import jax
 
 from ..engine import TrainResult, train, train_ensemble
 from ..engine.keys import host_fold_in, host_key
+from ..engine.loop import expand_schedule
 from ..engine.progress import Progress
 from ..engine.resume import load_train_state, save_train_state
 from ..errors import CheckpointError, TrainingDivergedError
@@ -64,7 +65,7 @@ def train_solver(config: ExperimentConfig, index: int, solver: UnfoldedSolver, p
     state_path = Path(checkpoint_dir) / f"{entry.label}.state.npz" if checkpoint_dir is not None else None
     start = _stored_state(state_path, identity) if resume else None
 
-    save_state = _StateSaver(state_path, identity)
+    save_state = _StateSaver(state_path, identity, _stage_count(config, schedule))
 
     try:
         result = train(solver, problem, schedule, config.train, key=training_key(config.train.seed_list()[0], entry.label),
@@ -78,8 +79,9 @@ def train_solver(config: ExperimentConfig, index: int, solver: UnfoldedSolver, p
         raise
     if checkpoint_dir is not None and solver.is_trainable:
         save_checkpoint(Path(checkpoint_dir) / f"{entry.label}.npz", result.solver, problem=problem,
-                        problem_options=config.problem.options, extra={"label": entry.label, "status": "trained", "train_seconds": result.train_seconds})
+                        problem_options=config.problem.options, extra={"label": entry.label, "status": "trained", **_cost(result)})
         state_path.unlink(missing_ok=True)  # the finished checkpoint supersedes the resumable state
+        _SAVED.append(f"{entry.label}: trained")
     return result
 
 
@@ -106,7 +108,7 @@ def train_seeds(config: ExperimentConfig, index: int, solver: UnfoldedSolver, pr
     state_path = Path(checkpoint_dir) / f"{entry.label}.state.npz" if checkpoint_dir is not None else None
     start = _stored_state(state_path, identity) if resume else None
 
-    save_state = _StateSaver(state_path, identity)
+    save_state = _StateSaver(state_path, identity, _stage_count(config, schedule))
 
     keys = [training_key(seed, entry.label) for seed in seeds]
     try:
@@ -126,9 +128,29 @@ def train_seeds(config: ExperimentConfig, index: int, solver: UnfoldedSolver, pr
                             problem_options=config.problem.options,
                             extra={"label": entry.label, "seed": seed,
                                    "status": "diverged" if result.diverged_at else "trained",
-                                   "diverged_at": result.diverged_at, "train_seconds": result.train_seconds})
+                                   "diverged_at": result.diverged_at, **_cost(result)})
         state_path.unlink(missing_ok=True)
+        _SAVED.append(f"{entry.label}: trained")
     return results
+
+
+_SAVED: list[str] = []  # what this process saved last, for the message of an interrupted run
+
+
+def last_saved() -> str | None:
+    """What the last state or checkpoint saved in this process holds (``"learned: stage 3 of 10"``,
+    ``"learned: trained"``), or ``None``."""
+    return _SAVED[-1] if _SAVED else None
+
+
+def _cost(result: TrainResult) -> dict[str, Any]:
+    """What training cost, recorded in the checkpoint (a resumed run reports it from there)."""
+    return {"train_seconds": result.train_seconds, "compile_seconds": result.compile_seconds,
+            "compilations": result.compilations}
+
+
+def _stage_count(config: ExperimentConfig, schedule: TrainingSchedule) -> int:
+    return len(expand_schedule(schedule, config.train, config.train.depth))
 
 
 class _StateSaver:
@@ -141,8 +163,8 @@ class _StateSaver:
     uninterrupted run would; at most the interval's worth of training is done again.
     """
 
-    def __init__(self, path: Path | None, identity: dict[str, Any]):
-        self.path, self.identity, self.last = path, identity, None
+    def __init__(self, path: Path | None, identity: dict[str, Any], stages: int):
+        self.path, self.identity, self.last, self.stages = path, identity, None, stages
         try:
             self.interval = max(0.0, float(os.environ.get("DU_STATE_INTERVAL", "1")))
         except ValueError:
@@ -155,6 +177,7 @@ class _StateSaver:
         state.identity = self.identity
         save_train_state(self.path, state)
         self.last = time.monotonic()
+        _SAVED.append(f"{self.identity['label']}: stage {state.stages_done} of {self.stages}")
 
 
 def _stored_state(state_path: Path | None, identity: dict[str, Any]):

@@ -33,6 +33,7 @@ Conventions (docs/publishing.md, "Figure conventions"):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -47,14 +48,21 @@ from .style import pyplot, series_styles, style_spec, styled
 
 __all__ = ["plot_curves", "plot_params", "plot_losses", "write_figures", "curves_figure", "params_figure",
            "losses_figure", "save_figure", "figure_bytes", "figure_format", "run_labels", "iteration_ticks",
-           "math_name", "pyplot", "style_spec", "styled", "series_styles", "FORMATS", "FLOAT32_DB_FLOOR"]
+           "math_name", "curves_stem", "pyplot", "style_spec", "styled", "series_styles", "FORMATS", "FLOAT32_DB_FLOOR"]
+
+
+def curves_stem(metric: str) -> str:
+    """The file name (without extension) of the curves figure of ``metric``: its name, as a safe file name."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", metric).strip("._")
+    return stem if stem and stem not in ("params", "losses") else f"curves_{stem}"
 
 
 def write_figures(run: Run, folder: str | Path, *, metric: str | None = None, formats: Sequence[str] = ("png",),
                   style: str | Path | dict | None = None, warn=None) -> dict[str, Path]:
-    """Write the figures of ``run`` into ``folder``: ``mse.<fmt>`` (the curves of ``metric``, default the
-    primary one; the name is kept whatever the metric), ``params.<fmt>`` and, when the run holds a loss
-    history, ``losses.<fmt>``, for each format in ``formats`` (``png``, ``pdf``, ``svg``).
+    """Write the figures of ``run`` into ``folder``: ``<metric>.<fmt>`` (the curves of ``metric``, default the
+    primary one, named after it: ``mse.png``, ``ber.png``; see :func:`curves_stem`), ``params.<fmt>`` and,
+    when the run holds a loss history, ``losses.<fmt>``, for each format in ``formats`` (``png``, ``pdf``,
+    ``svg``).
 
     Returns ``{file name: path}`` of the files written. Each figure is drawn once and
     saved in every format. With ``warn`` (a callable taking a message), a figure that
@@ -76,7 +84,7 @@ def write_figures(run: Run, folder: str | Path, *, metric: str | None = None, fo
     folder.mkdir(parents=True, exist_ok=True)
     drawings = []
     if run.has_curves:
-        drawings.append(("mse", lambda: curves_figure(run, metric=metric)))
+        drawings.append((curves_stem(run.metric(metric).name), lambda: curves_figure(run, metric=metric)))
     drawings.append(("params", lambda: params_figure(run)))
     if run.has_losses or any(s.stages for s in run.solvers.values()):
         drawings.append(("losses", lambda: losses_figure(run)))

@@ -159,7 +159,7 @@ class Run:
 
 SOLVER_KNOWN = {"name", "options", "metrics", "spread", "params", "references", "trainable", "seeds",
                  "seed_status", "per_seed", "representative_seed", "train_seconds", "compile_seconds",
-                 "compilations", "final_loss", "loaded_from", "problem_mismatch"}
+                 "compilations", "final_loss", "loaded_from", "resumed", "problem_mismatch"}
 
 
 def parse_solver(label: str, entry: Any, check: Checker, metrics: dict[str, MetricInfo], depth: int | None,
@@ -189,6 +189,7 @@ def parse_solver(label: str, entry: Any, check: Checker, metrics: dict[str, Metr
         compile_seconds=check.number(entry.get("compile_seconds", 0.0) or 0.0, f"{path}.compile_seconds"),
         compilations=check.integer(entry.get("compilations", 0) or 0, f"{path}.compilations"),
         loaded_from=check.text(entry.get("loaded_from"), f"{path}.loaded_from", optional=True),
+        resumed=check.boolean(entry.get("resumed", False), f"{path}.resumed"),
         problem_mismatch=entry.get("problem_mismatch"),
         extra={key: value for key, value in entry.items() if key not in SOLVER_KNOWN})
     if schema >= 3:
