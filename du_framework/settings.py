@@ -127,3 +127,18 @@ class EvaluationSettings:
     batch_size: int = option(100, ge=1, le=10_000_000, help="instances per evaluation batch")
     batches: int = option(10, ge=1, le=1_000_000, help="evaluation batches")
     seed: int = option(2026, ge=0, lt=_SEED_LIMIT, help="seed of the evaluation instances (disjoint from training)")
+    table_iterations: list[int] = option(
+        None, ge=1, help="iterations the printed table and reports show, increasing, e.g. [1, 5, 10] "
+                         "(default: chosen from the depth)")
+
+    def __post_init__(self):
+        object.__setattr__(self, "table_iterations", tuple(self.table_iterations or ()))
+
+    def validate(self) -> None:
+        """Relations between fields (called by :func:`~du_framework.options.parse_options`)."""
+        chosen = list(self.table_iterations)
+        if any(isinstance(t, bool) or not isinstance(t, int) for t in chosen):
+            raise ValueError(f"evaluation.table_iterations = {chosen}: give whole iterations, e.g. [1, 5, 10]")
+        if chosen != sorted(set(chosen)):
+            raise ValueError(f"evaluation.table_iterations = {chosen}: give distinct iterations in increasing "
+                             f"order, e.g. {sorted(set(chosen))}")

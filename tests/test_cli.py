@@ -16,6 +16,7 @@ from du_framework.io.checkpoint import read_checkpoint_metadata
 from du_framework.cli import DOCS_COMMAND, main, render_option_tables
 from du_framework.registry import get_registry, plugin_registered
 
+from cli_helpers import one_error_line
 from core_plugin import MAX_ERROR, SMALL_TOML, core_plugin  # noqa: F401 - the fixture
 from plugin_factory import make_distribution
 
@@ -88,6 +89,21 @@ def test_metric_chooses_what_the_table_shows(small_config, tmp_path, capsys):
     results = json.loads((tmp_path / "db" / "results.json").read_text())["solvers"]
     assert "| NMSE (dB) | t=1 | t=5 | t=6 | train s |" in printed
     assert f"| gd | {results['gd']['metrics']['nmse_db'][0]:.2f} |" in printed
+
+
+def test_table_iterations_choose_the_columns_and_are_refused_past_the_depth(small_config, tmp_path, capsys):
+    assert run("compare", "--config", small_config, "--out", tmp_path / "chosen", "--no-progress", "--no-plots",
+               "--markdown", "--set", "evaluation.table_iterations=[2, 3]") == 0
+    printed = capsys.readouterr().out
+    results = json.loads((tmp_path / "chosen" / "results.json").read_text())["solvers"]
+    assert "| MSE | t=2 | t=3 | train s |" in printed
+    assert f"| gd | {results['gd']['metrics']['mse'][1]:.3e} | {results['gd']['metrics']['mse'][2]:.3e} |" in printed
+    out = tmp_path / "beyond"
+    assert run("compare", "--config", small_config, "--out", out, "--no-progress",
+               "--set", "evaluation.table_iterations=[1, 7]") == 2
+    assert "evaluation.table_iterations = [1, 7] goes beyond train.depth = 6 (7); give iterations in 1..6" in \
+        one_error_line(capsys.readouterr().err)
+    assert not out.exists()
 
 
 def test_an_unknown_metric_is_refused_before_training(small_config, tmp_path, capsys):

@@ -287,6 +287,11 @@ def build_config(raw: dict[str, Any], registry: Registry | None = None) -> Exper
     problem = _problem(raw, registry)
     train, schedule_options = _train(raw, problem, registry)
     evaluation = parse_options(EvaluationSettings, _table(raw, "evaluation"), prefix="evaluation.")
+    beyond = [t for t in evaluation.table_iterations if t > train.depth]
+    if beyond:
+        raise ConfigError(f"evaluation.table_iterations = {list(evaluation.table_iterations)} goes beyond "
+                          f"train.depth = {train.depth} ({', '.join(map(str, beyond))}); give iterations in "
+                          f"1..{train.depth}")
     return ExperimentConfig(problem, train, schedule_options, evaluation, _solvers(raw, registry))
 
 

@@ -76,12 +76,12 @@ def seed_notes(comparison: Comparison) -> list[str]:
 
 def format_table(comparison: Comparison, *, metric: str | None = None, markdown: bool = False,
                  iterations: list[int] | None = None) -> str:
-    """One metric (default: the problem's primary one) at selected iterations, one row per
-    solver, plus training time. The top-left cell names the metric. A solver trained with
+    """One metric (default: the problem's primary one) at ``iterations`` (default: the configuration's
+    ``evaluation.table_iterations``, else chosen from the depth), one row per solver, plus training time. The top-left cell names the metric. A solver trained with
     several seeds shows ``median [min, max]`` over its seeds that did not diverge."""
     shown = select_metric(comparison.problem, metric)
     depth = comparison.config.train.depth
-    iterations = iterations or table_iterations(depth)
+    iterations = iterations or list(comparison.config.evaluation.table_iterations) or table_iterations(depth)
     header = [shown.title] + [f"t={t}" for t in iterations] + ["train s"]
     rows = []
     for label, result in comparison.results.items():

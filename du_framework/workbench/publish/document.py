@@ -77,8 +77,11 @@ def _cell(run: Run, solver: SolverRun, metric: str, t: int) -> str:
     return metric_cell(curve[t - 1], info.format, bounds[0][t - 1], bounds[1][t - 1])
 
 
-def _iterations(depth: int) -> list[int]:
-    return table_iterations(depth) if depth >= 1 else []
+def _iterations(run: Run) -> list[int]:
+    """The run's ``evaluation.table_iterations`` when it chose them, else iterations chosen from its depth."""
+    chosen = [int(t) for t in ((run.config.get("evaluation") or {}).get("table_iterations") or ())
+              if isinstance(t, int) and 1 <= t <= run.depth]
+    return chosen or (table_iterations(run.depth) if run.depth >= 1 else [])
 
 
 def metric_rows(run: Run, metric: str, iterations: list[int] | None = None) -> tuple[list[str], list[list[str]]]:
@@ -87,7 +90,7 @@ def metric_rows(run: Run, metric: str, iterations: list[int] | None = None) -> t
     Cells of a solver with spread read ``median [min, max]``; ``-`` where a value does not exist.
     """
     info = run.metric(metric)
-    iterations = iterations or _iterations(run.depth)
+    iterations = iterations or _iterations(run)
     header = ["solver", "kind", "seeds"] + [f"t={t}" for t in iterations] + ["final loss", "train s"]
     rows = []
     for label, solver in run.solvers.items():
@@ -204,7 +207,7 @@ def document(runs: list[Run], metric: str | None, style: Any) -> list[Any]:
         sharing = [run for run in curve_runs if shown in run.metrics]
         if sharing:
             info = sharing[0].metrics[shown]
-            iterations = sorted({t for run in sharing for t in _iterations(run.depth)})
+            iterations = sorted({t for run in sharing for t in _iterations(run)})
             header = ["run", "solver", "kind", "seeds"] + [f"t={t}" for t in iterations]
             rows = []
             for label, run in zip(labels, runs):
