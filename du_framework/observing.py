@@ -97,8 +97,9 @@ class SolverEnd:
         primary: the problem's primary metric (``None`` without evaluation).
         final_loss: the mean training loss of the last chunk (``None`` untrained).
         train_seconds: wall time of its training, compilation included.
-        result: the full row of a comparison
-            (:class:`~du_framework.workbench.compare.SolverResult`), or ``None``.
+        result: the solver's result, the one record a run produces (``SolverResult`` of
+            ``du_framework.workbench.results``: parameters, per-seed curves, loss history; for
+            ``unfold train`` without curves), or ``None`` when an observer is called by other code.
     """
 
     label: str

@@ -1,28 +1,11 @@
-"""Run observers: experiment trackers (TensorBoard, Weights & Biases, MLflow, ...) as plugins.
+"""Calling run observers (experiment trackers: TensorBoard, Weights & Biases, MLflow, ...) during a run.
 
-The contract (:class:`RunObserver` and its events) is the kernel's :mod:`du_framework.observing`,
-re-exported here; this module calls observers and ships ``tensorboard``.
-
-An observer is a :class:`RunObserver` subclass, registered by a plugin's
-``register_observers(register)`` hook (see :mod:`du_framework.hookspecs`) and
-chosen by name: ``unfold compare --observe tensorboard`` (or ``unfold train``),
-or ``run_comparison(config, observers=[...])`` in Python. It is told, on the
-host and never inside a compiled step:
-
-1. :meth:`RunObserver.on_run_start`: the configuration, the problem's facts,
-   the solvers, the schedule's stages and the run folder (:class:`RunStart`);
-2. :meth:`RunObserver.on_stage_end`: after every stage of every trained solver,
-   the loss of each of its optimiser steps per seed (:class:`StageEnd`);
-3. :meth:`RunObserver.on_solver_end`: after each solver, its metrics per
-   iteration and its training time (:class:`SolverEnd`);
-4. :meth:`RunObserver.on_run_end`: the results and the files written (:class:`RunEnd`).
-
-An observer never loses the run: one that raises is reported once (a warning
-naming it and its plugin) and is not called again in that run.
-
-The core ships ``tensorboard`` (:class:`TensorBoardObserver`), which needs the
-optional extra ``pip install 'du-framework[tensorboard]'`` (tensorboardX).
-See docs/observers.md.
+The contract, :class:`RunObserver` and the events it is told of (run start, stage ends, solver ends,
+run end), is the kernel's :mod:`du_framework.observing`, re-exported here. This module calls the
+observers of a run (:class:`ObserverSet`, which isolates each: one that raises is reported once, a
+warning naming it and its plugin, and is not called again in that run) and ships ``tensorboard``
+(:class:`TensorBoardObserver`), which needs the optional extra
+``pip install 'du-framework[tensorboard]'`` (tensorboardX). See docs/observers.md.
 """
 
 from __future__ import annotations
