@@ -38,3 +38,21 @@ def test_an_unknown_benchmark_is_refused():
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--only", "referense"],
                           capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert done.returncode == 2 and "unknown benchmark(s) ['referense']" in done.stderr
+
+
+@pytest.mark.parametrize("plugins", [None, ""], ids=["installed", "registered-in-process"])
+def test_the_at_size_benchmark_runs_with_installed_or_in_process_plugins(tmp_path, plugins):
+    """benchmarks/at_size.py (what gpu.sh runs) on tiny sizes; with DU_PLUGINS empty no entry point loads, so the
+    checkout's plugins are registered in process, as on a GPU host where the project is not installed."""
+    import os
+
+    env = {**os.environ} if plugins is None else {**os.environ, "DU_PLUGINS": plugins}
+    sizes = ["--set", "problem.n=20", "--set", "problem.m=10", "--set", "train.depth=2",
+             "--set", "train.steps_per_stage=2", "--set", "evaluation.batches=1", "--only", "du-ista,ista"]
+    out = tmp_path / "at_size.json"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "at_size.py"), *sizes, "--out", str(out)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    facts = json.loads(out.read_text())
+    assert sorted(facts["solvers"]) == ["du-ista", "ista"] and facts["sizes"] == "n=20, m=10, depth 2"
+    assert facts["solvers"]["du-ista"]["compilations"] == 1 and facts["solvers"]["ista"]["train_seconds"] == 0
