@@ -5,10 +5,6 @@ experiments are registered through pluggy hooks from any installed package; one
 engine trains any solver on any problem under any schedule, compiled once.
 """
 
-from . import interrupts
-
-interrupts.defer_while_importing()  # in the unfold process, a Ctrl-C before the CLI's handler waits for it
-
 import importlib
 from typing import TYPE_CHECKING
 

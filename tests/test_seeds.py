@@ -287,7 +287,9 @@ def test_a_resumed_comparison_loads_the_seeds_trained_before_the_interruption(tm
     first = run_comparison(config, progress=False, checkpoint_dir=tmp_path / "checkpoints")
     resumed = run_comparison(config, progress=False, checkpoint_dir=tmp_path / "checkpoints", resume=True)
     learned, again = first.results["learned"], resumed.results["learned"]
-    assert again.compilations == 0 and again.loaded_from is None  # finished before: loaded, not trained
+    # finished before: loaded, not trained again; it reports the training its checkpoints record (issue 19)
+    assert again.resumed and again.loaded_from is None
+    assert again.compilations == learned.compilations == 1 and again.train_seconds > 0
     assert again.seeds == learned.seeds == [1, 2] and again.seed_status == ["ok", "ok"]
     np.testing.assert_allclose(again.per_seed_metrics["mse"], learned.per_seed_metrics["mse"], rtol=1e-6)
     np.testing.assert_allclose(again.metrics["mse"], learned.metrics["mse"], rtol=1e-6)

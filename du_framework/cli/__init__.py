@@ -12,6 +12,10 @@ them; of the command line they import only :mod:`._common`, which imports none o
 
 from __future__ import annotations
 
+from . import interrupts
+
+interrupts.defer_while_importing()  # in the unfold process, a Ctrl-C before main's handler waits for it
+
 import contextlib
 import errno
 import gc
@@ -19,8 +23,6 @@ import os
 import signal
 import sys
 import traceback
-
-from .. import interrupts
 
 from ..errors import ConfigError, DUError, TrainingDivergedError
 from .completion import COMPLETE_COMMAND, cmd_complete, cmd_completion, completion_script

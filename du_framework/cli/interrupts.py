@@ -3,12 +3,13 @@
 Python raises :class:`KeyboardInterrupt` wherever the main thread happens to be
 when the signal arrives. Two places go wrong for a command line:
 
-* **an import**: ``import du_framework`` imports JAX (a second or more); an
-  interrupt there escapes before the command line's own handling exists and
-  prints a raw traceback. :func:`defer_while_importing` (called first thing by
-  the package's ``__init__``, and only in the ``unfold`` process, see
-  :func:`is_unfold_process`) records the signal instead; the command line raises
-  it as soon as it starts (:func:`raise_pending`), before it writes anything.
+* **an import**: a command imports JAX (a second or more); an interrupt before
+  the command line's own handling exists would print a raw traceback.
+  :func:`defer_while_importing` (called first thing by ``du_framework.cli``, and
+  only in the ``unfold`` process, see :func:`is_unfold_process`) records the
+  signal instead; the command line raises it as soon as it starts
+  (:func:`raise_pending`), before it writes anything; the heavy imports happen
+  after that, under :func:`handling`.
 * **a garbage-collection callback** (JAX registers one) or a ``__del__``: an
   exception raised there is "unraisable"; Python prints ``Exception ignored in:
   ...`` and carries on, so the interrupt is lost and the run completes.
