@@ -131,9 +131,9 @@ class EvaluationSettings:
         None, ge=1, help="iterations the printed table and reports show, increasing, e.g. [1, 5, 10] "
                          "(default: chosen from the depth)")
     target_errors: int | None = option(
-        None, ge=1, le=10**15, help="evaluate batch after batch until the primary metric (one that counts errors, "
-                                    "a BER) has this many errors after the final iteration, or max_batches "
-                                    "(default: the fixed number of batches)")
+        None, ge=1, help="evaluate batch after batch until the primary metric (one that counts errors, a BER) "
+                         "has this many errors after the final iteration, or max_batches (default: the fixed "
+                         "number of batches)")
     max_batches: int = option(1000, ge=1, le=1_000_000, help="most evaluation batches with target_errors")
     sweep: dict[str, list[Any]] = option(
         None, help="evaluate every solver at each value of one problem option, the problem rebuilt for each, "
