@@ -257,3 +257,19 @@ def test_a_target_on_a_problem_whose_primary_metric_counts_no_errors_is_refused(
     assert "'mse' of problem 'conformance-least-squares' is not an error count" in \
         one_error_line(capsys.readouterr().err)
     assert not out.exists()
+
+
+def test_a_malformed_sweep_entry_is_refused_naming_it():
+    from du_framework.workbench.loading import Run, RunFileError
+
+    point = {"value": 0, "metrics": {"ber": [0.1]}, "counts": {"ber": {"errors": [10], "trials": [100]}}}
+    results = {"schema_version": 3, "evaluation": {"iterations": 1}, "metrics": {"ber": {"counts_errors": True}},
+               "sweep": {"option": "snr_db", "values": [0, 3]},
+               "solvers": {"a": {"name": "a", "metrics": {"ber": [0.1]}, "sweep": [point, point]}}}
+    run = Run.from_results(results)
+    assert run.metrics["ber"].counts_errors and run.solvers["a"].sweep[1].counts["ber"][0].tolist() == [10.0]
+    with pytest.raises(RunFileError, match=r'solvers\["a"\]\.sweep has 1 points for the 2 values'):
+        Run.from_results({**results, "solvers": {"a": {"name": "a", "metrics": {"ber": [0.1]}, "sweep": [point]}}})
+    with pytest.raises(RunFileError, match=r'solvers\["a"\]\.sweep\[0\]\.counts\["ber"\]\.errors has 2 values'):
+        bad = {**point, "counts": {"ber": {"errors": [1, 2], "trials": [100]}}}
+        Run.from_results({**results, "solvers": {"a": {"name": "a", "metrics": {"ber": [0.1]}, "sweep": [bad, point]}}})
