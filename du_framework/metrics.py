@@ -14,7 +14,12 @@ the shared evaluation instances, in the one compiled evaluation program:
   ``(batch,)`` (traceable; ``estimate`` has shape ``(batch, dim)``);
 * the reported value is the mean over all evaluation instances; with a
   ``normalizer`` it is ``mean(per_instance) / mean(normalizer)``, and with
-  ``scale="db"`` it is ``10 log10`` of that ratio.
+  ``scale="db"`` it is ``10 log10`` of that ratio;
+* an error rate declares ``counts_errors=True``: ``per_instance`` is then the
+  number of errors of each instance and ``normalizer`` its number of trials
+  (bits, symbols, frames; default one per instance), so the sums the evaluation
+  accumulates are an error count and a trial count, which results report beside
+  the rate and ``[evaluation] target_errors`` stops on.
 
 :data:`MSE` and :data:`NMSE_DB` are shared built-ins; :func:`metric_table`
 gives a problem's metrics by name.
@@ -57,6 +62,9 @@ class Metric:
             ``mean(per_instance) / mean(normalizer)``.
         scale: ``"linear"`` or ``"db"`` (``10 log10`` of the reported ratio).
         log_axis: plot on a logarithmic axis (linear metrics that span decades).
+        counts_errors: an error rate: ``per_instance`` returns the number of errors of each instance and
+            ``normalizer`` the number of trials (default: one per instance), so the sum of ``per_instance``
+            over the evaluation is an error count (linear scale only).
     """
 
     name: str
@@ -67,6 +75,7 @@ class Metric:
     normalizer: Callable[[jax.Array, Any], jax.Array] | None = None
     scale: Literal["linear", "db"] = "linear"
     log_axis: bool = False
+    counts_errors: bool = False
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
@@ -77,6 +86,11 @@ class Metric:
             raise TypeError(f"metric {self.name!r}: normalizer must be callable or None")
         if self.scale not in ("linear", "db"):
             raise ValueError(f"metric {self.name!r}: scale must be 'linear' or 'db', got {self.scale!r}")
+        if not isinstance(self.counts_errors, bool):
+            raise TypeError(f"metric {self.name!r}: counts_errors must be True or False, got {self.counts_errors!r}")
+        if self.counts_errors and self.scale != "linear":
+            raise ValueError(f"metric {self.name!r}: a metric that counts errors is an error rate on the linear "
+                             f"scale; leave scale='linear' (plot it with log_axis=True)")
         import re
 
         # The pattern the run loader accepts (du_framework.workbench.loading): a short float spec such as
@@ -113,9 +127,12 @@ class Metric:
         return format(float(value), self.format)
 
     def describe(self) -> dict[str, Any]:
-        """JSON-friendly facts (for results files)."""
-        return {"label": self.title, "lower_is_better": self.lower_is_better, "scale": self.scale,
-                "normalized": self.normalizer is not None, "log_axis": self.log_axis, "format": self.format}
+        """JSON-friendly facts (for results files); ``counts_errors`` only for a metric that counts errors."""
+        facts = {"label": self.title, "lower_is_better": self.lower_is_better, "scale": self.scale,
+                 "normalized": self.normalizer is not None, "log_axis": self.log_axis, "format": self.format}
+        if self.counts_errors:
+            facts["counts_errors"] = True
+        return facts
 
 
 MSE = Metric("mse", squared_error, label="MSE", format=".3e", log_axis=True)

@@ -49,7 +49,8 @@ from typing import Any
 
 from .errors import ConfigError, nearest
 
-__all__ = ["NoOptions", "Tunable", "option", "tunable_options", "parse_options", "options_to_dict", "option_rows"]
+__all__ = ["NoOptions", "Tunable", "option", "tunable_options", "parse_options", "replace_option", "options_to_dict",
+           "option_rows"]
 
 _MISSING = dataclasses.MISSING
 
@@ -337,6 +338,28 @@ def parse_options(options_cls: type, values: Mapping[str, Any], *, prefix: str =
         except ValueError as error:
             raise ConfigError(f"invalid {prefix.rstrip('.') or 'options'}: {error}") from error
     return options
+
+
+def replace_option(options: Any, key: str, value: Any, *, where: str | None = None, owner: str = "") -> Any:
+    """A copy of the validated ``options`` with ``key`` set to ``value``, checked as :func:`parse_options` checks
+    it (type, constraints, ``validate()``); ``where`` names the value in messages, ``owner`` the component.
+
+    Raises:
+        ConfigError: no field ``key`` (naming the nearest), or a wrong type, range or relation.
+    """
+    fields, where = _fields(type(options)), where or key
+    if key not in fields:
+        hint = nearest(str(key), fields)
+        raise ConfigError(f"{where}: {owner or 'the component'} has no option {key!r}" + (
+            f" (did you mean {hint!r}?)" if hint else "") + f"; its options: {', '.join(fields) or '(none)'}")
+    coerced = _coerce(value, typing.get_type_hints(type(options))[key], where)
+    _check(coerced, _spec(fields[key]), where)
+    try:
+        changed = dataclasses.replace(options, **{key: coerced})
+        getattr(changed, "validate", lambda: None)()
+    except (TypeError, ValueError) as error:  # a ConfigError is a ValueError: its message is kept, prefixed
+        raise ConfigError(f"{where} = {_show(value)}: {error}") from error
+    return changed
 
 
 def options_to_dict(options: Any) -> dict[str, Any]:

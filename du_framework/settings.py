@@ -130,9 +130,18 @@ class EvaluationSettings:
     table_iterations: list[int] = option(
         None, ge=1, help="iterations the printed table and reports show, increasing, e.g. [1, 5, 10] "
                          "(default: chosen from the depth)")
+    target_errors: int | None = option(
+        None, ge=1, help="evaluate batch after batch until the primary metric (one that counts errors, a BER) "
+                         "has this many errors after the final iteration, or max_batches (default: the fixed "
+                         "number of batches)")
+    max_batches: int = option(1000, ge=1, le=1_000_000, help="most evaluation batches with target_errors")
+    sweep: dict[str, list[Any]] = option(
+        None, help="evaluate every solver at each value of one problem option, the problem rebuilt for each, "
+                   "e.g. { snr_db = [0, 2, 4, 6] } (training is unchanged)")
 
     def __post_init__(self):
         object.__setattr__(self, "table_iterations", tuple(self.table_iterations or ()))
+        object.__setattr__(self, "sweep", {str(k): tuple(v) for k, v in (self.sweep or {}).items()})
 
     def validate(self) -> None:
         """Relations between fields (called by :func:`~du_framework.options.parse_options`)."""
@@ -142,3 +151,30 @@ class EvaluationSettings:
         if chosen != sorted(set(chosen)):
             raise ValueError(f"evaluation.table_iterations = {chosen}: give distinct iterations in increasing "
                              f"order, e.g. {sorted(set(chosen))}")
+        self._validate_sweep()
+
+    def _validate_sweep(self) -> None:
+        """One option, at least one value, no value twice (the option itself is checked against the problem
+        where the configuration is built)."""
+        if len(self.sweep) > 1:
+            raise ValueError(f"evaluation.sweep names {len(self.sweep)} options ({', '.join(self.sweep)}): a sweep "
+                             f"varies one problem option; keep one of them, e.g. "
+                             f"{{ {next(iter(self.sweep))} = [...] }}")
+        for name, values in self.sweep.items():
+            if not values:
+                raise ValueError(f"evaluation.sweep.{name} is an empty list: give the values of {name} to evaluate "
+                                 f"at, e.g. {{ {name} = [0, 2, 4, 6] }}")
+            shown = [repr(v) for v in values]
+            repeated = sorted({v for v in shown if shown.count(v) > 1})
+            if repeated:
+                raise ValueError(f"evaluation.sweep.{name} repeats {', '.join(repeated)}: give each value once")
+
+    @property
+    def sweep_option(self) -> str | None:
+        """The swept problem option, or ``None`` without a sweep."""
+        return next(iter(self.sweep), None)
+
+    @property
+    def sweep_values(self) -> tuple:
+        """The values of the swept option (empty without a sweep)."""
+        return next(iter(self.sweep.values()), ())

@@ -210,8 +210,8 @@ def test_tutorial_tune_searches_the_declared_constants(tutorial):
     assert f"step_scale = {best['step_scale']!r}" in (out / "tuned.toml").read_text()
 
 
-# Pages about the reference experiment run it, so they need its plugin; concepts.md needs only the core.
-PAGES = {"getting-started.md": "du-gd-ridge", "concepts.md": None, "performance.md": "du-gd-ridge"}
+# Pages about the reference experiment run it, so they need its plugin; concepts.md and results.md need only the core.
+PAGES = {"getting-started.md": "du-gd-ridge", "concepts.md": None, "performance.md": "du-gd-ridge", "results.md": None}
 
 
 @pytest.mark.parametrize("page", sorted(PAGES))

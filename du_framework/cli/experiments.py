@@ -216,7 +216,8 @@ def _prefetch_plotting() -> None:
 
 def cmd_compare(args) -> int:
     from ..workbench.compare import build_problem, build_schedule, build_solvers, run_comparison
-    from ..workbench.report import format_table, seed_notes, select_metric, write_report
+    from ..workbench.report import (describe_evaluation, format_sweep_table, format_table, seed_notes, select_metric,
+                                    write_report)
 
     if (followed := _follow(args, cmd_compare)) is not None:
         return followed
@@ -263,9 +264,10 @@ def cmd_compare(args) -> int:
                           for k, v in problem.items() if k != "name")
         print(f"problem {config.problem.name} ({facts})")
         print(f"{metric.title} ({'lower' if metric.lower_is_better else 'higher'} is better) on "
-              f"{config.evaluation.batches} x {config.evaluation.batch_size} fresh instances "
-              f"(evaluation seed {config.evaluation.seed}):")
+              f"{describe_evaluation(config.evaluation)}:")
         print(format_table(comparison, metric=metric.name, markdown=args.markdown))
+        if comparison.sweep is not None:
+            print(format_sweep_table(comparison, metric=metric.name, markdown=args.markdown))
         for note in seed_notes(comparison):
             print(note)
         timings["training"] = sum(result.train_seconds for result in comparison.results.values())

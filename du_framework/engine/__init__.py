@@ -17,7 +17,7 @@ One concern per module:
 
 from . import distributed
 from .cache import enable_compile_cache
-from .evaluation import evaluate
+from .evaluation import EVALUATION_CHUNK, Evaluation, evaluate, evaluate_counts
 from .loop import TrainResult, expand_schedule, program_memory, train, train_ensemble
 from .program import clear_program_cache
 from .settings import EvaluationSettings, TrainSettings
@@ -32,6 +32,9 @@ __all__ = [
     "train",
     "train_ensemble",
     "evaluate",
+    "evaluate_counts",
+    "Evaluation",
+    "EVALUATION_CHUNK",
     "unroll",
     "remat_levels",
     "split_solver",

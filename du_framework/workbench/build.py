@@ -7,9 +7,9 @@ from ..errors import DUError, IncompatibleProblemError, PluginError
 from ..interfaces import Problem, TrainingSchedule, UnfoldedSolver, check_fit
 from ..options import options_to_dict
 from ..registry import Registry, describe_component, get_registry
-from .config import ExperimentConfig, SolverConfig
+from .config import ExperimentConfig, SolverConfig, sweep_point_options
 
-__all__ = ["build_problem", "build_schedule", "build_solver", "build_solvers"]
+__all__ = ["build_problem", "build_schedule", "build_solver", "build_solvers", "build_sweep_problems"]
 
 
 def _constructed(build, what: str):
@@ -30,6 +30,18 @@ def build_problem(config: ExperimentConfig, registry: Registry | None = None) ->
     return _constructed(lambda: cls.from_options(config.problem.options),
                         f"problem {describe_component(cls, 'problem')} with options "
                         f"{options_to_dict(config.problem.options)}")
+
+
+def build_sweep_problems(config: ExperimentConfig, registry: Registry | None = None) -> list[Problem]:
+    """The problem at each point of ``evaluation.sweep``: built from the configured options with the swept one
+    set to the point's value (empty without a sweep)."""
+    registry = registry or get_registry()
+    cls = registry.problem(config.problem.name)
+    return [_constructed(lambda options=options: cls.from_options(options),
+                         f"problem {describe_component(cls, 'problem')} with options {options_to_dict(options)} "
+                         f"(evaluation.sweep.{config.evaluation.sweep_option} = {value!r})")
+            for value, options in zip(config.evaluation.sweep_values,
+                                      sweep_point_options(config.problem, config.evaluation, registry))]
 
 
 def build_schedule(config: ExperimentConfig, registry: Registry | None = None) -> TrainingSchedule:

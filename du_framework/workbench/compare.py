@@ -35,7 +35,7 @@ import numpy as np
 
 from ..io.checkpoint import LoadedCheckpoint, load_checkpoint
 from .config import ExperimentConfig
-from ..engine import TrainResult, evaluate
+from ..engine import TrainResult
 from ..engine.loop import expand_schedule
 from .display import progress_for
 from ..errors import CheckpointError, TrainingDivergedError
@@ -43,8 +43,9 @@ from ..interfaces import Problem, UnfoldedSolver
 from ..metrics import metric_table
 from ..options import options_to_dict
 from ..registry import Registry, get_registry
-from .build import build_problem, build_schedule, build_solver, build_solvers
-from .results import SUMMARY, SolverResult, loss_history, summarize_seeds
+from .build import build_problem, build_schedule, build_solver, build_solvers, build_sweep_problems
+from .results import SUMMARY, SolverResult, SweepAxis, loss_history, summarize_seeds
+from .sweep import counts_of, evaluate_solver, sweep_axis, sweep_points
 from .training import evaluation_key, train_seeds, train_solver, training_key
 
 __all__ = ["SolverResult", "Comparison", "build_problem", "build_solver", "build_schedule",
@@ -64,6 +65,7 @@ class Comparison:
     problem: Problem
     results: dict[str, SolverResult]
     stages: list[tuple[int, int]] = dataclasses.field(default_factory=list)
+    sweep: SweepAxis | None = None
 
 
 def _load_checkpoints(config: ExperimentConfig, problem: Problem, solvers: list[UnfoldedSolver],
@@ -173,6 +175,7 @@ def run_comparison(
     problem = build_problem(config, registry)
     schedule = build_schedule(config, registry)
     solvers = build_solvers(config, problem, registry)
+    swept = build_sweep_problems(config, registry)  # every point's problem, before any training
     loaded = _load_checkpoints(config, problem, solvers, load_dir, allow_problem_mismatch=allow_problem_mismatch,
                                train_missing=train_missing, log=log)
     finished: set[str] = set()
@@ -214,9 +217,9 @@ def run_comparison(
                 outcomes = train_seeds(config, index, solver, problem, schedule, checkpoint_dir=checkpoint_dir,
                                        progress=meter, resume=resume)
             evaluation_start = time.perf_counter()
-            curves = [evaluate(outcome.solver, problem, key=eval_key, batch_size=config.evaluation.batch_size,
-                               batches=config.evaluation.batches) for outcome in outcomes]
-            evaluation_seconds = time.perf_counter() - evaluation_start
+            evaluations = [evaluate_solver(outcome.solver, problem, eval_key, config.evaluation)
+                           for outcome in outcomes]
+            curves = [evaluation.values for evaluation in evaluations]
             # Seeds are reported for what this run trained, and for what a resumed run (or
             # checkpoints of a run with several seeds) trained before.
             trained = solver.is_trainable and (entry.label not in loaded or entry.label in finished
@@ -236,12 +239,19 @@ def run_comparison(
                 loaded_from=loaded_from,
                 problem_mismatch=problem_mismatch,
                 solver=outcomes[0].solver,
-                evaluation_seconds=evaluation_seconds,
                 resumed=resumed,
             )
             if trained:
                 _add_seeds(result, outcomes, curves, seeds[:len(outcomes)] if len(outcomes) > 1 else seeds[:1],
                            metrics, primary, stages)
+            chosen = result.seeds.index(result.representative_seed) if result.representative_seed in result.seeds \
+                else 0
+            result.counts = counts_of(evaluations[chosen], metrics)
+            result.evaluation_batches = evaluations[chosen].batches
+            result.sweep = sweep_points([outcome.solver for outcome in outcomes], swept, config.evaluation,
+                                        [outcome.diverged_at is None for outcome in outcomes], chosen,
+                                        trained and len(outcomes) > 1)
+            result.evaluation_seconds = time.perf_counter() - evaluation_start
             results[entry.label] = result
             _solver_done(watchers, result, position, trained, problem, log if progress else False)
     except BaseException as error:
@@ -250,7 +260,7 @@ def run_comparison(
         raise
     if owned:
         watchers.run_end(status="complete", results={label: r.to_dict() for label, r in results.items()})
-    return Comparison(config, problem, results, stages)
+    return Comparison(config, problem, results, stages, sweep_axis(config.evaluation))
 
 
 def _observer_set(observers: Any) -> tuple[Any, bool]:

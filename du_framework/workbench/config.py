@@ -35,7 +35,7 @@ from ..engine.transforms import check_optimizer_settings
 from ..errors import ConfigError, UnknownNameError, nearest
 from ..io.safe_files import read_limited
 from ..metrics import metric_table
-from ..options import options_to_dict, parse_options
+from ..options import options_to_dict, parse_options, replace_option
 from ..registry import Registry, get_registry
 from .overrides import TABLES, TRAIN_KEYS, apply_overrides
 
@@ -48,6 +48,7 @@ __all__ = [
     "build_config",
     "load_config",
     "select_solvers",
+    "sweep_point_options",
 ]
 
 
@@ -292,7 +293,43 @@ def build_config(raw: dict[str, Any], registry: Registry | None = None) -> Exper
         raise ConfigError(f"evaluation.table_iterations = {list(evaluation.table_iterations)} goes beyond "
                           f"train.depth = {train.depth} ({', '.join(map(str, beyond))}); give iterations in "
                           f"1..{train.depth}")
+    _check_error_target(evaluation, problem, registry)
+    sweep_point_options(problem, evaluation, registry)  # an option the problem lacks, a value of the wrong type
     return ExperimentConfig(problem, train, schedule_options, evaluation, _solvers(raw, registry))
+
+
+def _check_error_target(evaluation: EvaluationSettings, problem: ProblemConfig, registry: Registry) -> None:
+    """``target_errors`` needs a primary metric that counts errors."""
+    if evaluation.target_errors is None:
+        return
+    cls = registry.problem(problem.name)
+    metrics, primary = metric_table(cls), cls.primary()
+    if not metrics[primary].counts_errors:
+        counting = [name for name, metric in metrics.items() if metric.counts_errors]
+        raise ConfigError(f"evaluation.target_errors = {evaluation.target_errors} counts the errors of the primary "
+                          f"metric, but {primary!r} of problem {problem.name!r} is not an error count "
+                          f"(Metric.counts_errors)" + (f"; its metrics that count errors: {', '.join(counting)}"
+                                                         if counting else "; none of its metrics counts errors")
+                          + "; leave target_errors out to evaluate the fixed evaluation.batches")
+
+
+def sweep_point_options(problem: ProblemConfig, evaluation: EvaluationSettings,
+                        registry: Registry | None = None) -> list[Any]:
+    """The problem's validated ``Options`` at each point of ``evaluation.sweep`` (the configured options with
+    the swept one replaced), in order; empty without a sweep.
+
+    Raises:
+        ConfigError: the problem has no such option (naming the nearest), or a value is of the wrong type or
+            out of its range.
+    """
+    name = evaluation.sweep_option
+    if name is None:
+        return []
+    owner = f"problem {problem.name!r}"
+    if name not in {f.name for f in dataclasses.fields(problem.options)}:
+        replace_option(problem.options, name, None, where=f"evaluation.sweep.{name}", owner=owner)  # names the nearest
+    return [replace_option(problem.options, name, value, where=f"evaluation.sweep.{name}[{i}]", owner=owner)
+            for i, value in enumerate(evaluation.sweep_values)]
 
 
 def select_solvers(config: ExperimentConfig, labels: list[str]) -> ExperimentConfig:

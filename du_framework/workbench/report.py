@@ -27,9 +27,11 @@ from ..errors import ConfigError, nearest
 from ..io.atomic import atomic_write
 from ..metrics import Metric, metric_table
 from .compare import SUMMARY, Comparison
+from .sweep import describe_evaluation, sweep_csv_rows, sweep_table
 from .text import metric_cell, plain_text, render_table, strict_json, table_iterations
 
-__all__ = ["table_iterations", "select_metric", "format_table", "seed_notes", "results_dict", "history_texts",
+__all__ = ["table_iterations", "select_metric", "format_table", "format_sweep_table", "describe_evaluation",
+           "seed_notes", "results_dict", "history_texts",
            "write_report", "strict_json", "plain_text", "RESULTS_SCHEMA_VERSION"]
 
 RESULTS_SCHEMA_VERSION = 3
@@ -92,6 +94,21 @@ def format_table(comparison: Comparison, *, metric: str | None = None, markdown:
     return render_table(header, rows, "text", align="l" + "r" * (len(header) - 1), rule=True)
 
 
+def format_sweep_table(comparison: Comparison, *, metric: str | None = None, markdown: bool = False) -> str:
+    """With a sweep, one metric (default: the primary one) after the final iteration versus the swept value,
+    under a line saying what it shows; the empty string without a sweep."""
+    if comparison.sweep is None:
+        return ""
+    shown = select_metric(comparison.problem, metric)
+    header, rows = sweep_table(comparison.results, comparison.sweep, shown, comparison.config.train.depth)
+    counted = " (errors counted in parentheses)" if shown.counts_errors else ""
+    title = (f"{shown.title} after the final iteration versus {comparison.sweep.option}, each point on "
+             f"{describe_evaluation(comparison.config.evaluation)}{counted}:")
+    table = render_table(header, rows) if markdown else render_table(header, rows, "text",
+                                                                      align="l" + "r" * (len(header) - 1), rule=True)
+    return f"{title}\n{table}"
+
+
 def results_dict(comparison: Comparison, provenance: dict[str, Any] | None = None) -> dict[str, Any]:
     """The content of ``results.json`` (schema in docs/results.md); ``provenance``: see
     :func:`du_framework.workbench.runs.provenance` (the CLI records it)."""
@@ -111,7 +128,10 @@ def results_dict(comparison: Comparison, provenance: dict[str, Any] | None = Non
             "batch_size": config.evaluation.batch_size,
             "batches": config.evaluation.batches,
             "iterations": config.train.depth,
+            **({"target_errors": config.evaluation.target_errors, "max_batches": config.evaluation.max_batches}
+               if config.evaluation.target_errors is not None else {}),
         },
+        **({"sweep": comparison.sweep.to_dict()} if comparison.sweep is not None else {}),
         "solvers": {label: result.to_dict() for label, result in comparison.results.items()},
     }
     if provenance is not None:
@@ -122,11 +142,17 @@ def results_dict(comparison: Comparison, provenance: dict[str, Any] | None = Non
 def _csv_text(comparison: Comparison) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    names = list(metric_table(comparison.problem))
-    writer.writerow(["solver", "iteration"] + names)
+    table = metric_table(comparison.problem)
+    names, depth, axis = list(table), comparison.config.train.depth, comparison.sweep
+    counted = [name for name, metric in table.items() if metric.counts_errors]
+    swept = [axis.option] if axis is not None else []  # the main evaluation's rows leave it empty
+    writer.writerow(["solver", *swept, "iteration"] + names + [f"{n}_{k}" for n in counted for k in ("errors", "trials")])
     for label, result in comparison.results.items():
-        for t in range(comparison.config.train.depth):
-            writer.writerow([label, t + 1] + [repr(float(result.metrics[name][t])) for name in names])
+        for t in range(depth):
+            writer.writerow([label, *[""] * len(swept), t + 1] + [repr(float(result.metrics[name][t])) for name in names]
+                            + [repr(float(result.counts[n][k][t])) if n in result.counts else ""
+                               for n in counted for k in (0, 1)])
+    writer.writerows(sweep_csv_rows(comparison.results, names, counted, depth))
     return buffer.getvalue()
 
 

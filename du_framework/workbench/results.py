@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SolverResult", "LossHistory", "StageSummary", "summarize_seeds", "loss_history", "history_csv",
+__all__ = ["SolverResult", "SweepPoint", "SweepAxis", "counts_dict", "LossHistory", "StageSummary", "summarize_seeds", "loss_history", "history_csv",
            "SUMMARY", "TRAINING_CSV_COLUMNS", "STAGES_CSV_COLUMNS"]
 
 SUMMARY = {"center": "median", "spread": "min-max", "over": "seeds that did not diverge"}
@@ -49,6 +49,57 @@ class StageSummary:
     active_depth: np.ndarray
     steps: np.ndarray
     mean_loss: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepAxis:
+    """What a comparison swept (``[evaluation] sweep``): a problem option and its values, in order."""
+
+    option: str
+    values: tuple
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"option": self.option, "values": list(self.values)}
+
+
+@dataclasses.dataclass
+class SweepPoint:
+    """One solver at one point of a sweep: the problem rebuilt with the swept option set to ``value``, evaluated
+    on the point's own fresh instances.
+
+    Attributes:
+        value: the swept option's value.
+        metrics, spread, per_seed_metrics: as :class:`SolverResult`'s, at this point.
+        counts: ``{metric: (errors, trials)}``, each ``(depth,)``, for the metrics that count errors (the
+            evaluation of the representative seed).
+        batches: evaluation batches behind the point (with ``target_errors``, where the count stopped).
+    """
+
+    value: Any
+    metrics: dict[str, np.ndarray]
+    spread: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+    per_seed_metrics: dict[str, np.ndarray] | None = None
+    counts: dict[str, tuple[np.ndarray, np.ndarray]] = dataclasses.field(default_factory=dict)
+    batches: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The point's entry in a solver's ``sweep`` list of ``results.json``."""
+        return {"value": self.value, "metrics": {name: [float(v) for v in c] for name, c in self.metrics.items()},
+                "spread": _spread_dict(self.spread),
+                "per_seed": None if self.per_seed_metrics is None else {"metrics": {
+                    name: np.asarray(curves, np.float64).tolist() for name, curves in self.per_seed_metrics.items()}},
+                "counts": counts_dict(self.counts), "batches": self.batches}
+
+
+def counts_dict(counts: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
+    """``{metric: {"errors": [...], "trials": [...]}}`` (per iteration) for ``results.json``."""
+    return {name: {"errors": [float(v) for v in errors], "trials": [float(v) for v in trials]}
+            for name, (errors, trials) in counts.items()}
+
+
+def _spread_dict(spread: Mapping[str, tuple[np.ndarray, np.ndarray]] | None) -> dict[str, Any] | None:
+    return {name: {"low": [float(v) for v in low], "high": [float(v) for v in high]}
+            for name, (low, high) in spread.items()} if spread is not None else None
 
 
 @dataclasses.dataclass
@@ -82,6 +133,12 @@ class SolverResult:
         stored_params: a saved run of ``unfold train``: the checkpoint's arrays as stored (``param/<name>``,
             before the parameter's constraint), else empty.
         checkpoint: the checkpoint file in a saved run folder, if there is one.
+        counts: ``{metric: (errors, trials)}``, each ``(depth,)``: for each metric that counts errors, the error
+            count and the number of trials behind its curve (the representative seed's evaluation); empty when
+            the problem has no such metric (or for a run written before they were recorded).
+        evaluation_batches: batches the evaluation ran (with ``target_errors``, where the count stopped);
+            ``None`` when not recorded.
+        sweep: one :class:`SweepPoint` per value of ``[evaluation] sweep``, in order; empty without a sweep.
         extra: every other field of a saved entry, as read.
         solver: the trained solver object (in memory only; never saved).
     """
@@ -113,6 +170,9 @@ class SolverResult:
     stages: dict[int, StageSummary] = dataclasses.field(default_factory=dict, repr=False)
     stored_params: dict[str, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
     checkpoint: Path | None = None
+    counts: dict[str, tuple[np.ndarray, np.ndarray]] = dataclasses.field(default_factory=dict)
+    evaluation_batches: int | None = None
+    sweep: list[SweepPoint] = dataclasses.field(default_factory=list)
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     solver: Any = dataclasses.field(default=None, repr=False, compare=False)
 
@@ -133,8 +193,7 @@ class SolverResult:
             "name": self.name,
             "options": self.options,
             "metrics": {name: [float(v) for v in curve] for name, curve in self.metrics.items()},
-            "spread": {name: {"low": [float(v) for v in low], "high": [float(v) for v in high]}
-                       for name, (low, high) in self.spread.items()} if self.spread is not None else None,
+            "spread": _spread_dict(self.spread),
             "params": _lists(self.params),
             "representative_seed": self.representative_seed,
             "references": {param: _lists(lines) for param, lines in self.references.items()},
@@ -156,6 +215,10 @@ class SolverResult:
             "loaded_from": self.loaded_from,
             "resumed": self.resumed,
             "problem_mismatch": self.problem_mismatch,
+            # optional (docs/results.md): the counts behind error rates, the sweep
+            **({"counts": counts_dict(self.counts), "evaluation_batches": self.evaluation_batches}
+               if self.counts else {}),
+            **({"sweep": [point.to_dict() for point in self.sweep]} if self.sweep else {}),
         }
 
 

@@ -45,10 +45,11 @@ from .losses import losses_figure, plot_losses
 from .params import params_figure, plot_params
 from .saving import FORMATS, figure_bytes, figure_format, save_figure
 from .style import pyplot, series_styles, style_spec, styled
+from .sweep import plot_sweep, sweep_figure, sweep_stem
 
 __all__ = ["plot_curves", "plot_params", "plot_losses", "write_figures", "curves_figure", "params_figure",
            "losses_figure", "save_figure", "figure_bytes", "figure_format", "run_labels", "iteration_ticks",
-           "math_name", "curves_stem", "pyplot", "style_spec", "styled", "series_styles", "FORMATS", "FLOAT32_DB_FLOOR"]
+           "math_name", "curves_stem", "sweep_figure", "plot_sweep", "sweep_stem", "pyplot", "style_spec", "styled", "series_styles", "FORMATS", "FLOAT32_DB_FLOOR"]
 
 
 def curves_stem(metric: str) -> str:
@@ -60,7 +61,8 @@ def curves_stem(metric: str) -> str:
 def write_figures(run: Run, folder: str | Path, *, metric: str | None = None, formats: Sequence[str] = ("png",),
                   style: str | Path | dict | None = None, warn=None) -> dict[str, Path]:
     """Write the figures of ``run`` into ``folder``: ``<metric>.<fmt>`` (the curves of ``metric``, default the
-    primary one, named after it: ``mse.png``, ``ber.png``; see :func:`curves_stem`), ``params.<fmt>`` and,
+    primary one, named after it: ``mse.png``, ``ber.png``; see :func:`curves_stem`), with a sweep
+    ``<metric>-vs-<option>.<fmt>`` (:func:`sweep_figure`, e.g. ``ber-vs-snr_db.png``), ``params.<fmt>`` and,
     when the run holds a loss history, ``losses.<fmt>``, for each format in ``formats`` (``png``, ``pdf``,
     ``svg``).
 
@@ -85,6 +87,9 @@ def write_figures(run: Run, folder: str | Path, *, metric: str | None = None, fo
     drawings = []
     if run.has_curves:
         drawings.append((curves_stem(run.metric(metric).name), lambda: curves_figure(run, metric=metric)))
+        if run.sweep is not None and any(solver.sweep for solver in run.solvers.values()):
+            drawings.append((sweep_stem(run.metric(metric).name, run.sweep.option),
+                             lambda: sweep_figure(run, metric=metric)))
     drawings.append(("params", lambda: params_figure(run)))
     if run.has_losses or any(s.stages for s in run.solvers.values()):
         drawings.append(("losses", lambda: losses_figure(run)))

@@ -14,7 +14,7 @@ from .axes import as_runs, place_legend, selected_solvers, set_integer_axis, set
 from .saving import save_figure
 from .style import REFERENCE_LINES, pyplot, series_styles, styled
 
-__all__ = ["curves_figure", "plot_curves", "FLOAT32_DB_FLOOR"]
+__all__ = ["curves_figure", "plot_curves", "metric_axis_label", "FLOAT32_DB_FLOOR"]
 
 FLOAT32_DB_FLOOR = 20 * math.log10(2.0**-23)
 """The float32 resolution as a normalized error in dB: ``20 log10(eps)``, eps = 2^-23 (about -138.5 dB).
@@ -25,7 +25,8 @@ dB metric's curve that reaches it has hit the arithmetic, not the method."""
 _FLOOR_SHOWN_WITHIN_DB = 30.0  # the float32 line is drawn when a curve comes this close to it
 
 
-def _metric_axis_label(info: MetricInfo) -> str:
+def metric_axis_label(info: MetricInfo) -> str:
+    """The y-axis label of a metric: its title, with " (dB)" for a dB metric that does not say so."""
     title = info.title
     if info.scale == "db" and "db" not in title.lower():
         title += " (dB)"
@@ -93,7 +94,7 @@ def curves_figure(runs: Run | Sequence[Run], *, metric: str | None = None, solve
         set_limits(ax, extent, log=log)
         set_integer_axis(ax, length)
         ax.set_xlabel("iteration $t$")
-        ax.set_ylabel(_metric_axis_label(info))
+        ax.set_ylabel(metric_axis_label(info))
         if title:
             problem = runs[0].problem.get("name") or (runs[0].config.get("problem") or {}).get("name") or ""
             direction = "lower" if info.lower_is_better else "higher"

@@ -34,6 +34,8 @@ class MetricInfo:
             ``.3e`` otherwise).
         floor: a value the metric cannot go below in float32 arithmetic, when the
             run records one (a ``floor`` entry), else ``None``.
+        counts_errors: an error rate whose error and trial counts the run records
+            (``Metric.counts_errors``; ``false`` when absent).
     """
 
     name: str
@@ -44,6 +46,7 @@ class MetricInfo:
     log_axis: bool | None = None
     format: str = ".3e"
     floor: float | None = None
+    counts_errors: bool = False
 
     @property
     def title(self) -> str:
@@ -176,7 +179,8 @@ def metric_info(name: str, entry: Any, check: Checker, path: str) -> MetricInfo:
         scale=scale, normalized=check.boolean(entry.get("normalized", False), f"{path}.normalized"),
         log_axis=None if log_axis is None else check.boolean(log_axis, f"{path}.log_axis"),
         format=spec or (".2f" if scale == "db" else ".3e"),
-        floor=floor if floor is not None and math.isfinite(floor) else None)
+        floor=floor if floor is not None and math.isfinite(floor) else None,
+        counts_errors=check.boolean(entry.get("counts_errors", False), f"{path}.counts_errors"))
 
 
 def guess_log_axis(info: MetricInfo, curves: Iterable[np.ndarray]) -> MetricInfo:

@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from ..results import STAGES_CSV_COLUMNS, TRAINING_CSV_COLUMNS, LossHistory, SolverResult, StageSummary
+from ..results import STAGES_CSV_COLUMNS, TRAINING_CSV_COLUMNS, LossHistory, SolverResult, StageSummary, SweepAxis
 from .fields import Checker, MetricInfo, guess_log_axis, jsonable, metric_info
 from .files import LONG_FORMAT_COLUMNS, SUPPORTED_SCHEMAS, RunFileError, csv_number, read_csv
+from .sweep import parse_axis, parse_evaluation_extras
 
 
 SolverRun = SolverResult
@@ -43,6 +44,8 @@ class Run:
         warnings: what a reader should know (an unchecked or changed file, ...).
         missing: what this run cannot provide, in words (curves of a training run, ...).
         framework_version, created: as recorded.
+        sweep: the swept problem option and its values (``[evaluation] sweep``), or ``None``; each solver's
+            points are its :attr:`SolverResult.sweep`.
     """
 
     label: str
@@ -64,6 +67,7 @@ class Run:
     missing: list[str] = dataclasses.field(default_factory=list)
     framework_version: str | None = None
     created: str | None = None
+    sweep: SweepAxis | None = None
 
     @property
     def depth(self) -> int:
@@ -159,11 +163,12 @@ class Run:
 
 SOLVER_KNOWN = {"name", "options", "metrics", "spread", "params", "references", "trainable", "seeds",
                  "seed_status", "per_seed", "representative_seed", "train_seconds", "compile_seconds",
-                 "compilations", "final_loss", "loaded_from", "resumed", "problem_mismatch"}
+                 "compilations", "final_loss", "loaded_from", "resumed", "problem_mismatch", "counts",
+                 "evaluation_batches", "sweep"}
 
 
 def parse_solver(label: str, entry: Any, check: Checker, metrics: dict[str, MetricInfo], depth: int | None,
-                  schema: int, train_seed: int | None) -> SolverRun:
+                  schema: int, train_seed: int | None, axis: SweepAxis | None = None) -> SolverRun:
     path = f"solvers[{json.dumps(label)}]"
     entry = check.obj(entry, path)
     curves_in = check.obj(check.key(entry, "metrics", path), f"{path}.metrics")
@@ -202,6 +207,7 @@ def parse_solver(label: str, entry: Any, check: Checker, metrics: dict[str, Metr
         solver.per_seed_final_loss = [solver.final_loss]
         solver.diverged_at = [None]
         solver.representative_seed = train_seed
+    parse_evaluation_extras(solver, entry, check, path, depth, metrics, axis)
     return solver
 
 
@@ -293,7 +299,8 @@ def parse_results(results: Any, where: str, label: str, folder: Path | None) -> 
         raise RunFileError(f"{where}: primary_metric {primary!r} is not one of the metrics ({', '.join(metrics)})")
     train_seed = (config.get("train") or {}).get("seed")
     train_seed = train_seed if isinstance(train_seed, int) and not isinstance(train_seed, bool) else None
-    solvers = {label_: parse_solver(label_, entry, check, metrics, depth, version, train_seed)
+    axis = parse_axis(results, check)
+    solvers = {label_: parse_solver(label_, entry, check, metrics, depth, version, train_seed, axis)
                for label_, entry in check.obj(check.key(results, "solvers", ""), "solvers").items()}
     for name, info in list(metrics.items()):
         metrics[name] = guess_log_axis(info, [s.metrics[name] for s in solvers.values() if name in s.metrics])
@@ -312,7 +319,7 @@ def parse_results(results: Any, where: str, label: str, folder: Path | None) -> 
                provenance=provenance if isinstance(provenance, dict) else None,
                framework_version=results.get("framework_version") if isinstance(
                    results.get("framework_version"), str) else None,
-               created=results.get("created") if isinstance(results.get("created"), str) else None)
+               created=results.get("created") if isinstance(results.get("created"), str) else None, sweep=axis)
 
 
 # --- loss history --------------------------------------------------------------------------------
