@@ -221,26 +221,37 @@ def test_decisions_agree_with_the_ldpc_package(solver_class, method):
 # -- conformance and training -----------------------------------------------------------------------
 
 
+SHORT = {"depth": 3, "steps_per_stage": 15}
+
+
 @parametrize_with_checks([
     ProblemCase(LDPCDecoding),
-    SolverCase(BP, problem=small_problem),
-    SolverCase(MinSum, problem=small_problem),
-    SolverCase(NormalizedMinSum, problem=small_problem),
-    SolverCase(OffsetMinSum, problem=small_problem),
-    SolverCase(NeuralBP, problem=small_problem),
-    SolverCase(NeuralBP, {"tied": True}, problem=small_problem, id="neural-bp-tied"),
-    SolverCase(NeuralMinSum, problem=small_problem),
-    SolverCase(NeuralMinSum, {"correction": "offset", "init": 0.3}, problem=small_problem, id="neural-min-sum-offset"),
+    SolverCase(BP, problem=small_problem, **SHORT),
+    SolverCase(MinSum, problem=small_problem, **SHORT),
+    SolverCase(NormalizedMinSum, problem=small_problem, **SHORT),
+    SolverCase(OffsetMinSum, problem=small_problem, **SHORT),
+    SolverCase(NeuralBP, NeuralBP.Options(tied=True), problem=small_problem, id="neural-bp-tied", **SHORT),
+    SolverCase(NeuralMinSum, NeuralMinSum.Options(correction="offset", init=0.3), problem=small_problem,
+               id="neural-min-sum-offset", **SHORT),
 ])
 def test_conformance(case, check):
     check(case)
 
 
+@pytest.mark.parametrize("solver_class", [NeuralBP, NeuralMinSum])
+def test_untied_learned_decoders_hold_one_slot_per_iteration(solver_class):
+    code_problem = small_problem()
+    solver = solver_class(parse_options(solver_class.Options, {}), problem=code_problem, depth=4)
+    (name, values), = [(k, v) for k, v in solver.learned_parameters().items() if k in ("alpha", "weights")] or \
+        [("weights", np.asarray(solver.weights.value))]
+    assert values.shape[0] == 4
+
+
 def test_training_neural_min_sum_over_a_range_of_eb_n0_lowers_its_cross_entropy():
     bch = problem("bch-63-45", eb_n0_db=[2.0, 5.0])
-    decoder = NeuralMinSum(parse_options(NeuralMinSum.Options, {"init": 1.0}), problem=bch, depth=5)
+    decoder = NeuralMinSum(parse_options(NeuralMinSum.Options, {"init": 1.0}), problem=bch, depth=4)
     before = evaluate(decoder, bch, key=9, batch_size=1000, batches=2)
-    result = train(decoder, bch, "end-to-end", key=4, steps_per_stage=60, batch_size=128, loss_weights="all",
+    result = train(decoder, bch, "end-to-end", key=4, steps_per_stage=40, batch_size=128, loss_weights="all",
                    progress=False)
     after = evaluate(result.solver, bch, key=9, batch_size=1000, batches=2)
     sample = bch.sample(jax.random.key(9), 2000)
