@@ -4,13 +4,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 PLUGINS := $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml))
 STAMP := $(VENV)/.installed
+# A plugin whose pyproject.toml declares a `test` extra (du-decoding's brings the ldpc package) is
+# installed with it, so that `make test` runs its independent checks.
+PLUGIN_SPECS := $(foreach p,$(PLUGINS),$(if $(shell grep -s '^test *=' $(p)/pyproject.toml),'$(p)[test]',$(p)))
 
 .PHONY: install demo test test-lowest bench docs docs-serve clean tables check-tables
 
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
-	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip install --quiet -e '.[test,docs,tune,tensorboard]' $(addprefix -e ,$(PLUGINS))
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip install --quiet -e '.[test,docs,tune,tensorboard]' $(addprefix -e ,$(PLUGIN_SPECS))
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -19,7 +19,8 @@ def installed(*plugins):
 
 
 CATALOGUE = {
-    "problem": {"ridge": "du-gd-ridge", "sparse-recovery": "du-sparse", "linear-system": "du-linear-systems"},
+    "problem": {"ridge": "du-gd-ridge", "sparse-recovery": "du-sparse", "linear-system": "du-linear-systems",
+                "ldpc": "du-decoding"},
     "solver": {
         "dugd": "du-gd-ridge", "gd": "du-gd-ridge",
         "gd-chebyshev": "du-theory", "cg": "du-theory", "heavy-ball": "du-theory",
@@ -28,6 +29,8 @@ CATALOGUE = {
         "jacobi": "du-linear-systems", "sor": "du-linear-systems", "du-psor": "du-linear-systems",
         "chebyshev-psor": "du-linear-systems", "gauss-seidel-sor": "du-linear-systems",
         "du-sor": "du-linear-systems",
+        "bp": "du-decoding", "min-sum": "du-decoding", "normalized-min-sum": "du-decoding",
+        "offset-min-sum": "du-decoding", "neural-bp": "du-decoding", "neural-min-sum": "du-decoding",
     },
 }
 
@@ -40,7 +43,7 @@ def test_catalogue_names_come_from_their_own_plugin(kind, name, plugin, monkeypa
 
 
 FITS = {"cg": {"ridge", "linear-system"}, "du-heavy-ball": {"ridge", "linear-system"}, "dugd": {"ridge"},
-        "tista": {"sparse-recovery"}, "du-psor": {"linear-system"}}
+        "tista": {"sparse-recovery"}, "du-psor": {"linear-system"}, "neural-min-sum": {"ldpc"}}
 
 
 @pytest.mark.parametrize("solver, fits", [pytest.param(s, f, marks=installed(*CATALOGUE["problem"].values(),
