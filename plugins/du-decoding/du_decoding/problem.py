@@ -63,8 +63,9 @@ def bit_cross_entropy(llr, instance):
     return jnp.mean(bits * jax.nn.softplus(llr) + (1 - bits) * jax.nn.softplus(-llr))
 
 
-BER = Metric("ber", bit_errors, label="bit error rate", format=".2e", normalizer=bits_per_instance, log_axis=True)
-FER = Metric("fer", frame_errors, label="frame error rate", format=".2e", log_axis=True)
+BER = Metric("ber", bit_errors, label="bit error rate", format=".2e", normalizer=bits_per_instance, log_axis=True,
+             counts_errors=True)
+FER = Metric("fer", frame_errors, label="frame error rate", format=".2e", log_axis=True, counts_errors=True)
 
 
 def noise_variance(eb_n0_db, rate: float):
