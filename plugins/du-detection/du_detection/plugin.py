@@ -26,6 +26,6 @@ def _example(name: str) -> str:
 @hookimpl
 def register_experiments(register):
     register(Experiment("mimo", _example("mimo.toml"),
-                        "16x16 QPSK MIMO detection, training SNR 8-16 dB: ZF, LMMSE, PG, TPG, OAMP, OAMP-Net"))
+                        "16x16 QPSK MIMO detection, SNR drawn in 10-20 dB: ZF, LMMSE, PG, TPG, OAMP, OAMP-Net"))
     register(Experiment("mimo-overloaded", _example("mimo_overloaded.toml"),
-                        "overloaded 24x16 BPSK MIMO detection, SNR 15 dB: LMMSE, PG, TPG, OAMP, OAMP-Net"))
+                        "overloaded 12x8 QPSK MIMO detection, SNR drawn in 15-25 dB: LMMSE, PG, TPG, OAMP, OAMP-Net"))
