@@ -367,6 +367,4 @@ class MIMODetection(Problem, LinearObservation, ConstellationDetection):
     def describe(self):
         low, high = (float(v) for v in np.asarray(self.snr_db_range))
         return {"name": self.name, "dim": self.dim, "n_tx": self._n_tx, "n_rx": self.n_rx,
-                "modulation": self.modulation, "snr_db": low if low == high else [low, high],
-                "snr_convention": "n_tx Es / N0 per receive antenna (E|(Hx)_i|^2 / E|w_i|^2), Es = 1",
-                "channel": "i.i.d. CN(0, 1), drawn per instance", "lipschitz": self.L}
+                "modulation": self.modulation, "snr_db": low if low == high else [low, high]}
