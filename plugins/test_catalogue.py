@@ -19,7 +19,8 @@ def installed(*plugins):
 
 
 CATALOGUE = {
-    "problem": {"ridge": "du-gd-ridge", "sparse-recovery": "du-sparse", "linear-system": "du-linear-systems"},
+    "problem": {"ridge": "du-gd-ridge", "sparse-recovery": "du-sparse", "linear-system": "du-linear-systems",
+                "mimo": "du-detection"},
     "solver": {
         "dugd": "du-gd-ridge", "gd": "du-gd-ridge",
         "gd-chebyshev": "du-theory", "cg": "du-theory", "heavy-ball": "du-theory",
@@ -28,6 +29,8 @@ CATALOGUE = {
         "jacobi": "du-linear-systems", "sor": "du-linear-systems", "du-psor": "du-linear-systems",
         "chebyshev-psor": "du-linear-systems", "gauss-seidel-sor": "du-linear-systems",
         "du-sor": "du-linear-systems",
+        "zf": "du-detection", "lmmse": "du-detection", "ml": "du-detection", "pg": "du-detection",
+        "tpg": "du-detection", "oamp": "du-detection", "oamp-net": "du-detection",
     },
 }
 
