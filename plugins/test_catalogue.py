@@ -20,6 +20,7 @@ def installed(*plugins):
 
 CATALOGUE = {
     "problem": {"ridge": "du-gd-ridge", "sparse-recovery": "du-sparse", "linear-system": "du-linear-systems",
+                "mimo": "du-detection",
                 "ldpc": "du-decoding"},
     "solver": {
         "dugd": "du-gd-ridge", "gd": "du-gd-ridge",
@@ -29,6 +30,8 @@ CATALOGUE = {
         "jacobi": "du-linear-systems", "sor": "du-linear-systems", "du-psor": "du-linear-systems",
         "chebyshev-psor": "du-linear-systems", "gauss-seidel-sor": "du-linear-systems",
         "du-sor": "du-linear-systems",
+        "zf": "du-detection", "lmmse": "du-detection", "ml": "du-detection", "pg": "du-detection",
+        "tpg": "du-detection", "oamp": "du-detection", "oamp-net": "du-detection",
         "bp": "du-decoding", "min-sum": "du-decoding", "normalized-min-sum": "du-decoding",
         "offset-min-sum": "du-decoding", "neural-bp": "du-decoding", "neural-min-sum": "du-decoding",
     },
