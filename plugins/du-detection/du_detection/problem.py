@@ -206,9 +206,9 @@ class BitCount:
 
 def _metrics(constellation: Constellation, n_tx: int) -> tuple[Metric, ...]:
     return (Metric("ser", SymbolErrors(constellation, n_tx), label="symbol error rate", format=".2e",
-                   normalizer=SymbolCount(n_tx), log_axis=True),
+                   normalizer=SymbolCount(n_tx), log_axis=True, counts_errors=True),
             Metric("ber", BitErrors(constellation), label="bit error rate", format=".2e",
-                   normalizer=BitCount(n_tx * constellation.bits_per_symbol), log_axis=True),
+                   normalizer=BitCount(n_tx * constellation.bits_per_symbol), log_axis=True, counts_errors=True),
             MSE)
 
 
