@@ -90,3 +90,31 @@ def test_importing_the_kernel_loads_no_display_or_search_library(code):
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]", f"{code!r} loaded {done.stdout.strip()}"
+
+
+def code_lines(path: Path) -> int:
+    """Lines holding code: not blank, not only a comment, not part of a docstring."""
+    import io
+    import tokenize
+
+    source = path.read_text()
+    docstrings = set()
+    for node in ast.walk(ast.parse(source)):
+        body = getattr(node, "body", None)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body:
+            first = body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                docstrings.update(range(first.lineno, first.end_lineno + 1))
+    lines = set()
+    skipped = (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER)
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type not in skipped:
+            lines.update(line for line in range(token.start[0], token.end[0] + 1) if line not in docstrings)
+    return len(lines)
+
+
+def test_the_kernel_stays_small():
+    """Everything a plugin author imports holds at most 4500 lines of code (docstrings, comments and blank lines
+    not counted: they are most of the kernel's other lines, and a contract should be documented)."""
+    total = sum(code_lines(path) for path in kernel_files())
+    assert total <= 4500, f"the kernel holds {total} lines of code"
