@@ -289,14 +289,17 @@ def test_a_very_long_run_is_announced_with_an_estimate(small_config, tmp_path, m
 # --- output files ----------------------------------------------------------------------------------
 
 def test_results_json_is_strict_json_with_null_for_non_finite_values(small_config, tmp_path, monkeypatch):
-    evaluate = compare_module.evaluate
+    import dataclasses
+
+    evaluate_solver = compare_module.evaluate_solver
 
     def broken_curves(*args, **kwargs):
-        curves = {name: np.array(curve, np.float64) for name, curve in evaluate(*args, **kwargs).items()}
+        evaluation = evaluate_solver(*args, **kwargs)
+        curves = {name: np.array(curve, np.float64) for name, curve in evaluation.values.items()}
         curves["mse"][-3:] = [np.nan, np.inf, -np.inf]
-        return curves
+        return dataclasses.replace(evaluation, values=curves)
 
-    monkeypatch.setattr(compare_module, "evaluate", broken_curves)
+    monkeypatch.setattr(compare_module, "evaluate_solver", broken_curves)
     out = tmp_path / "run"
     assert run("compare", "--config", small_config, "--out", out, "--no-progress") == 0
 

@@ -93,10 +93,11 @@ values = st.one_of(scalars, st.lists(scalars, max_size=4),
                    st.dictionaries(st.text(min_size=1, max_size=8), scalars, max_size=3))
 
 # Keys whose validity needs more than the declared type and bounds (names checked against the
-# registry, optax keyword arguments): the oracle may say "valid" and the run still refuse the value,
-# which is fine as long as the refusal names the key.
+# registry, optax keyword arguments, the depth, the problem's options and metrics): the oracle may say
+# "valid" and the run still refuse the value, which is fine as long as the refusal names the key.
 NAME_KEYS = {"train.schedule", "train.optimizer", "train.optimizer_options", "train.lr_schedule",
-             "train.lr_schedule_options", "train.loss"}
+             "train.lr_schedule_options", "train.loss", "train.loss_weights", "evaluation.table_iterations",
+             "evaluation.target_errors", "evaluation.sweep"}
 
 # The registry's refusal of an unknown name says what it is without the key (known gap: config.py
 # could prefix "train.schedule: "); accepted as naming the setting.

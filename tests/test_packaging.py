@@ -30,6 +30,8 @@ DISTRIBUTIONS = {
     "du-momentum": ("du_momentum", "plugins/du-momentum"),
     "du-sparse": ("du_sparse", "plugins/du-sparse"),
     "du-linear-systems": ("du_linear_systems", "plugins/du-linear-systems"),
+    "du-detection": ("du_detection", "plugins/du-detection"),
+    "du-decoding": ("du_decoding", "plugins/du-decoding"),
 }
 
 # Left out of the copy the wheels are built from: environments, caches and build outputs.
