@@ -26,6 +26,8 @@ def _example(name: str) -> str:
 @hookimpl
 def register_experiments(register):
     register(Experiment("mimo", _example("mimo.toml"),
-                        "16x16 QPSK MIMO detection, SNR drawn in 10-20 dB: ZF, LMMSE, PG, TPG, OAMP, OAMP-Net"))
+                        "16x16 QPSK MIMO detection, trained over SNR 10-20 dB and swept: ZF, LMMSE, PG, TPG, "
+                        "OAMP, OAMP-Net"))
     register(Experiment("mimo-overloaded", _example("mimo_overloaded.toml"),
-                        "overloaded 12x8 QPSK MIMO detection, SNR drawn in 15-25 dB: LMMSE, PG, TPG, OAMP, OAMP-Net"))
+                        "overloaded 12x8 QPSK MIMO detection, trained over SNR 15-25 dB and swept: LMMSE, PG "
+                        "(default and tuned), TPG, OAMP, OAMP-Net"))
