@@ -36,19 +36,24 @@ EVALUATION_CHUNK = 8
 """Batches per compiled call when evaluating until a target (the last call is padded, its extra batches unused)."""
 
 
+def _batch_statistics(module, problem, batch_key, metrics: tuple[Metric, ...], batch_size: int):
+    """One fresh batch's ``(sum per_instance, sum normalizer)`` per metric after every iteration, ``(depth, 2)``."""
+    instance = problem.sample(batch_key, batch_size)
+
+    def record(x):
+        return tuple(jnp.stack(metric.statistics(x, instance)) for metric in metrics)
+
+    _, recorded = unroll(module, problem, instance, record=record)
+    return recorded
+
+
 @functools.partial(jax.jit, static_argnames=("graphdef", "metrics", "batch_size", "batches"))
 def _curves(param_state, rest, problem, key, *, graphdef, metrics: tuple[Metric, ...], batch_size: int,
             batches: int):
     module = nnx.merge(graphdef, param_state, rest)
 
     def one_batch(total, batch_key):
-        instance = problem.sample(batch_key, batch_size)
-
-        def record(x):
-            return tuple(jnp.stack(metric.statistics(x, instance)) for metric in metrics)
-
-        _, recorded = unroll(module, problem, instance, record=record)
-        return jax.tree.map(jnp.add, total, recorded), None
+        return jax.tree.map(jnp.add, total, _batch_statistics(module, problem, batch_key, metrics, batch_size)), None
 
     zeros = tuple(jnp.zeros((module.depth, 2), jnp.float32) for _ in metrics)
     total, _ = jax.lax.scan(one_batch, zeros, jax.random.split(key, batches))
@@ -61,13 +66,7 @@ def _batch_sums(param_state, rest, problem, keys, *, graphdef, metrics: tuple[Me
     module = nnx.merge(graphdef, param_state, rest)
 
     def one_batch(_, batch_key):
-        instance = problem.sample(batch_key, batch_size)
-
-        def record(x):
-            return tuple(jnp.stack(metric.statistics(x, instance)) for metric in metrics)
-
-        _, recorded = unroll(module, problem, instance, record=record)
-        return None, recorded
+        return None, _batch_statistics(module, problem, batch_key, metrics, batch_size)
 
     _, per_batch = jax.lax.scan(one_batch, None, keys)
     return per_batch
