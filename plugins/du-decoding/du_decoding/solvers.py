@@ -135,7 +135,7 @@ class NormalizedMinSum(_MessagePassing):
 
     @dataclasses.dataclass(frozen=True)
     class Options:
-        alpha: float = option(0.8, gt=0, le=1.5, tune=Tunable(0.4, 1.0), help="normalisation alpha of the check messages")
+        alpha: float = option(0.8, gt=0, le=1.5, tune=Tunable(0.2, 1.0), help="normalisation alpha of the check messages")
 
     name = "normalized-min-sum"
     description = "normalized min-sum: check messages scaled by a constant alpha"
@@ -197,6 +197,9 @@ class NeuralBP(_MessagePassing):
 class NeuralMinSum(_MessagePassing):
     """Neural min-sum: a learned normalisation ``alpha_t > 0`` (or offset ``beta_t >= 0``) per iteration.
 
+    With ``per_edge`` every edge has its own value in every iteration (``alpha_{t,e}``, shape
+    ``(depth, edges)``), as in Lugosch and Gross's neural offset min-sum.
+
     Attributes:
         alpha: ``alpha_t`` (``correction = "scale"``), initialised at ``init``; learning rate ``lr``.
         beta: ``beta_t`` (``correction = "offset"``), initialised at ``init``; learning rate ``lr``.
@@ -208,6 +211,7 @@ class NeuralMinSum(_MessagePassing):
             "scale", help="learn a normalisation alpha_t (Lugosch-Gross NNMS) or an offset beta_t (NOMS)")
         init: float = option(0.8, ge=0, le=10, help="initial alpha_t (scale) or beta_t (offset)")
         tied: bool = option(False, help="one value shared by every iteration")
+        per_edge: bool = option(False, help="one value per edge and iteration (Lugosch-Gross) instead of per iteration")
         lr: float = option(0.02, gt=0, help="learning rate of alpha_t or beta_t")
 
         def validate(self):
@@ -220,14 +224,18 @@ class NeuralMinSum(_MessagePassing):
     def __init__(self, options, *, problem, depth):
         super().__init__(options, problem=problem, depth=depth)
         slots = 1 if options.tied else depth
-        initial = np.full(slots, options.init)
+        initial = np.full((slots, problem.edges) if options.per_edge else slots, options.init)
         if options.correction == "scale":
-            self.alpha = learned(initial, constraint=Positive(), lr="lr", doc="normalisation alpha_t of the check messages")
+            self.alpha = learned(initial, constraint=Positive(), lr="lr", report=not options.per_edge,
+                                 doc="normalisation alpha_t of the check messages")
         else:
-            self.beta = learned(initial, constraint=NonNegative(), lr="lr", doc="offset beta_t of the check magnitudes")
+            self.beta = learned(initial, constraint=NonNegative(), lr="lr", report=not options.per_edge,
+                                doc="offset beta_t of the check magnitudes")
 
     def check_update(self, problem, v2c, k):
         sign, magnitude = min_sum_check(v2c, problem)
+        value = per_iteration(self.alpha if self.options.correction == "scale" else self.beta, k)
+        value = value[None, :] if self.options.per_edge else value  # (1, edges) against (batch, edges)
         if self.options.correction == "scale":
-            return per_iteration(self.alpha, k) * sign * magnitude
-        return sign * jnp.maximum(magnitude - per_iteration(self.beta, k), 0.0)
+            return value * sign * magnitude
+        return sign * jnp.maximum(magnitude - value, 0.0)

@@ -247,6 +247,21 @@ def test_untied_learned_decoders_hold_one_slot_per_iteration(solver_class):
     assert values.shape[0] == 4
 
 
+def test_per_edge_neural_min_sum_holds_one_value_per_edge_and_iteration_and_starts_as_per_iteration():
+    code_problem = small_problem()
+    instance = code_problem.sample(jax.random.key(5), 64)
+    options = {"init": 0.7}
+    shared = NeuralMinSum(parse_options(NeuralMinSum.Options, options), problem=code_problem, depth=4)
+    per_edge = NeuralMinSum(parse_options(NeuralMinSum.Options, {**options, "per_edge": True}),
+                            problem=code_problem, depth=4)
+    assert np.asarray(per_edge.alpha[...]).shape == (4, code_problem.edges)
+    run = jax.jit(lambda s, p, i: unroll(s, p, i)[0])
+    np.testing.assert_allclose(run(per_edge, code_problem, instance), run(shared, code_problem, instance), rtol=1e-6)
+    # one edge's value changes only the messages through that edge: the outputs now differ
+    per_edge.alpha[...] = per_edge.alpha[...].at[:, 0].set(2.0)
+    assert not np.allclose(run(per_edge, code_problem, instance), run(shared, code_problem, instance))
+
+
 def test_training_neural_min_sum_over_a_range_of_eb_n0_lowers_its_cross_entropy():
     bch = problem("bch-63-45", eb_n0_db=[2.0, 5.0])
     decoder = NeuralMinSum(parse_options(NeuralMinSum.Options, {"init": 1.0}), problem=bch, depth=4)
