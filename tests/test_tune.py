@@ -276,7 +276,7 @@ def test_unfold_tune_writes_a_run_whose_tuned_config_compare_takes(plugins, tmp_
     body = json.loads((out / "tune.json").read_text(), parse_constant=lambda name: pytest.fail(name))
     assert body["storage"] == f"sqlite:///{out.absolute() / 'tune.db'}"
     assert body["metric"] == {"name": "mse", "label": "MSE", "direction": "minimize", "score": "log10",
-                              "iteration": 3}
+                              "iteration": 3, "format": ".3e", "scale": "linear"}
     rows = list(csv.DictReader((out / "trials.csv").open()))
     assert [r["label"] for r in rows] == ["learned"] * 3 + ["gd"]  # gd has nothing tunable: one scoring trial
     assert {r["worker"] for r in rows} == {body["solvers"]["learned"]["trials"][0]["worker"]}

@@ -19,6 +19,7 @@ Examples:
 REPORT_EPILOG = """\
 Examples:
   unfold report runs/a                            report.md with its figures in report_files/
+  unfold report runs/tuned --format html --out tuning.html   a tuning study (the folder of unfold tune)
   unfold report runs/a runs/b --format html --out comparison.html   one self-contained file
   unfold report runs/a --format latex --out paper/results.tex --metric nmse_db"""
 
@@ -27,7 +28,8 @@ _WHAT = ("curves", "params", "losses")
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", metavar="RUN", nargs="+",
-                        help="run folders written by unfold compare or unfold train (or their results.json)")
+                        help="run folders written by unfold compare or unfold train (or their results.json); "
+                             "unfold report also takes the folder of unfold tune (one study)")
     parser.add_argument("--metric", metavar="NAME", help="the metric to show (default: the first run's primary one)")
     parser.add_argument("--style", metavar="STYLE",
                         help="a matplotlib style name (e.g. seaborn-v0_8-paper), a .mplstyle file or a file of "
@@ -117,16 +119,48 @@ def cmd_plot(args) -> int:
     return 0
 
 
-def cmd_report(args) -> int:
-    from ..workbench.publish import REPORT_FORMATS, format_from_path, write_publication
+def _report_target(args) -> tuple[Path, str]:
+    from ..workbench.publish import REPORT_FORMATS, format_from_path
 
-    runs = _load(args)
     if args.out:
         out = Path(args.out)
-        kind = format_from_path(out, args.format) if args.format else format_from_path(out)
-    else:
-        kind = args.format or "markdown"
-        out = Path("report" + REPORT_FORMATS[kind])
+        return out, format_from_path(out, args.format) if args.format else format_from_path(out)
+    kind = args.format or "markdown"
+    return Path("report" + REPORT_FORMATS[kind]), kind
+
+
+def _report_study(args) -> int:
+    """``unfold report TUNE_FOLDER``: the report of one tuning study."""
+    from ..workbench.figures import style_spec
+    from ..workbench.tuning.report import write_study_report
+    from ..workbench.tuning.stored import load_study
+
+    if len(args.runs) != 1:
+        raise ConfigError(f"unfold report takes one tuning study at a time, without runs (got {len(args.runs)} "
+                          f"folders: {', '.join(args.runs)}); report each study on its own")
+    study = load_study(args.runs[0], verify=not args.no_verify)
+    for message in study.warnings:
+        _warn(message)
+    if args.metric is not None and args.metric != study.metric.name:
+        raise ConfigError(f"--metric {args.metric}: the study {study.label!r} scored its trials on "
+                          f"{study.metric.name!r} only; leave out --metric")
+    out, kind = _report_target(args)
+    style_spec(args.style)  # refused before anything is written
+    _refuse_run_files(out, [study])
+    written = write_study_report(study, out, format=kind, style=args.style)
+    extra = f" and {len(written) - 1} figure file(s) in {written[1].parent}/" if len(written) > 1 else ""
+    print(f"wrote {written[0]}{extra}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from ..workbench.publish import write_publication
+    from ..workbench.tuning.stored import is_study_folder
+
+    if any(is_study_folder(path) for path in args.runs):
+        return _report_study(args)
+    runs = _load(args)
+    out, kind = _report_target(args)
     _refuse_run_files(out, runs)
     for run in runs:
         _missing_note(run, "report")

@@ -156,9 +156,12 @@ def load_run(path: str | os.PathLike, *, verify: bool = True, label: str | None 
     label = label or path.resolve().name or "run"
     results_path = path / "results.json"
     training = not results_path.exists()
+    if training and ((path / "tune.json").exists() or subcommand(path) == "tune"):
+        raise RunFileError(f"{str(path)!r} is a tuning study (written by unfold tune), not a run: read it with "
+                           f"du_framework.workbench.load_study; unfold report draws its report")
     if training and not (path / "checkpoints").is_dir() and subcommand(path) != "train":
-        raise RunFileError(f"{str(path)!r} is not a run folder: it has no results.json (written by unfold compare) "
-                           f"and no checkpoints/ (written by unfold train)")
+        raise RunFileError(f"{str(path)!r} is not a run folder: it has no results.json (written by unfold compare), "
+                           f"no checkpoints/ (written by unfold train) and no tune.json (written by unfold tune)")
     read = {"results.json", "training.csv", "stages.csv"} if not training else {"config.json", "training.csv",
                                                                                 "stages.csv"}
     if training and (path / "checkpoints").is_dir():

@@ -27,7 +27,8 @@ from ..loading import Run
 from .document import Figure, config_differences, document, metric_rows
 from .render import inline_svg, render_html, render_latex, render_markdown
 
-__all__ = ["write_publication", "REPORT_FORMATS", "format_from_path", "metric_rows", "config_differences"]
+__all__ = ["write_publication", "write_document", "REPORT_FORMATS", "format_from_path", "metric_rows",
+           "config_differences"]
 
 REPORT_FORMATS = {"markdown": ".md", "latex": ".tex", "html": ".html"}
 """Report formats and their file suffixes."""
@@ -69,10 +70,19 @@ def write_publication(runs: Run | Sequence[Run], path: str | Path, *, format: st
     runs = [runs] if isinstance(runs, Run) else list(runs)
     if not runs:
         raise ConfigError("a report needs at least one run")
-    path = Path(path)
     kind = format_from_path(path, format)
     figures.style_spec(style)  # an unknown style is refused before anything is written
-    blocks = document(runs, metric, style)
+    return write_document(document(runs, metric, style), path, format=kind, style=style)
+
+
+def write_document(blocks: Sequence[Any], path: str | Path, *, format: str | None = None,
+                   style: Any = None) -> list[Path]:
+    """Write a document (headings, paragraphs, lists, tables, figures, code: :mod:`.document`) to ``path`` as
+    ``format`` (default from the suffix), its figures drawn with ``style``; returns every path written, the
+    report first. Markdown and LaTeX figures go to ``<stem>_files/`` beside it; HTML embeds them as SVG."""
+    path = Path(path)
+    kind = format_from_path(path, format)
+    figures.style_spec(style)
     written: list[Path] = [path]
     files_dir = path.parent / f"{path.stem}_files"
     plt = figures.pyplot()

@@ -16,7 +16,8 @@ from .. import figures
 from ..loading import Run, SolverRun
 from ..text import metric_cell, table_iterations
 
-__all__ = ["Heading", "Para", "Items", "Table", "Figure", "Code", "document", "metric_rows", "config_differences"]
+__all__ = ["Heading", "Para", "Items", "Table", "Figure", "Code", "document", "metric_rows", "config_differences",
+           "provenance_items"]
 
 
 @dataclasses.dataclass
@@ -152,7 +153,11 @@ def _facts(run: Run) -> list[str]:
 
 
 def _provenance(run: Run) -> list[str]:
-    prov = run.provenance or {}
+    return provenance_items(run.provenance or {})
+
+
+def provenance_items(prov: dict[str, Any]) -> list[str]:
+    """What produced a run or a study (its ``provenance`` record), one line per fact."""
     if not prov:
         return ["not recorded"]
     items = [f"du-framework {prov.get('du_framework', '?')}, Python {prov.get('python', '?')}"]

@@ -6,6 +6,7 @@ ensemble (one compiled program) and records each member as a trial of the study.
 
 from __future__ import annotations
 
+import datetime
 import math
 import time
 
@@ -49,12 +50,14 @@ def run_rate_grid(search: SolverTrials, points: int) -> int:
     results = train_ensemble(solver, search.problem, search.schedule, settings,
                              keys=[training_key(search.config.train.seed, entry.label)] * points, progress=False,
                              label=entry.label, on_divergence="record", rate_factors=rate_factors)
-    seconds = (time.perf_counter() - started) / points
-    for factor, result in zip(factors, results):
+    seconds = (time.perf_counter() - started) / points  # each member's share of the one ensemble's time
+    for member, (factor, result) in enumerate(zip(factors, results)):
+        scored = time.perf_counter()
         params = {d.key: float(base[d.key] * factor) for d in dims}
         distributions = {d.key: optuna.distributions.FloatDistribution(d.tunable.low, d.tunable.high,
                                                                         log=d.tunable.log) for d in dims}
-        attrs = {"worker": search.worker, "grid": True, "train_seconds": float(result.train_seconds),
+        attrs = {"worker": search.worker, "grid": True, "grid_member": member,
+                 "train_seconds": float(result.train_seconds),
                  "settings": {"options": {**options_to_dict(entry.options), **params},
                               "train": options_to_dict(settings)}}
         value, state = None, optuna.trial.TrialState.PRUNED
@@ -73,11 +76,21 @@ def run_rate_grid(search: SolverTrials, points: int) -> int:
             else:
                 attrs["reason"] = f"the validation {search.metric.name} is not finite ({measured})"
         attrs["grid_seconds_per_member"] = seconds
-        search.study.add_trial(optuna.trial.create_trial(
-            params=params, distributions=distributions, value=value, state=state, user_attrs=attrs))
+        frozen = optuna.trial.create_trial(params=params, distributions=distributions, value=value, state=state,
+                                           user_attrs=attrs)
+        # its duration: its share of the ensemble's training, and its own scoring
+        frozen.datetime_start = frozen.datetime_complete - datetime.timedelta(
+            seconds=seconds + time.perf_counter() - scored)
+        search.study.add_trial(frozen)
         if search.log is not None:
             shown = (f"{search.metric.title} {search.metric.show(attrs['metric_value'])}" if value is not None
                      else attrs.get("reason", "pruned"))
-            search.log(f"{entry.label} trial {len(search.study.get_trials(deepcopy=False)) - 1} (rate grid, factor "
-                     f"{factor:.3g}): {shown}  {short_params(params)}")
+            search.log(f"{entry.label} trial {_number_of(search, member)} (rate grid, factor "
+                       f"{factor:.3g}): {shown}  {short_params(params)}")
     return points
+
+
+def _number_of(search: SolverTrials, member: int) -> int:
+    """The number the study gave this worker's grid member ``member`` (other workers may add trials meanwhile)."""
+    return next(t.number for t in reversed(search.study.get_trials(deepcopy=False))
+                if t.user_attrs.get("grid_member") == member and t.user_attrs.get("worker") == search.worker)

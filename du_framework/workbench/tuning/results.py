@@ -33,6 +33,8 @@ class TrialRecord:
         state: ``"complete"``, ``"pruned"``, ``"failed"`` or ``"running"``.
         reason: why a trial was pruned or failed.
         options, train: the solver options and ``[train]`` settings it ran with.
+        baseline: the trial of the configuration as given.
+        grid: a member of the rate grid (``--rate-grid``).
     """
 
     number: int
@@ -49,6 +51,7 @@ class TrialRecord:
     train_seconds: float | None = None
     last_stage: int | None = None
     baseline: bool = False
+    grid: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -68,6 +71,12 @@ class SolverSearch:
     target_trials: int
     timed_out: bool = False
     direction: str = "minimize"
+
+    @property
+    def baseline(self) -> TrialRecord | None:
+        """The trial of the configuration as given (``None`` when it did not run: ``--no-baseline``, or a rate
+        grid that filled the budget)."""
+        return next((t for t in self.trials if t.baseline), None)
 
     @property
     def best(self) -> TrialRecord | None:
@@ -161,7 +170,8 @@ class TuneResult:
             "config": self.config.to_dict(), "tuned": self.tuned_labels,
             "metric": {"name": self.metric.name, "label": self.metric.title,
                        "direction": "minimize" if self.metric.lower_is_better else "maximize",
-                       "score": "log10" if self.metric.log_axis else "value", "iteration": self.iteration},
+                       "score": "log10" if self.metric.log_axis else "value", "iteration": self.iteration,
+                       "format": self.metric.format, "scale": self.metric.scale},
             "budget": self.budget, "validation": self.validation, "storage": self.storage, "study": self.study,
             "sampler": self.sampler, "tuned_train": train_table, "train_conflicts": conflicts,
             "solvers": {label: search.to_dict() for label, search in self.searches.items()},
@@ -183,7 +193,7 @@ def trial_record(frozen) -> TrialRecord:
         worker=attrs.get("worker"), reason=attrs.get("reason"), options=settings.get("options"),
         train=settings.get("train"), compile_seconds=attrs.get("compile_seconds"),
         train_seconds=attrs.get("train_seconds"), last_stage=attrs.get("last_stage"),
-        baseline=bool(attrs.get("baseline", False)))
+        baseline=bool(attrs.get("baseline", False)), grid=bool(attrs.get("grid", False)))
 
 
 def trials_csv(result: TuneResult) -> str:

@@ -296,7 +296,7 @@ def baseline_params(entry: SolverConfig, train_settings: TrainSettings, dims: li
 
     An option left "automatic" (0 for GD's step, -1 for a SOR factor) is outside its range;
     ``resolved`` (the built solver's :meth:`~du_framework.UnfoldedSolver.constants`) then gives
-    the value the solver computed for it, so trial 0 is the textbook constant itself.
+    the value the solver computed for it, so the baseline trial is the textbook constant itself.
     """
     params = {}
     resolved = resolved or {}

@@ -84,9 +84,9 @@ def tune(config: ExperimentConfig, *, trials: int, labels: Sequence[str] | None 
             searched learning rates scaled by ``N`` log-spaced common factors, the
             other settings as configured; they count toward ``trials`` and the
             sampler continues from them.
-        baseline: make a new study's first trial the configuration as given (every
-            searched setting whose range holds the configured value), so the search
-            starts from it and reports how much it gained.
+        baseline: make a new study's first trial (after the rate grid's, when the budget
+            leaves room) the configuration as given (every searched setting whose range
+            holds the configured value), so the search reports how much it gained over it.
         shared: whether other workers may share the study (default: ``storage`` or
             ``study`` given); a shared search mixes the worker's name into the sampler's seed.
         worker: this worker's name in the trials' records (default ``HOST:PID``).
@@ -161,8 +161,7 @@ def tune(config: ExperimentConfig, *, trials: int, labels: Sequence[str] | None 
                                   f"{chosen_metric.name!r} asks to {direction}; choose another --study")
             start = baseline_params(entry, config.train, dims,
                                      _resolved_constants(entry, problem, config.train.depth, registry)) if baseline else {}
-            if start and not handle.get_trials(deepcopy=False):
-                handle.enqueue_trial(start, user_attrs={"baseline": True}, skip_if_exists=True)
+            fresh = not handle.get_trials(deepcopy=False)
             search = SolverTrials(optuna=optuna, study=handle, config=config, entry=entry, problem=problem,
                              schedule=schedule, dims=dims, fixed=fixed, metric=chosen_metric, iteration=iteration,
                              validation=validation, worker=worker, log=log, pruning=pruning, registry=registry)
@@ -178,12 +177,21 @@ def tune(config: ExperimentConfig, *, trials: int, labels: Sequence[str] | None 
             if rate_grid and solver.is_trainable and not handle.get_trials(
                     deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)):
                 run_rate_grid(search, min(rate_grid, target))  # a new study: the grid first, then TPE from it
+            # a new study's next trial is the configuration as given (after the grid), if the budget leaves room
+            if start and fresh:
+                if len(handle.get_trials(deepcopy=False, states=counted)) < target:
+                    handle.enqueue_trial(start, user_attrs={"baseline": True}, skip_if_exists=True)
+                elif log is not None:
+                    log(f"{label}: the rate grid fills the {target} trials; the configuration as given is not run "
+                        f"(--trials above {target} runs it after the grid)")
             while len(handle.get_trials(deepcopy=False, states=counted)) < target:
                 if timeout is not None and time.monotonic() - started >= timeout:
                     timed_out = True
                     break
                 search.run_trial(target)
-            records = [trial_record(t) for t in handle.get_trials(deepcopy=False)]
+            # a trial still waiting in the queue never ran (a timeout came first): it is no record
+            records = [trial_record(t) for t in handle.get_trials(deepcopy=False)
+                       if t.state != optuna.trial.TrialState.WAITING]
             searches[label] = SolverSearch(label, entry.name, solver.is_trainable, name, dims, fixed, records,
                                            target, timed_out, direction)
     finally:
