@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core_plugin import SMALL_TOML
+from core_plugin import SMALL_TOML, core_plugin  # noqa: F401 - the fixture
 from du_framework.registry import plugin_registered
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -268,3 +268,13 @@ def test_the_docs_example_runs(tmp_path, monkeypatch):
     for code in examples:
         exec(compile(code, "docs/results.md", "exec"), {})
 
+
+
+def test_a_tuned_row_without_an_untuned_one_names_what_differs_from_the_solvers_defaults(core_plugin):
+    from types import SimpleNamespace
+
+    from doctables.pages import _differing_options
+
+    tuned = tables.SolverRow(label="gd-tuned", name="constant-gd", options={"step": 0.123},
+                             trainable=False, seeds=[], seed_status=[], curves={})
+    assert _differing_options(tuned, SimpleNamespace(solvers=[tuned])) == "step = 0.123"

@@ -34,10 +34,23 @@ def _differing_options(row: SolverRow, table: TableData) -> str:
     base = next((other for other in table.solvers if other.label == base_label and other is not row), None)
     if base is None:
         base = next((other for other in table.solvers if other.name == row.name and other is not row), None)
-    if base is None:
-        return ""
-    changed = [f"{key} = {_value(value)}" for key, value in row.options.items() if base.options.get(key) != value]
+    reference = base.options if base is not None else _default_options(row.name)
+    changed = [f"{key} = {_value(value)}" for key, value in row.options.items() if reference.get(key) != value]
     return ", ".join(changed)
+
+
+def _default_options(solver: str) -> dict[str, Any]:
+    """The registered solver's default options (empty where the solver is not installed)."""
+    import dataclasses
+
+    from du_framework.errors import DUError
+    from du_framework.registry import get_registry
+
+    try:
+        options = get_registry().solver(solver).Options
+    except DUError:
+        return {}
+    return {field.name: field.default for field in dataclasses.fields(options)}
 
 
 def _value(value: Any) -> str:
