@@ -1,6 +1,6 @@
 """du-framework benchmarks: ``make bench`` (or ``python benchmarks/run.py``).
 
-Four benchmarks, each measured side by side in one run and reported as ratios;
+Six benchmarks, each measured side by side in one run and reported as ratios;
 absolute seconds are printed and stored, never asserted:
 
 1. ``reference``: the reference schedule, hand-written straightforward JAX (as a
@@ -19,6 +19,9 @@ absolute seconds are printed and stored, never asserted:
    time that is not training (start-up, setup, evaluation, reports and figures),
    with the command's own breakdown (``timings`` in manifest.json). Goal: at most
    25% of the wall time.
+6. ``families``: MIMO detection (64 x 64) and LDPC decoding (the 576-bit
+   802.16e code) at size, with the ``ldpc`` package's decoder as a throughput
+   peer (``benchmarks/families.py``).
 
 Each writes ``benchmarks/results/<name>.json`` (or under ``--out``). ``--quick``
 shrinks every size so that the whole suite runs in about a minute (a smoke test,
@@ -40,9 +43,11 @@ from pathlib import Path
 
 import numpy as np
 
+from families import bench_families  # beside this script
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-BENCHMARKS = ("reference", "theory", "scaling", "sharding", "comparison")
+BENCHMARKS = ("reference", "theory", "scaling", "sharding", "comparison", "families")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -475,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}")
     runners = {"reference": bench_reference, "theory": bench_theory, "scaling": bench_scaling,
-               "sharding": bench_sharding, "comparison": bench_comparison}
+               "sharding": bench_sharding, "comparison": bench_comparison, "families": bench_families}
     print("machine:", json.dumps(machine()))
     for name in chosen:
         start = time.perf_counter()
