@@ -301,6 +301,27 @@ def _step_time(problem, depth, steps, remat, batch_size=100):
     return warm.train_seconds / steps, nbytes, cold.compile_seconds
 
 
+def backward_memory(problem, depths) -> list[dict]:
+    """Program memory of one optimiser step at full depth under each backward mode (compiled, not run)."""
+    from du_framework import Stage
+    from du_framework.engine import program_memory
+    from du_gd_ridge import DUGD
+
+    modes = {"full": {}, "remat (2 levels)": {"remat": True},
+             "truncated, K = 10": {"backward": "truncated", "truncate": 10}}
+    rows, out = [], []
+    for depth in depths:
+        memory = {name: program_memory(DUGD(DUGD.Options(period=4), problem=problem, depth=depth), problem,
+                                       [Stage(depth, 1)], batch_size=100, **settings)
+                  for name, settings in modes.items()}
+        out.append({"depth": depth, "program_bytes": memory})
+        rows.append([depth] + [mib(memory[name]) for name in modes]
+                    + [f"{memory['full'] / memory[name]:.1f}" for name in list(modes)[1:]])
+    print("\n== 3a'. backward modes: program memory of one optimiser step at full depth (ridge n=50, batch 100)")
+    print(table(rows, ["D"] + list(modes) + [f"full / {name}" for name in list(modes)[1:]]))
+    return out
+
+
 def bench_scaling(quick: bool) -> dict:
     from du_framework.workbench.compare import training_key
     from du_framework.engine import clear_program_cache, train, train_ensemble
@@ -335,6 +356,7 @@ def bench_scaling(quick: bool) -> dict:
                        f"memory / D={depths[0]} same remat", f"memory / D={depths[0]} no remat"]))
 
     sizes = (20, 60) if quick else (50, 500, 2000)
+    out["backward"] = backward_memory(problem, depths)
     print("\n== 3b. problem size: one optimiser step at depth 50 (m = 2n, K=100)")
     rows, out["size"] = [], []
     for n in sizes:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, Literal
 
 from .errors import nearest
 from .options import option
@@ -58,6 +58,11 @@ class TrainSettings:
     remat: bool | int = option(False, ge=0, le=16, help="rematerialise: true (2 levels, ~2 sqrt(D) states) "
                                                         "or a number of checkpoint levels")
     devices: int = option(1, ge=0, help="split each batch over this many devices (0: all)")
+    backward: Literal["full", "truncated"] = option(
+        "full", help="gradient of the loss: full (backpropagate through every active iteration) or truncated "
+                     "(through the last `truncate` active iterations only; memory grows with `truncate`)")
+    truncate: int = option(0, ge=0, le=100_000, help="with backward = 'truncated': the iterations backpropagated "
+                                                     "through (1..depth)")
 
     def __post_init__(self):
         for key in ("optimizer_options", "lr_schedule_options"):
@@ -82,6 +87,24 @@ class TrainSettings:
                 raise ValueError(f"train.seeds repeats {', '.join(map(str, repeated))}: each seed would train "
                                  f"the same run twice; give distinct seeds")
         self._validate_loss_weights()
+        self._validate_backward()
+
+    def _validate_backward(self) -> None:
+        if self.backward == "full":
+            if self.truncate:
+                raise ValueError(f"train.truncate = {self.truncate} applies only with train.backward = 'truncated' "
+                                 f"(train.backward is 'full')")
+            return
+        if not 1 <= self.truncate <= self.depth:
+            raise ValueError(f"train.truncate = {self.truncate}: with train.backward = 'truncated' give the "
+                             f"iterations to backpropagate through, 1..{self.depth} (train.depth)")
+        if self.remat:
+            raise ValueError("train.backward = 'truncated' and train.remat do not combine: a truncated gradient "
+                             "stores only its last train.truncate iterations already; set remat = false")
+
+    def truncation(self) -> int | None:
+        """The ``truncate`` argument of :func:`~du_framework.engine.unroll`: ``None`` for a full backward pass."""
+        return self.truncate if self.backward == "truncated" else None
 
     def _validate_loss_weights(self) -> None:
         """A known word, or a non-empty list of finite weights >= 0, not all zero (its length, one weight

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from ..errors import DUError, PluginError
+from ..errors import ConfigError, DUError, PluginError
 from ..interfaces import Problem, Stage, TrainingSchedule, UnfoldedSolver, check_fit
 from ..params import learning_rates
 from ..registry import describe_component
@@ -223,6 +223,9 @@ def _prepare(solver, problem, schedule, settings, keys, ensemble, rate_factors=N
     training_loss(problem, settings.loss)  # refuse an unknown or higher-is-better metric before compiling
     check_loss_weights(settings, solver.depth, stages)
     remat_levels(settings.remat)  # refuse a bad value before compiling
+    if settings.backward == "truncated" and settings.truncate > solver.depth:
+        raise ConfigError(f"train.truncate = {settings.truncate} is more than the solver's {solver.depth} "
+                          f"iterations: backpropagate through 1..{solver.depth}")
     mesh = make_mesh(settings.devices, settings.batch_size)
     rates = learning_rates(solver)
     graphdef, param_state, rest = nnx.split(solver, nnx.Param, ...)

@@ -218,18 +218,19 @@ def _chunk_body(param_state, opt_state, rest, problem, key, active_depth, newest
 
     def loss_fn(params, instance):
         if weights is None:  # "final": the loss of the final estimate
-            x, _ = unroll(merge(params), problem, instance, active_depth, remat=settings.remat)
+            x, _ = unroll(merge(params), problem, instance, active_depth, remat=settings.remat,
+                          truncate=settings.truncation())
             return score(x, instance)
         # The loss of every iterate, computed inside the unroll's scan (masked beyond the active depth by its weight).
         _, per_iteration = unroll(merge(params), problem, instance, active_depth, remat=settings.remat,
-                                  record=lambda x: jnp.asarray(loss_of(x, instance)))
+                                  truncate=settings.truncation(), record=lambda x: jnp.asarray(loss_of(x, instance)))
         return scored(weighted(per_iteration))
 
     def loss_and_grad(params, instance):
         if spec.mesh is None:
             (_, loss), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, instance)
             return loss, grads
-        return _split_loss_and_grad(params, instance, problem, active_depth, merge, score, spec, settings.remat,
+        return _split_loss_and_grad(params, instance, problem, active_depth, merge, score, spec, settings,
                                     stacked=weights is not None)
 
     masks = slot_mask(params, active_depth, newest_only)
@@ -278,8 +279,8 @@ def _is_batched(leaf, batch_size: int) -> bool:
     return bool(jnp.ndim(leaf)) and leaf.shape[0] == batch_size
 
 
-def _split_loss_and_grad(params, instance, problem, active_depth, merge, score, spec: ProgramSpec, remat,
-                         stacked: bool = False):
+def _split_loss_and_grad(params, instance, problem, active_depth, merge, score, spec: ProgramSpec,
+                         settings: TrainSettings, stacked: bool = False):
     """The loss and its gradient with the batch split over ``spec.mesh``: two collectives per step.
 
     Every device draws the whole batch from the replicated key and unrolls its
@@ -302,8 +303,8 @@ def _split_loss_and_grad(params, instance, problem, active_depth, merge, score, 
                              if _is_batched(leaf, spec.batch_size) else leaf, instance)
 
         def forward(params):
-            final, recorded = unroll(merge(params), problem, local, active_depth, remat=remat,
-                                     record=(lambda x: x) if stacked else None)
+            final, recorded = unroll(merge(params), problem, local, active_depth, remat=settings.remat,
+                                     truncate=settings.truncation(), record=(lambda x: x) if stacked else None)
             return recorded if stacked else final
 
         axis = 1 if stacked else 0  # the batch axis of the estimates

@@ -92,6 +92,7 @@ def unroll(
     *,
     record: Callable[[jax.Array], Any] | None = None,
     remat: bool | int = False,
+    truncate: int | None = None,
 ):
     """Run the solver's iterations on a batch; return ``(x_final, recorded)``.
 
@@ -107,10 +108,19 @@ def unroll(
             pass; an integer ``k`` uses ``k`` levels of blocks of about
             ``depth^(1/k)`` (about ``k depth^(1/k)`` states, ``k - 1`` more
             forward passes; 1 checkpoints single iterations only).
+        truncate: backpropagate through the last ``truncate`` active iterations only
+            (truncated backpropagation): the iterations before them run with the
+            solver's parameters and context cut from the gradient, in a scan of their
+            own that stores nothing for the backward pass, so memory grows with
+            ``truncate``, not the depth. The values computed are those of the full unroll.
 
     Raises:
         SolverContractError: ``step`` changed the state's structure, shape or dtype.
     """
+    if truncate is not None:
+        if remat_levels(remat):
+            raise ValueError("truncate and remat do not combine: a truncated unroll stores only its last iterations")
+        return _truncated(solver, problem, instance, active_depth, record, int(truncate))
     context = solver.prepare(problem, instance)
     state0 = solver.init_state(problem, context)
     step = _checked_step(solver, problem, context)
@@ -152,3 +162,45 @@ def unroll(
     if record is not None:
         recorded = jax.tree.map(lambda r: r.reshape((slots,) + r.shape[len(shape):])[:depth], recorded)
     return solver.estimate(state), recorded
+
+
+def _cut(tree: Any) -> Any:
+    """``tree`` with every array leaf cut from the gradient (host numbers left as they are)."""
+    return jax.tree.map(lambda leaf: jax.lax.stop_gradient(leaf) if isinstance(leaf, jax.Array) else leaf, tree)
+
+
+def _truncated(solver: UnfoldedSolver, problem: Problem, instance: Any, active_depth, record, truncate: int):
+    """:func:`unroll` backpropagating through the last ``truncate`` active iterations: iterations
+    ``0 .. start-1`` (``start = max(limit - truncate, 0)``) with everything cut from the gradient, then
+    ``truncate`` iterations from ``start`` that are differentiated."""
+    depth = solver.depth
+    if not 1 <= truncate <= depth:
+        raise ValueError(f"truncate = {truncate}: backpropagate through 1..{depth} (the depth) iterations")
+    merge, params, rest = split_solver(solver)
+    frozen = merge(_cut(params), rest)
+    context = solver.prepare(problem, instance)
+    limit = depth if active_depth is None else jnp.minimum(active_depth, depth)
+    start = jnp.maximum(limit - truncate, 0)
+    frozen_step = _checked_step(frozen, problem, _cut(context))
+    step = _checked_step(solver, problem, context)
+
+    def scan(step, state, ks, until):
+        def inner(state, k):
+            state = jax.lax.cond(k < until, lambda s: step(s, k), lambda s: s, state)
+            return state, (record(solver.estimate(state)) if record is not None else None)
+        return jax.lax.scan(inner, state, ks)
+
+    early, early_records = scan(frozen_step, _cut(solver.init_state(problem, context)),
+                                jnp.arange(depth, dtype=jnp.int32), start)
+    state, late_records = scan(step, _cut(early), start + jnp.arange(truncate, dtype=jnp.int32), limit)
+    if record is None:
+        return solver.estimate(state), None
+    final_record = record(solver.estimate(state))
+    iterations = jnp.arange(depth)
+
+    def combine(early_leaf, late_leaf, final_leaf):  # iteration t's record; past the active depth the final one
+        placed = jax.lax.dynamic_update_slice_in_dim(early_leaf, late_leaf.astype(early_leaf.dtype), start, axis=0)
+        past = (iterations >= limit).reshape((depth,) + (1,) * (placed.ndim - 1))
+        return jnp.where(past, jnp.broadcast_to(final_leaf, placed.shape), placed)
+
+    return solver.estimate(state), jax.tree.map(combine, early_records, late_records, final_record)
