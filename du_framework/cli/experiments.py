@@ -37,9 +37,9 @@ def _preflight(config, problem, schedule, solvers) -> None:
 _RESTORED = {"config": "--config", "experiment": "--experiment", "overrides": "--set", "only": "--only",
              "force": "--force", "metric": "--metric", "checkpoints": "--checkpoints",
              "train_missing": "--train-missing", "allow_problem_mismatch": "--allow-problem-mismatch",
-             "no_plots": "--no-plots", "figures": "--figures", "style": "--style"}
+             "no_plots": "--no-plots", "figures": "--figures", "style": "--style", "no_title": "--no-title"}
 _COMPARE_OPTIONS = ("metric", "checkpoints", "train_missing", "allow_problem_mismatch", "no_plots", "figures",
-                    "style")
+                    "style", "no_title")
 
 
 def _run_folder(args, command: str):
@@ -276,7 +276,7 @@ def cmd_compare(args) -> int:
         identity = _identity(run, args, "compare", config, "complete")
         written = write_report(comparison, run.staging, plots=not args.no_plots, metric=metric.name, warn=_warn,
                                provenance=identity["provenance"], figure_formats=_figure_formats(args),
-                               style=args.style)
+                               style=args.style, title=not getattr(args, "no_title", False))
         timings["report"] = time.perf_counter() - reporting
         timings["total"] = time.perf_counter() - began
         identity["timings"] = timings
