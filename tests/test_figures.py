@@ -35,6 +35,11 @@ def lines_by_label(ax):
     return {line.get_label(): line for line in ax.get_lines() if not line.get_label().startswith("_")}
 
 
+def png_size(path) -> tuple[int, int]:
+    """A PNG's width and height in pixels."""
+    return struct.unpack(">II", path.read_bytes()[16:24])
+
+
 def png_dpi(data: bytes) -> float:
     """The resolution a PNG declares in its pHYs chunk (pixels per metre -> dots per inch)."""
     position = 8
@@ -325,6 +330,8 @@ def test_the_paper_preset_is_one_column_wide_without_titles(run, tmp_path):
     assert fig.get_size_inches()[0] == pytest.approx(3.5) and fig.axes[0].get_title() == ""
     assert all(ax.get_title() == "" for ax in figures.params_figure(run, style="paper").axes)
     assert figures.curves_figure(run).axes[0].get_title() != "", "titles stay by default"
+    figures.plot_curves(run, tmp_path / "paper.png", style="paper")
+    assert png_size(tmp_path / "paper.png")[0] <= 3.5 * 200, "one column wide at 200 dpi, as saved"
     written = figures.write_figures(run, tmp_path / "notitle", title=False)
     assert sorted(written) == ["losses.png", "mse.png", "params.png"]
 

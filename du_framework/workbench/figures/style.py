@@ -115,12 +115,25 @@ def titled(style: Any, title: bool = True) -> bool:
     return bool(title) and not (isinstance(style, str) and style == PAPER)
 
 
+_DEPTH = [0]  # styled() blocks entered and not left: an inner one without a style keeps the outer one's
+
+
 @contextlib.contextmanager
 def styled(style: str | Path | dict | None) -> Iterator[None]:
-    """Our paper defaults, then ``style`` over them, for the figures drawn (and saved) inside."""
+    """Our paper defaults, then ``style`` over them, for the figures drawn (and saved) inside.
+
+    Inside another ``styled`` block, no ``style`` changes nothing: a figure drawn by a
+    function that styles itself keeps the style its caller chose (``plot_curves(...,
+    style="paper")`` draws with ``curves_figure``, which is called without one).
+    """
     plt = pyplot()
-    with plt.style.context([_BASE_RC, *style_spec(style)]):
-        yield
+    layers = style_spec(style)
+    with plt.style.context([] if _DEPTH[0] and not layers else [_BASE_RC, *layers]):
+        _DEPTH[0] += 1
+        try:
+            yield
+        finally:
+            _DEPTH[0] -= 1
 
 
 def solver_looks(solvers: Sequence[tuple[str, bool]]) -> dict[str, dict[str, Any]]:
