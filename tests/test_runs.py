@@ -229,7 +229,10 @@ def test_sigkill_then_resume_gives_the_uninterrupted_parameters(small_config, tm
     # --resume takes the configuration from the run
     assert run("train", "--resume", out, "--config", small_config) == 2
     assert "leave out --config" in capsys.readouterr().err
+    capsys.readouterr()
     assert run("train", "--resume", out, "--no-progress") == 0
+    err = capsys.readouterr().err
+    assert f"unfold: note: resuming the interrupted run {out}" in err and "warning" not in err, "a resume is no fault"
     assert_same_checkpoint(out / "checkpoints" / "learned.npz", whole / "checkpoints" / "learned.npz")
     assert not list(tmp_path.glob(".killed.staging-*")) and not (out / "checkpoints" / "learned.state.npz").exists()
     assert json.loads((out / "manifest.json").read_text())["resumed"] is True

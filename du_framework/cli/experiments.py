@@ -25,6 +25,11 @@ def _warn(message: str) -> None:
     print(f"unfold: warning: {message}", file=sys.stderr)
 
 
+def _note(message: str) -> None:
+    """What the user should know that is no fault (a warning says something may be wrong)."""
+    print(f"unfold: note: {message}", file=sys.stderr)
+
+
 def _preflight(config, problem, schedule, solvers) -> None:
     """Refuse a training run that cannot fit in memory, warn about a very long one (before any training)."""
     from ..workbench.preflight import check_training
@@ -208,7 +213,7 @@ def cmd_compare(args) -> int:
             del problem
             _begin(run, args, "compare", config)
         else:
-            _warn(f"resuming the interrupted run {run.target}")
+            _note(f"resuming the interrupted run {run.target}")
         args.resume_command = f"unfold compare --resume {shell_word(run.target)}"
         timings = {"setup": time.perf_counter() - began}
         try:
@@ -275,7 +280,7 @@ def cmd_train(args) -> int:
         watchers.folder, watchers.target = run.staging, run.target
         if run.resumed:
             config = _resumed_config(run, args, "train")
-            _warn(f"resuming the interrupted run {run.target}")
+            _note(f"resuming the interrupted run {run.target}")
         problem = build_problem(config)
         schedule = build_schedule(config)
         solvers = build_solvers(config, problem)
