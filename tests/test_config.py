@@ -227,6 +227,18 @@ def test_unreadable_or_invalid_files_are_refused(tmp_path):
         load_config(bad)
 
 
+def test_a_solver_is_added_from_the_command_line_by_naming_a_new_label():
+    config = small(["solvers.slow.name=constant-gd", "solvers.slow.step=0.001", "solvers.fast.name=learned-gd"])
+    assert [(s.label, s.name) for s in config.solvers] == [("learned", "learned-gd"), ("gd", "constant-gd"),
+                                                           ("slow", "constant-gd"), ("fast", "learned-gd")]
+    assert config.solver("slow").options.step == 0.001
+    raw = raw_small()
+    del raw["solvers"]
+    assert [s.label for s in build_config(apply_overrides(raw, ["solvers.only.name=constant-gd"])).solvers] == ["only"]
+    with pytest.raises(ConfigError, match=r"no solver labelled 'new'.*to add one, name it: --set solvers.new.name=NAME"):
+        small(["solvers.new.step=0.1"])
+
+
 def test_overrides_do_not_mutate_their_input():
     raw = raw_small()
     apply_overrides(raw, ["train.depth=3", "problem.name=diag-quadratic", "solvers.0.period=1"])

@@ -35,6 +35,11 @@ def lines_by_label(ax):
     return {line.get_label(): line for line in ax.get_lines() if not line.get_label().startswith("_")}
 
 
+def png_size(path) -> tuple[int, int]:
+    """A PNG's width and height in pixels."""
+    return struct.unpack(">II", path.read_bytes()[16:24])
+
+
 def png_dpi(data: bytes) -> float:
     """The resolution a PNG declares in its pHYs chunk (pixels per metre -> dots per inch)."""
     position = 8
@@ -194,10 +199,10 @@ def test_seed_bands_span_the_minimum_and_maximum_of_the_seeds_that_did_not_diver
 
 def test_overlay_prefixes_each_solver_with_its_run(run):
     other = load_run(SCHEMA2_RUN)
-    ax = figures.curves_figure([run, other], solvers="gd").axes[0]
+    ax = figures.curves_figure([run, other], solvers="gd", metric="mse").axes[0]  # two problems: named metric
     assert sorted(lines_by_label(ax)) == ["s3: gd", "schema2-run: gd"]
     with pytest.raises(ConfigError, match=r"no solver 'gdd'.*did you mean 'gd'"):
-        figures.curves_figure([run, other], solvers=["gdd"])
+        figures.curves_figure([run, other], solvers=["gdd"], metric="mse")
 
 
 def test_user_text_is_drawn_literally(tmp_path):
@@ -281,3 +286,78 @@ def test_the_curves_figure_is_named_after_the_metric_it_plots(run, tmp_path):
     assert f"{other}.png" in written and "mse.png" not in written
     assert figures.curves_stem("ber") == "ber" and figures.curves_stem("params") == "curves_params"
     assert figures.curves_stem("a/b c") == "a_b_c"
+
+
+# --- one look per solver, paper preset, runs of different problems -----------------------------------
+
+
+def _reordered(classical_first: bool = True) -> dict:
+    """The schema-3 results with the classical solver listed before the learned one."""
+    results = schema3_results()
+    if classical_first:
+        results["solvers"] = {"gd": results["solvers"]["gd"], "learned": results["solvers"]["learned"]}
+    return results
+
+
+def _look(line) -> tuple:
+    from matplotlib.colors import to_hex
+
+    return to_hex(line.get_color()), line.get_marker()
+
+
+def test_a_solver_has_one_colour_and_marker_in_every_figure_of_a_run():
+    run = Run.from_results(_reordered())  # gd (classical) first: params and losses draw only "learned"
+    curves = lines_by_label(figures.curves_figure(run).axes[0])
+    params = lines_by_label(figures.params_figure(run).axes[0])
+    only = lines_by_label(figures.curves_figure(run, solvers="learned").axes[0])
+    learned = next(label for label in curves if label.startswith("learned"))
+    assert _look(params["learned"]) == _look(curves[learned]) == _look(only[learned])
+    assert _look(curves["gd"]) != _look(curves[learned])
+
+
+def test_a_solver_keeps_its_look_across_the_runs_of_an_overlay_and_runs_differ_in_line_style(run):
+    other = Run.from_results(_reordered(), label="again")
+    lines = lines_by_label(figures.curves_figure([run, other], solvers="gd").axes[0])
+    first, second = lines["s3: gd"], lines["again: gd"]
+    assert _look(first) == _look(second), "one colour and marker per solver label"
+    assert first.get_linestyle() != second.get_linestyle(), "the runs told apart by line style"
+    alone = lines_by_label(figures.curves_figure(run).axes[0])["gd"]
+    assert _look(alone) == _look(first)
+
+
+def test_the_paper_preset_is_one_column_wide_without_titles(run, tmp_path):
+    fig = figures.curves_figure(run, style="paper")
+    assert fig.get_size_inches()[0] == pytest.approx(3.5) and fig.axes[0].get_title() == ""
+    assert all(ax.get_title() == "" for ax in figures.params_figure(run, style="paper").axes)
+    assert figures.curves_figure(run).axes[0].get_title() != "", "titles stay by default"
+    figures.plot_curves(run, tmp_path / "paper.png", style="paper")
+    assert png_size(tmp_path / "paper.png")[0] <= 3.5 * 200, "one column wide at 200 dpi, as saved"
+    written = figures.write_figures(run, tmp_path / "notitle", title=False)
+    assert sorted(written) == ["losses.png", "mse.png", "params.png"]
+
+
+def test_a_per_iteration_parameter_is_drawn_against_the_iteration():
+    results = schema3_results()
+    results["solvers"]["learned"]["params"]["theta"] = [float(t) for t in range(1, DEPTH + 1)]  # one per iteration
+    axes = {ax.get_ylabel(): ax for ax in figures.params_figure(Run.from_results(results)).axes}
+    assert axes[r"$\theta_{k}$".replace("k", "t")].get_xlabel() == "iteration $t$"
+    periodic = axes[r"$\eta_{k}$"].get_xlabel()
+    assert periodic.startswith("slot $k$") and "mod" in periodic, "a period of 2 keeps the slot convention"
+
+
+def _other_problem() -> Run:
+    results = schema3_results()
+    results["problem"] = {"name": "other"}
+    results["config"]["problem"] = {"name": "other"}
+    results["primary_metric"] = "nmse_db"
+    return Run.from_results(results, label="elsewhere")
+
+
+def test_runs_of_different_problems_are_refused_in_one_figure_unless_a_metric_is_named(run):
+    with pytest.raises(ConfigError) as refused:
+        figures.curves_figure([run, _other_problem()])
+    message = str(refused.value)
+    assert "'s3'" in message and "'elsewhere'" in message and "toy" in message and "other" in message
+    assert "mse" in message and "nmse_db" in message and "--metric" in message
+    ax = figures.curves_figure([run, _other_problem()], metric="mse").axes[0]
+    assert ax.get_title().startswith("toy, other: MSE")

@@ -146,7 +146,11 @@ def test_compare_tells_observers_in_order_and_disables_a_failing_one_once(observ
     out = tmp_path / "run"
     assert run("compare", "--experiment", "small", "--set", "train.depth=3", "--out", out, "--no-plots",
                "--no-progress", "--observe", "recorder,boom,tensorboard") == 0
-    err = capsys.readouterr().err
+    printed = capsys.readouterr()
+    err = printed.err
+    wrote = next(line for line in printed.out.splitlines() if line.startswith("wrote "))
+    assert "tensorboard/" in wrote and "checkpoints/" in wrote, "the wrote line lists every folder written"
+    assert f"tensorboard --logdir {out / 'tensorboard'}" in printed.out, "how to view them"
     warnings = [line for line in err.splitlines() if "observer" in line]
     assert warnings == ["unfold: warning: observer 'boom' (plugin 'observer-tests') failed at a stage end "
                         "(RuntimeError: boom); it is disabled for the rest of this run, which goes on"]

@@ -108,3 +108,13 @@ def test_wheels_carry_licence_metadata_and_py_typed(tmp_path):
         module = importlib.import_module(module_name)
         assert f"-{module.__version__}-" in wheel.name
         _check_wheel(wheel, module_name)
+
+
+def test_the_tensorboard_extra_installs_the_viewer_as_well_as_the_writer():
+    """``pip install 'du-framework[tensorboard]'`` then ``tensorboard --logdir RUN/tensorboard`` (docs/observers.md)."""
+    import re
+    import tomllib
+
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["tensorboard"]
+    names = {re.match(r"[A-Za-z0-9_.-]+", requirement).group(0).lower() for requirement in extra}
+    assert {"tensorboardx", "tensorboard"} <= names

@@ -16,6 +16,7 @@ from core_plugin import SMALL_TOML, core_plugin  # noqa: F401 - the fixture
 from plugin_factory import make_distribution
 
 from du_framework.cli import main
+from du_framework.errors import ConfigError
 from du_framework.workbench.runs import RunFolder, provenance, to_toml
 
 TESTS = Path(__file__).resolve().parent
@@ -136,7 +137,7 @@ def test_a_non_empty_out_is_refused_and_force_replaces_it_as_a_whole(small_confi
     assert sorted(p.name for p in out.iterdir()) == ["old.txt"]
     assert run("train", "--config", small_config, "--out", out, "--no-progress", "--force") == 0
     assert not (out / "old.txt").exists() and (out / "checkpoints" / "learned.npz").is_file()
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [".run.lock"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [], "no lock left beside it"
 
 
 def test_a_second_process_on_the_same_folder_is_refused(small_config, tmp_path, capsys):
@@ -155,6 +156,46 @@ def test_a_second_process_on_the_same_folder_is_refused(small_config, tmp_path, 
         holder.stdin.close()
         holder.wait(timeout=30)
     assert not out.exists()
+
+
+def test_the_lock_beside_the_folder_is_removed_when_the_run_ends(tmp_path):
+    out = tmp_path / "run"
+    with RunFolder(out) as folder:
+        assert folder.lock_path == tmp_path / ".run.lock" and folder.lock_path.is_file(), "held while it runs"
+    assert not folder.lock_path.exists()
+    with pytest.raises(ConfigError), RunFolder(out, resume=True):  # refused on entering: released, removed
+        pass
+    assert ".run.lock" not in [p.name for p in tmp_path.iterdir()]
+
+
+def test_a_lock_file_removed_by_its_last_holder_while_we_opened_it_is_not_taken(tmp_path, monkeypatch):
+    """The race of a removed lock file: we open .run.lock, its holder finishes (removes it and unlocks), and a
+    third process creates a new one and locks it. Our lock on the old, unlinked file excludes no one: we must
+    find that the path names another file now, and lock that one (held by the third process: refused)."""
+    import fcntl
+
+    from du_framework.workbench import runs
+
+    out = tmp_path / "run"
+    lock_path = tmp_path / ".run.lock"
+    lock_path.write_text("1")
+    third = {}
+    real_flock = fcntl.flock
+
+    def flock(fd, operation):
+        if not third and operation & fcntl.LOCK_EX:
+            lock_path.unlink()  # the holder finished: removed the file it had locked
+            third["fd"] = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)  # a third process starts
+            real_flock(third["fd"], fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return real_flock(fd, operation)
+
+    monkeypatch.setattr(runs.fcntl, "flock", flock)
+    try:
+        with pytest.raises(ConfigError, match="another unfold process"), RunFolder(out):
+            pass
+        assert lock_path.exists(), "the third process's lock file is left alone"
+    finally:
+        os.close(third["fd"])
 
 
 def test_stale_staging_folders_of_dead_processes_are_cleaned(tmp_path):
@@ -188,7 +229,10 @@ def test_sigkill_then_resume_gives_the_uninterrupted_parameters(small_config, tm
     # --resume takes the configuration from the run
     assert run("train", "--resume", out, "--config", small_config) == 2
     assert "leave out --config" in capsys.readouterr().err
+    capsys.readouterr()
     assert run("train", "--resume", out, "--no-progress") == 0
+    err = capsys.readouterr().err
+    assert f"unfold: note: resuming the interrupted run {out}" in err and "warning" not in err, "a resume is no fault"
     assert_same_checkpoint(out / "checkpoints" / "learned.npz", whole / "checkpoints" / "learned.npz")
     assert not list(tmp_path.glob(".killed.staging-*")) and not (out / "checkpoints" / "learned.state.npz").exists()
     assert json.loads((out / "manifest.json").read_text())["resumed"] is True

@@ -134,6 +134,78 @@ def test_report_of_a_schema2_run_and_a_training_run_says_what_is_missing(tmp_pat
     assert "## Checkpoints" in text or "### Checkpoints" in text
 
 
+# --- runs of different problems ------------------------------------------------------------------------
+
+
+def write_other_problem(folder: Path) -> Path:
+    """A run of another problem ("other", primary metric nmse_db) with other solvers and execution settings."""
+    from run_fixtures import schema3_results
+
+    results = schema3_results()
+    results["problem"] = {"name": "other", "dim": 4}
+    results["primary_metric"] = "nmse_db"
+    config = results["config"]
+    config["problem"] = {"name": "other", "p": 0.1}
+    config["train"]["chunk_size"] = 8  # how the run executes: not a difference that matters
+    config["solvers"] = [{"name": "learned-gd", "label": "learned", "period": 4},
+                         {"name": "ista", "label": "ista", "lam": 0.1, "lr": 0.5, "tol": 1.0}]
+    results["solvers"]["ista"] = results["solvers"].pop("gd")
+    return write_schema3_run(folder, results)
+
+
+def test_plot_of_runs_of_different_problems_exits_2_naming_both(schema3, tmp_path, capsys):
+    other = write_other_problem(tmp_path / "elsewhere")
+    out = tmp_path / "overlay.png"
+    assert run("plot", schema3, other, "--out", out) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "'s3' is toy (primary metric mse)" in line and "'elsewhere' is other (primary metric nmse_db)" in line
+    assert "--metric" in line and not out.exists()
+    assert run("plot", schema3, other, "--metric", "nmse_db", "--out", out) == 0, "a named metric overlays them"
+
+
+def test_report_shows_each_run_in_its_primary_metric_and_overlays_only_runs_of_one_problem(schema3, tmp_path):
+    other = write_other_problem(tmp_path / "elsewhere")
+    twin = write_schema3_run(tmp_path / "twin")
+    out = tmp_path / "r.md"
+    assert run("report", schema3, other, twin, "--out", out) == 0
+    text = out.read_text()
+    side = text.split("## Run s3")[0]
+    assert "\n| s3 | learned |" in side and "\n| twin | learned |" in side and "\n| elsewhere |" not in side
+    assert re.search(r"Not side by side.*elsewhere \(other, NMSE\)", side)
+    assert [Path(p).name for p in re.findall(r"\(([^)]*overlay[^)]*)\)", side)] == ["overlay-mse.png"]
+    section = text.split("## Run elsewhere")[1].split("## Run twin")[0]
+    assert "### NMSE (lower is better)" in section and "### MSE" not in section
+
+
+def test_the_keys_that_differ_are_those_that_change_the_results(schema3, tmp_path):
+    from du_framework.workbench.loading import load_run
+    from du_framework.workbench.publish import config_differences
+
+    runs = [load_run(schema3), load_run(write_other_problem(tmp_path / "elsewhere"))]
+    header, rows = config_differences(runs)
+    keys = {row[0]: row[1:] for row in rows}
+    assert header == ["key", "s3", "elsewhere"]
+    assert keys["problem.name"] == ['"toy"', '"other"'] and "problem.p" in keys
+    assert "train.chunk_size" not in keys, "an execution setting does not change the results"
+    assert keys["solvers"] == ["learned, gd", "learned, ista"], "solvers of one run only: one row, not their options"
+    assert not any(key.startswith(("solvers.gd.", "solvers.ista.")) for key in keys)
+    assert keys["solvers.learned.period"] == ["2", "4"]
+    assert len(rows) == 5, rows
+
+
+def test_a_difference_shared_by_several_solvers_is_one_row(schema3, tmp_path):
+    from du_framework.workbench.loading import load_run
+    from du_framework.workbench.publish import config_differences
+    from run_fixtures import schema3_results
+
+    results = schema3_results()
+    for entry in results["config"]["solvers"]:
+        entry["lr"] = 0.5
+    runs = [load_run(schema3), load_run(write_schema3_run(tmp_path / "lr", results))]
+    _, rows = config_differences(runs)
+    assert rows == [["solvers.*.lr", "(absent)", "0.5"]]
+
+
 # --- refused inputs, exit status 2 ----------------------------------------------------------------------
 
 

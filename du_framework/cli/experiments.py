@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-import threading
 import time
 from pathlib import Path
 
 from ..errors import ConfigError, TrainingDivergedError
 
 from ._common import default_out, load_registry
+from .outputs import figure_formats, folder_contents, prefetch_plotting, shell_word, viewing_hint
 
 
 def _load(args):
@@ -23,6 +23,11 @@ def _load(args):
 
 def _warn(message: str) -> None:
     print(f"unfold: warning: {message}", file=sys.stderr)
+
+
+def _note(message: str) -> None:
+    """What the user should know that is no fault (a warning says something may be wrong)."""
+    print(f"unfold: note: {message}", file=sys.stderr)
 
 
 def _preflight(config, problem, schedule, solvers) -> None:
@@ -37,9 +42,9 @@ def _preflight(config, problem, schedule, solvers) -> None:
 _RESTORED = {"config": "--config", "experiment": "--experiment", "overrides": "--set", "only": "--only",
              "force": "--force", "metric": "--metric", "checkpoints": "--checkpoints",
              "train_missing": "--train-missing", "allow_problem_mismatch": "--allow-problem-mismatch",
-             "no_plots": "--no-plots", "figures": "--figures", "style": "--style"}
+             "no_plots": "--no-plots", "figures": "--figures", "style": "--style", "no_title": "--no-title"}
 _COMPARE_OPTIONS = ("metric", "checkpoints", "train_missing", "allow_problem_mismatch", "no_plots", "figures",
-                    "style")
+                    "style", "no_title")
 
 
 def _run_folder(args, command: str):
@@ -111,15 +116,9 @@ def _identity(run, args, command: str, config, status: str, registry=None) -> di
     from ..workbench.runs import config_digest, provenance
 
     prov = provenance(registry or load_registry())
-    return {"status": status, "command": " ".join(["unfold", *map(_shell_word, prov["command_line"][1:])])
+    return {"status": status, "command": " ".join(["unfold", *map(shell_word, prov["command_line"][1:])])
             if prov["command_line"] else f"unfold {command}", "subcommand": command, "resumed": run.resumed,
             "config_digest": config_digest(config.to_dict()), "created": prov["created"], "provenance": prov}
-
-
-def _shell_word(word: str) -> str:
-    import shlex
-
-    return shlex.quote(str(word))
 
 
 def _observers(args, command: str):
@@ -184,36 +183,6 @@ def _follow(args, command) -> int | None:
     return code
 
 
-def _figure_formats(args) -> tuple[str, ...]:
-    """``--figures`` as a tuple of formats, refused before any work when one is unknown (or the style is)."""
-    from ..workbench.figures import FORMATS, style_spec
-
-    formats = tuple(part.strip().lower().lstrip(".") for part in (args.figures or "png").split(",") if part.strip())
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown or not formats:
-        raise ConfigError(f"--figures {args.figures!r}: give formats among {', '.join(FORMATS)}, "
-                          f"comma-separated (e.g. png,pdf)")
-    if args.style:
-        style_spec(args.style)
-    return formats
-
-
-def _prefetch_plotting() -> None:
-    """Import matplotlib and the figures module in a background thread while the solvers train.
-
-    The import takes about half a second of Python work, and training leaves the
-    interpreter idle while XLA runs; the report then finds everything imported.
-    """
-
-    def load():
-        with contextlib.suppress(Exception):  # the report imports it again and reports a failure itself
-            from ..workbench import figures
-
-            figures.pyplot()
-
-    threading.Thread(target=load, name="unfold-prefetch-plotting", daemon=True).start()
-
-
 def cmd_compare(args) -> int:
     from ..workbench.compare import build_problem, build_schedule, build_solvers, run_comparison
     from ..workbench.report import (describe_evaluation, format_sweep_table, format_table, seed_notes, select_metric,
@@ -225,9 +194,9 @@ def cmd_compare(args) -> int:
     config = None if args.resume else _load(args)
     if config is not None:
         select_metric(load_registry().problem(config.problem.name), args.metric)  # refused before training
-    _figure_formats(args)  # an unknown format or style is refused before any work
+    figure_formats(args)  # an unknown format or style is refused before any work
     if not args.no_plots:
-        _prefetch_plotting()
+        prefetch_plotting()
     watchers = _observers(args, "compare")
     folder = _run_folder(args, "compare")
     with folder as run, _ending(watchers):
@@ -244,8 +213,8 @@ def cmd_compare(args) -> int:
             del problem
             _begin(run, args, "compare", config)
         else:
-            _warn(f"resuming the interrupted run {run.target}")
-        args.resume_command = f"unfold compare --resume {_shell_word(run.target)}"
+            _note(f"resuming the interrupted run {run.target}")
+        args.resume_command = f"unfold compare --resume {shell_word(run.target)}"
         timings = {"setup": time.perf_counter() - began}
         try:
             comparison = run_comparison(config, progress=not args.no_progress,
@@ -274,9 +243,9 @@ def cmd_compare(args) -> int:
         timings["evaluation"] = sum(result.evaluation_seconds for result in comparison.results.values())
         reporting = time.perf_counter()
         identity = _identity(run, args, "compare", config, "complete")
-        written = write_report(comparison, run.staging, plots=not args.no_plots, metric=metric.name, warn=_warn,
-                               provenance=identity["provenance"], figure_formats=_figure_formats(args),
-                               style=args.style)
+        write_report(comparison, run.staging, plots=not args.no_plots, metric=metric.name, warn=_warn,
+                               provenance=identity["provenance"], figure_formats=figure_formats(args),
+                               style=args.style, title=not getattr(args, "no_title", False))
         timings["report"] = time.perf_counter() - reporting
         timings["total"] = time.perf_counter() - began
         identity["timings"] = timings
@@ -284,7 +253,8 @@ def cmd_compare(args) -> int:
                                                      for label, result in comparison.results.items()})
         run.publish(identity)
         args.resume_command, args.published_to = None, run.target
-    print(f"\nwrote {', '.join(sorted([*written, 'config.toml', 'manifest.json']))} to {run.target}/")
+    print(f"\nwrote {', '.join(folder_contents(run.target))} to {run.target}/")
+    viewing_hint(run.target)
     return 0
 
 
@@ -310,7 +280,7 @@ def cmd_train(args) -> int:
         watchers.folder, watchers.target = run.staging, run.target
         if run.resumed:
             config = _resumed_config(run, args, "train")
-            _warn(f"resuming the interrupted run {run.target}")
+            _note(f"resuming the interrupted run {run.target}")
         problem = build_problem(config)
         schedule = build_schedule(config)
         solvers = build_solvers(config, problem)
@@ -319,7 +289,7 @@ def cmd_train(args) -> int:
             _begin(run, args, "train", config)
             with atomic_write(run.staging / "config.json") as handle:
                 handle.write(strict_json(config.to_dict()))
-        args.resume_command = f"unfold train --resume {_shell_word(run.target)}"
+        args.resume_command = f"unfold train --resume {shell_word(run.target)}"
         staged, checkpoints = run.staging / "checkpoints", run.target / "checkpoints"
         seeds = list(config.train.seed_list())
         stages = [(stage.active_depth, stage.steps) for stage in
@@ -391,7 +361,8 @@ def cmd_train(args) -> int:
         run.publish(_identity(run, args, "train", config, "complete"))
         args.resume_command, args.published_to = None, run.target
     print(f"trained {trained} solver(s) into {run.target}/; evaluate with: unfold compare --checkpoints "
-          f"{_shell_word(checkpoints)} --config {_shell_word(run.target / 'config.toml')}")
+          f"{shell_word(checkpoints)} --config {shell_word(run.target / 'config.toml')}")
+    viewing_hint(run.target)
     return 0
 
 

@@ -100,7 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--figures", metavar="FORMAT[,FORMAT...]", default=None,
                          help="figure formats: png (default), pdf, svg, e.g. --figures png,pdf for vector copies")
     compare.add_argument("--style", metavar="STYLE",
-                         help="matplotlib style of the figures: a style name, a .mplstyle file or an rcParams file")
+                         help="style of the figures: paper (one column wide, 3.5 in, no titles), a matplotlib "
+                              "style name, a .mplstyle file or an rcParams file")
+    compare.add_argument("--no-title", action="store_true",
+                         help="leave out the figures' titles (a paper's caption says it)")
     compare.add_argument("--markdown", action="store_true", help="print the table as Markdown")
 
     train = add("train", help="train the learnable solvers and save their checkpoints")

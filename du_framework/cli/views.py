@@ -13,7 +13,7 @@ Examples:
   unfold plot runs/a                              the primary metric's curves -> curves.png
   unfold plot runs/a runs/b --out overlay.pdf     two runs overlaid, as a vector PDF
   unfold plot runs/a --metric nmse_db --solvers dugd,gd --out nmse.svg
-  unfold plot runs/a --what params --out params.pdf --style seaborn-v0_8-paper
+  unfold plot runs/a --what params --out params.pdf --style paper
   unfold plot runs/a --what losses                the training loss of every step (if saved)"""
 
 REPORT_EPILOG = """\
@@ -30,10 +30,13 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", metavar="RUN", nargs="+",
                         help="run folders written by unfold compare or unfold train (or their results.json); "
                              "unfold report also takes the folder of unfold tune (one study)")
-    parser.add_argument("--metric", metavar="NAME", help="the metric to show (default: the first run's primary one)")
+    parser.add_argument("--metric", metavar="NAME",
+                        help="the metric to show (default: each run's primary one; plot draws runs of one problem "
+                             "and primary metric together unless --metric names a metric they all have)")
     parser.add_argument("--style", metavar="STYLE",
-                        help="a matplotlib style name (e.g. seaborn-v0_8-paper), a .mplstyle file or a file of "
-                             "rcParams (key: value lines), applied over the paper defaults")
+                        help="paper (one column wide, 3.5 in, 8 pt, no titles), a matplotlib style name (e.g. "
+                             "seaborn-v0_8-paper), a .mplstyle file or a file of rcParams (key: value lines), "
+                             "applied over the paper defaults")
     parser.add_argument("--no-verify", action="store_true",
                         help="read runs whose files differ from their manifest.json (changed after the run), "
                              "with a warning, instead of refusing them")

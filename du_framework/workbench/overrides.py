@@ -1,7 +1,8 @@
 """``--set KEY=VALUE`` overrides of a raw configuration, applied before validation.
 
 ``problem.n=20``, ``train.depth=10``, ``solvers.LABEL.period=8`` (a solver by label) or
-``solvers.0.period=8`` (by position); a value is TOML (``1e-3``, ``true``, ``"text"``, ``[1, 2]``) or else a
+``solvers.0.period=8`` (by position), and ``solvers.NEW.name=heavy-ball`` adds a solver labelled ``NEW``
+(its other options as ``solvers.NEW.KEY=VALUE``); a value is TOML (``1e-3``, ``true``, ``"text"``, ``[1, 2]``) or else a
 string. Switching a component by name (``problem.name=OTHER``, ``train.schedule=OTHER``,
 ``solvers.0.name=OTHER``) drops the options the file gave the old one; only the overrides apply to the new one.
 """
@@ -70,7 +71,21 @@ def _find_solver(solvers: list, selector: str, key: str) -> int:
         return labels.index(selector)
     hint = nearest(selector, [str(label) for label in labels])
     raise ConfigError(f"--set {key}: no solver labelled {selector!r}; labels: {', '.join(map(str, labels))}"
-                      + (f" (did you mean {hint!r}?)" if hint else ""))
+                      + (f" (did you mean {hint!r}?)" if hint else "")
+                      + f"; to add one, name it: --set solvers.{selector}.name=NAME")
+
+
+def _added_solvers(overrides: list[str], solvers: list) -> list[dict[str, Any]]:
+    """The solvers ``solvers.LABEL.name=NAME`` adds: a label no solver has (not a position), in order."""
+    labels = {s.get("label", s.get("name")) for s in solvers if isinstance(s, dict)}
+    added: dict[str, dict[str, Any]] = {}
+    for override in overrides:
+        key, sep, _ = override.partition("=")
+        parts = key.strip().split(".")
+        if sep and len(parts) == 3 and parts[0] == "solvers" and parts[2] == "name" and not parts[1].isdigit() \
+                and parts[1] not in labels:
+            added.setdefault(parts[1], {"label": parts[1]})
+    return list(added.values())
 
 
 # Settings whose `<name>_options` belong to the named optimiser or learning-rate schedule.
@@ -89,7 +104,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
     Values are read as TOML (``3``, ``1e-3``, ``true``, ``"x"``); anything that is
     not valid TOML is taken as a string. A solver is addressed by its label or
-    position in the file. An override that names another component
+    position in the file; ``solvers.LABEL.name=NAME`` with a label no solver has adds one
+    (after the file's). An override that names another component
     (``problem.name``, ``train.schedule``, ``solvers.X.name``) first drops the
     keys the file gave the old component, so they cannot leak into the new one;
     another ``train.optimizer`` or ``train.lr_schedule`` drops the file's
@@ -97,6 +113,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     """
     raw = copy.deepcopy(raw)
     solvers = raw.get("solvers", [])
+    added = _added_solvers(overrides, solvers if isinstance(solvers, list) else [])
+    if added:
+        solvers = raw["solvers"] = [*(solvers if isinstance(solvers, list) else []), *added]
     parsed = [_parse_override(override, solvers if isinstance(solvers, list) else []) for override in overrides]
     for item in parsed:  # the switches first, so the order of --set options does not matter
         if item.table == "problem" and item.field == "name" and isinstance(raw.get("problem"), dict):

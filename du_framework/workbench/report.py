@@ -164,12 +164,12 @@ def history_texts(comparison: Comparison) -> tuple[str, str] | None:
 def write_report(comparison: Comparison, out_dir: str | Path, *, plots: bool = True,
                  metric: str | None = None, warn: Callable[[str], None] | None = None,
                  provenance: dict[str, Any] | None = None, figure_formats: tuple[str, ...] = ("png",),
-                 style: str | Path | None = None) -> dict[str, Path]:
+                 style: str | Path | None = None, title: bool = True) -> dict[str, Path]:
     """Write results.json, results.csv, config.json, the training history (training.csv: every
     step's loss, stages.csv: each stage's mean; when something was trained) and (with
     ``plots``) the figures of :func:`du_framework.workbench.figures.write_figures`: ``mse``,
     ``params`` and ``losses``, in each of ``figure_formats`` (png, pdf, svg), drawn with
-    the matplotlib ``style`` (a style name or file) when given.
+    the matplotlib ``style`` (``paper``, a style name or file) when given, without titles when not ``title``.
 
     ``<metric>.*`` (``mse.png``, ``ber.png``) plots ``metric`` (default: the problem's primary metric), named
     after it. The data files are written first; a plot that fails (anything but an ``OSError`` or ``MemoryError``,
@@ -197,6 +197,7 @@ def write_report(comparison: Comparison, out_dir: str | Path, *, plots: bool = T
 
         warn = warn or (lambda message: warnings.warn(message, RuntimeWarning, stacklevel=3))
         run = Run.from_results(json.loads(written_text["results.json"]), folder=out)
-        written.update(write_figures(run, out, metric=shown.name, formats=figure_formats, style=style, warn=warn))
+        written.update(write_figures(run, out, metric=shown.name, formats=figure_formats, style=style, warn=warn,
+                                     title=title))
     return written
 

@@ -6,8 +6,11 @@ and publish it with one :func:`os.rename` once the run is complete, ``manifest.j
 written last. So ``RUN`` is either absent, the previous run whole, or the new run whole:
 never half old and half new.
 
-* A lock, ``fcntl.flock`` on ``.RUN.lock`` beside the folder, refuses a second process
-  on the same folder (the lock file stays; it holds the pid of the last holder).
+* A lock, ``fcntl.flock`` on ``.RUN.lock`` beside the folder (it must exclude a second
+  writer before the folder exists and while the publishing rename replaces it), refuses
+  a second process on the same folder; it holds the holder's pid, and the holder removes
+  it when the run ends. A process that locked a file its holder had just removed sees
+  that ``.RUN.lock`` names another file (or none) and tries again with the path's file.
 * A non-empty ``RUN`` is refused unless ``force`` (the old folder is replaced as a whole:
   renamed aside to ``.RUN.old-<pid>``, the new one published, the old one deleted) or
   ``resume``.
@@ -98,25 +101,40 @@ class RunFolder:
     # --- the lock ---------------------------------------------------------------------------
     def _acquire(self) -> None:
         self.target.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
-            os.close(fd)
-            raise ConfigError(f"another unfold process{f' (pid {holder})' if holder.isdigit() else ''} is writing "
-                              f"{str(self.target)!r} (it holds {str(self.lock_path)!r}); wait for it to finish "
-                              f"or choose another --out") from None
-        except BaseException:
-            os.close(fd)
-            raise
+        while True:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+                os.close(fd)
+                raise ConfigError(f"another unfold process{f' (pid {holder})' if holder.isdigit() else ''} is "
+                                  f"writing {str(self.target)!r} (it holds {str(self.lock_path)!r}); wait for it to "
+                                  f"finish or choose another --out") from None
+            except BaseException:
+                os.close(fd)
+                raise
+            if self._names(fd):
+                break
+            os.close(fd)  # its holder removed the file after we opened it: the lock is the file the path names
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
             os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._lock_fd = fd
 
+    def _names(self, fd: int) -> bool:
+        """Whether :attr:`lock_path` still names the file open as ``fd``."""
+        try:
+            on_disk, held = os.stat(self.lock_path), os.fstat(fd)
+        except FileNotFoundError:
+            return False
+        return (on_disk.st_dev, on_disk.st_ino) == (held.st_dev, held.st_ino)
+
     def _release(self) -> None:
         if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                if self._names(self._lock_fd):
+                    os.unlink(self.lock_path)  # removed while still held: a process that opened it retries
             with contextlib.suppress(OSError):
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)

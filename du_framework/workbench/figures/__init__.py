@@ -10,16 +10,23 @@ atomically to a path whose suffix chooses the format (``.pdf``, ``.svg``: vector
 
 Conventions (docs/publishing.md, "Figure conventions"):
 
+* each solver label has one colour and marker in every figure of a run (and across
+  the runs of an overlay): the looks are assigned over all of a run's solvers, in
+  order, whichever of them a figure draws (:func:`solver_looks`);
 * learned solvers are solid lines with filled markers, classical ones dashed or
   dotted lines with open markers, so the two kinds differ in greyscale; within a
-  kind each solver has its own marker (and, for classical ones, line style);
+  kind each solver has its own marker (and, for classical ones, line style); in an
+  overlay of several runs each run has its own line style instead;
+* runs of different problems or primary metrics are not mixed in one curve figure
+  unless a metric is named (:func:`check_one_problem`);
 * overlapping curves stay visible: earlier curves are drawn thicker and below,
   later ones thinner and on top, and markers sit at staggered iterations;
 * a solver trained with several seeds is drawn as its central curve (the median
   the run recorded) with a band from the minimum to the maximum over the seeds
   that did not diverge; the legend counts diverged seeds;
 * the x axis is ``iteration t`` with integer ticks starting at 1 (parameter
-  panels: ``slot k``, from 1); the y axis carries the metric's own label and
+  panels: ``slot k``, from 1, or ``iteration t`` for a parameter with one slot per
+  iteration); the y axis carries the metric's own label and
   unit (``(dB)`` for a dB metric), on a log scale for metrics that span decades;
 * reference lines (a solver's reference values for its parameters, the float32
   resolution of a normalized dB metric, a ``floor`` a run records) are drawn and
@@ -27,8 +34,9 @@ Conventions (docs/publishing.md, "Figure conventions"):
 * names that users choose (solver labels, metric labels) are drawn literally
   (``$`` escaped); learned parameter names are set as math (``eta`` as
   :math:`\\eta_k`);
-* ``style``: a matplotlib style name (``"seaborn-v0_8-paper"``), a ``.mplstyle``
-  file or any matplotlibrc-format file of rcParams; applied over these defaults.
+* ``style``: ``"paper"`` (one column, 3.5 in wide, 8 pt text, no titles), a
+  matplotlib style name (``"seaborn-v0_8-paper"``), a ``.mplstyle`` file or any
+  matplotlibrc-format file of rcParams; applied over these defaults.
 """
 
 from __future__ import annotations
@@ -39,17 +47,18 @@ from pathlib import Path
 
 from ...errors import ConfigError
 from ..loading import Run
-from .axes import iteration_ticks, math_name, run_labels
-from .curves import FLOAT32_DB_FLOOR, curves_figure, plot_curves
+from .axes import iteration_ticks, math_name, problem_names, run_labels
+from .curves import FLOAT32_DB_FLOOR, check_one_problem, curves_figure, plot_curves
 from .losses import losses_figure, plot_losses
 from .params import params_figure, plot_params
 from .saving import FORMATS, figure_bytes, figure_format, save_figure
-from .style import pyplot, series_styles, style_spec, styled
+from .style import PAPER, pyplot, series_styles, solver_looks, style_spec, styled, titled
 from .sweep import plot_sweep, sweep_figure, sweep_stem
 
 __all__ = ["plot_curves", "plot_params", "plot_losses", "write_figures", "curves_figure", "params_figure",
            "losses_figure", "save_figure", "figure_bytes", "figure_format", "run_labels", "iteration_ticks",
-           "math_name", "curves_stem", "sweep_figure", "plot_sweep", "sweep_stem", "pyplot", "style_spec", "styled", "series_styles", "FORMATS", "FLOAT32_DB_FLOOR"]
+           "math_name", "curves_stem", "sweep_figure", "plot_sweep", "sweep_stem", "pyplot", "style_spec", "styled",
+           "titled", "series_styles", "problem_names", "solver_looks", "check_one_problem", "PAPER", "FORMATS", "FLOAT32_DB_FLOOR"]
 
 
 def curves_stem(metric: str) -> str:
@@ -59,7 +68,7 @@ def curves_stem(metric: str) -> str:
 
 
 def write_figures(run: Run, folder: str | Path, *, metric: str | None = None, formats: Sequence[str] = ("png",),
-                  style: str | Path | dict | None = None, warn=None) -> dict[str, Path]:
+                  style: str | Path | dict | None = None, warn=None, title: bool = True) -> dict[str, Path]:
     """Write the figures of ``run`` into ``folder``: ``<metric>.<fmt>`` (the curves of ``metric``, default the
     primary one, named after it: ``mse.png``, ``ber.png``; see :func:`curves_stem`), with a sweep
     ``<metric>-vs-<option>.<fmt>`` (:func:`sweep_figure`, e.g. ``ber-vs-snr_db.png``), ``params.<fmt>`` and,
@@ -67,9 +76,10 @@ def write_figures(run: Run, folder: str | Path, *, metric: str | None = None, fo
     ``svg``).
 
     Returns ``{file name: path}`` of the files written. Each figure is drawn once and
-    saved in every format. With ``warn`` (a callable taking a message), a figure that
-    cannot be drawn (anything but ``OSError``/``MemoryError``, which propagate) is
-    left out and reported through it; without, the error propagates.
+    saved in every format; ``title=False`` (or the ``paper`` style) leaves out the titles.
+    With ``warn`` (a callable taking a message), a figure that cannot be drawn (anything but
+    ``OSError``/``MemoryError``, which propagate) is left out and reported through it; without, the
+    error propagates.
 
     Raises:
         ConfigError: an unknown format or style.
@@ -85,14 +95,15 @@ def write_figures(run: Run, folder: str | Path, *, metric: str | None = None, fo
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     drawings = []
+    title = titled(style, title)
     if run.has_curves:
-        drawings.append((curves_stem(run.metric(metric).name), lambda: curves_figure(run, metric=metric)))
+        drawings.append((curves_stem(run.metric(metric).name), lambda: curves_figure(run, metric=metric, title=title)))
         if run.sweep is not None and any(solver.sweep for solver in run.solvers.values()):
             drawings.append((sweep_stem(run.metric(metric).name, run.sweep.option),
-                             lambda: sweep_figure(run, metric=metric)))
-    drawings.append(("params", lambda: params_figure(run)))
+                             lambda: sweep_figure(run, metric=metric, title=title)))
+    drawings.append(("params", lambda: params_figure(run, title=title)))
     if run.has_losses or any(s.stages for s in run.solvers.values()):
-        drawings.append(("losses", lambda: losses_figure(run)))
+        drawings.append(("losses", lambda: losses_figure(run, title=title)))
     written = {}
     plt = pyplot()
     for stem, draw in drawings:

@@ -13,8 +13,8 @@ from ...errors import ConfigError, nearest
 from ..loading import Run, SolverRun
 from ..text import plain_text
 
-__all__ = ["as_runs", "run_labels", "selected_solvers", "math_name", "iteration_ticks", "set_integer_axis",
-           "set_limits", "place_legend"]
+__all__ = ["as_runs", "run_labels", "selected_solvers", "series_looks", "problem_names", "math_name",
+           "iteration_ticks", "set_integer_axis", "set_limits", "place_legend"]
 
 _GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu",
           "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega", "Gamma", "Delta",
@@ -58,6 +58,29 @@ def selected_solvers(runs: list[Run], solvers: Sequence[str] | None) -> list[tup
             if solvers is None or label in wanted:
                 chosen.append((f"{run_label}: {label}" if len(runs) > 1 else label, run, solver))
     return chosen
+
+
+def series_looks(runs: list[Run], chosen: Sequence[tuple[str, Run, SolverRun]]) -> list[dict]:
+    """The look of each chosen series (:func:`~.style.solver_looks` over every solver of ``runs``, in order, so a
+    solver label keeps its colour and marker whichever solvers a figure draws); with several runs each run has
+    its own line style (:data:`~.style.RUN_LINES`), learned and classical then told apart by filled and open
+    markers."""
+    from .style import RUN_LINES, solver_looks
+
+    looks = solver_looks([(label, solver.trainable) for run in runs for label, solver in run.solvers.items()])
+    styled = []
+    for _, run, solver in chosen:
+        look = dict(looks[solver.label])
+        if len(runs) > 1:
+            look["linestyle"] = RUN_LINES[next(i for i, r in enumerate(runs) if r is run) % len(RUN_LINES)]
+        styled.append(look)
+    return styled
+
+
+def problem_names(runs: Sequence[Run]) -> list[str]:
+    """The distinct problem names of ``runs``, in order (``""`` for a run that records none)."""
+    return list(dict.fromkeys(str(run.problem.get("name") or (run.config.get("problem") or {}).get("name") or "")
+                              for run in runs))
 
 
 def math_name(name: str, index: str = "k") -> str:

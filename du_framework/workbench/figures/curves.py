@@ -8,13 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ...errors import ConfigError
 from ..loading import MetricInfo, Run, RunFileError
 from ..text import plain_text
-from .axes import as_runs, place_legend, selected_solvers, set_integer_axis, set_limits
+from .axes import as_runs, place_legend, problem_names, selected_solvers, series_looks, set_integer_axis, set_limits
 from .saving import save_figure
-from .style import REFERENCE_LINES, pyplot, series_styles, styled
+from .style import REFERENCE_LINES, pyplot, series_styles, styled, titled
 
-__all__ = ["curves_figure", "plot_curves", "metric_axis_label", "FLOAT32_DB_FLOOR"]
+__all__ = ["curves_figure", "plot_curves", "metric_axis_label", "check_one_problem", "FLOAT32_DB_FLOOR"]
 
 FLOAT32_DB_FLOOR = 20 * math.log10(2.0**-23)
 """The float32 resolution as a normalized error in dB: ``20 log10(eps)``, eps = 2^-23 (about -138.5 dB).
@@ -33,6 +34,24 @@ def metric_axis_label(info: MetricInfo) -> str:
     return plain_text(title)
 
 
+def check_one_problem(runs: Sequence[Run]) -> None:
+    """Refuse to draw runs of different problems, or with different primary metrics, in one figure by default.
+
+    Raises:
+        ConfigError: naming each run's problem and primary metric, and what to do instead.
+    """
+    runs = [run for run in runs if run.has_curves]  # a run without curves is refused by name elsewhere
+    kinds = {(problem_names([run])[0], run.primary_metric) for run in runs}
+    if len(kinds) < 2:
+        return
+    each = "; ".join(f"{run.label!r} is {problem_names([run])[0] or '(unnamed problem)'} (primary metric "
+                     f"{run.primary_metric})" for run in runs)
+    shared = [name for name in runs[0].metrics if all(name in run.metrics for run in runs[1:])]
+    raise ConfigError(f"these runs are of different problems or primary metrics, which one figure would mix: {each}; "
+                      "draw each run on its own" + (f", or name a metric they all have (--metric NAME, metric= in "
+                                                    f"Python): {', '.join(shared)}" if shared else ""))
+
+
 def _reference_levels(info: MetricInfo, curves: list[np.ndarray]) -> list[tuple[float, str]]:
     finite = np.concatenate([np.ravel(c) for c in curves]) if curves else np.zeros(0)
     finite = finite[np.isfinite(finite)]
@@ -48,16 +67,21 @@ def curves_figure(runs: Run | Sequence[Run], *, metric: str | None = None, solve
                   title: bool = True, style: str | Path | dict | None = None):
     """A figure of one metric versus iteration for the solvers of one or several runs.
 
-    ``metric``: its name (default: the first run's primary metric; every run must
+    ``metric``: its name (default: the runs' primary metric; every run must
     have it). ``solvers``: labels to draw (default: all); with several runs each
-    legend entry is prefixed with its run's label.
+    legend entry is prefixed with its run's label, each solver keeps its colour
+    and marker and each run has its own line style. ``title``: a title naming the
+    problem(s) and the metric (never with the ``paper`` style).
 
     Raises:
         RunFileError: a run without curves (a run of ``unfold train``) or
             without the metric.
-        ConfigError: an unknown solver label or style.
+        ConfigError: an unknown solver label or style; without ``metric``, runs of
+            different problems or primary metrics (:func:`check_one_problem`).
     """
     runs = as_runs(runs)
+    if metric is None:
+        check_one_problem(runs)
     name = metric or runs[0].metric().name
     infos = [run.metric(name) for run in runs]
     info = infos[0]
@@ -69,7 +93,7 @@ def curves_figure(runs: Run | Sequence[Run], *, metric: str | None = None, solve
         plt = pyplot()
         fig, ax = plt.subplots()
         length = max(len(solver.metrics[name]) for _, _, solver in chosen)
-        styles = series_styles([solver.trainable for _, _, solver in chosen], length)
+        styles = series_styles([solver.trainable for _, _, solver in chosen], length, series_looks(runs, chosen))
         extent: list[np.ndarray] = []
         banded = set()
         for (label, run, solver), style_ in zip(chosen, styles):
@@ -95,8 +119,8 @@ def curves_figure(runs: Run | Sequence[Run], *, metric: str | None = None, solve
         set_integer_axis(ax, length)
         ax.set_xlabel("iteration $t$")
         ax.set_ylabel(metric_axis_label(info))
-        if title:
-            problem = runs[0].problem.get("name") or (runs[0].config.get("problem") or {}).get("name") or ""
+        if titled(style, title):
+            problem = ", ".join(name for name in problem_names(runs) if name)
             direction = "lower" if info.lower_is_better else "higher"
             band = (f"; shaded: min to max over {'/'.join(map(str, sorted(banded)))} seeds, line: median"
                     if banded else "")
@@ -118,4 +142,4 @@ def plot_curves(runs: Run | Sequence[Run], path: str | Path, *, metric: str | No
                 title: bool = True) -> Path:
     """Draw :func:`curves_figure` and save it to ``path`` (format from the suffix); returns ``path``."""
     with styled(style):
-        return save_figure(curves_figure(runs, metric=metric, solvers=solvers, title=title), path)
+        return save_figure(curves_figure(runs, metric=metric, solvers=solvers, title=titled(style, title)), path)

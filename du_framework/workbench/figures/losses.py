@@ -9,9 +9,9 @@ import numpy as np
 
 from ..loading import Run, RunFileError
 from ..text import plain_text
-from .axes import as_runs, place_legend, selected_solvers, set_integer_axis, set_limits
+from .axes import as_runs, place_legend, selected_solvers, series_looks, set_integer_axis, set_limits
 from .saving import save_figure
-from .style import pyplot, series_styles, styled
+from .style import pyplot, series_styles, styled, titled
 
 __all__ = ["losses_figure", "plot_losses"]
 
@@ -45,7 +45,7 @@ def losses_figure(runs: Run | Sequence[Run], *, solvers: Sequence[str] | str | N
     with styled(style):
         plt = pyplot()
         fig, ax = plt.subplots()
-        styles = series_styles([True] * len(chosen), 1)
+        styles = series_styles([True] * len(chosen), 1, series_looks(runs, chosen))
         everything: list[np.ndarray] = []
         boundaries = None
         longest = 1
@@ -81,7 +81,7 @@ def losses_figure(runs: Run | Sequence[Run], *, solvers: Sequence[str] | str | N
         set_integer_axis(ax, longest)
         ax.set_xlabel("optimiser step" if by_step else "stage")
         ax.set_ylabel("training loss" + ("" if by_step else " (mean over the stage's last chunk)"))
-        if title:
+        if titled(style, title):
             ax.set_title("training loss" + (" (each line one seed; grey lines: stage boundaries)" if by_step else ""))
         place_legend(ax, len(chosen))
         fig.tight_layout()
@@ -92,4 +92,4 @@ def plot_losses(run: Run | Sequence[Run], path: str | Path, *, solvers: Sequence
                 style: str | Path | dict | None = None, title: bool = True) -> Path:
     """Draw :func:`losses_figure` and save it to ``path`` (format from the suffix); returns ``path``."""
     with styled(style):
-        return save_figure(losses_figure(run, solvers=solvers, title=title), path)
+        return save_figure(losses_figure(run, solvers=solvers, title=titled(style, title)), path)

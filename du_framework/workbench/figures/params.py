@@ -9,9 +9,12 @@ import numpy as np
 
 from ..loading import Run, SolverRun
 from ..text import plain_text
-from .axes import as_runs, math_name, place_legend, selected_solvers, set_integer_axis, set_limits
+from .axes import as_runs, math_name, place_legend, selected_solvers, series_looks, set_integer_axis, set_limits
 from .saving import save_figure
-from .style import REFERENCE_LINES, pyplot, series_styles, styled
+from .style import REFERENCE_LINES, pyplot, series_styles, styled, titled
+
+SLOT_AXIS = "slot $k$ (iteration $t$ uses slot $((t-1) \\; \\mathrm{mod} \\; P) + 1$)"
+ITERATION_AXIS = "iteration $t$"
 
 __all__ = ["params_figure", "plot_params"]
 
@@ -41,6 +44,9 @@ def params_figure(runs: Run | Sequence[Run], *, solvers: Sequence[str] | str | N
                   style: str | Path | dict | None = None):
     """A figure of the learned parameters versus slot ``k`` (1..period), one panel per parameter name.
 
+    A panel whose every line has one slot per iteration of its run (a per-iteration
+    parameter, no period) is drawn against ``iteration t``, its name subscripted ``t``.
+
     The central line is the parameters the run reports (schema 3: its
     representative seed); a band spans the minimum to maximum over the seeds
     that did not diverge. Reference values (for example Chebyshev steps beside
@@ -62,11 +68,12 @@ def params_figure(runs: Run | Sequence[Run], *, solvers: Sequence[str] | str | N
             ax.text(0.5, 0.5, "no solver in this comparison learns parameters", ha="center", va="center")
             return fig
         width = plt.rcParams["figure.figsize"][0]
-        fig, axes = plt.subplots(len(names), 1, figsize=(width, 2.9 * len(names)), squeeze=False)
+        fig, axes = plt.subplots(len(names), 1, figsize=(width, max(1.8, 0.45 * width) * len(names)), squeeze=False)
         for ax, name in zip(axes[:, 0], names):
             drawing = [(label, run, solver) for label, run, solver in chosen if name in series[label][0]]
             longest = max(len(series[label][0][name]) for label, _, _ in drawing)
-            styles = series_styles([True] * len(drawing), longest)
+            styles = series_styles([True] * len(drawing), longest, series_looks(runs, drawing))
+            per_iteration = all(len(series[label][0][name]) == run.depth > 1 for label, run, _ in drawing)
             extent: list[np.ndarray] = []
             references: dict[tuple[str, tuple[float, ...]], None] = {}
             raw_any = False
@@ -90,10 +97,10 @@ def params_figure(runs: Run | Sequence[Run], *, solvers: Sequence[str] | str | N
                 extent.append(np.array(levels))
             set_limits(ax, extent, log=False)
             set_integer_axis(ax, longest)
-            ax.set_xlabel("slot $k$ (iteration $t$ uses slot $((t-1) \\; \\mathrm{mod} \\; P) + 1$)")
-            symbol = math_name(name)
+            ax.set_xlabel(ITERATION_AXIS if per_iteration else SLOT_AXIS)
+            symbol = math_name(name, "t" if per_iteration else "k")
             ax.set_ylabel(("stored " if raw_any else "") + symbol)
-            if title:
+            if titled(style, title):
                 ax.set_title(("stored (unconstrained) value of " if raw_any else "learned ") + symbol)
             place_legend(ax, len(drawing) + len(references))
         fig.tight_layout()
@@ -104,4 +111,4 @@ def plot_params(run: Run | Sequence[Run], path: str | Path, *, solvers: Sequence
                 style: str | Path | dict | None = None, title: bool = True) -> Path:
     """Draw :func:`params_figure` and save it to ``path`` (format from the suffix); returns ``path``."""
     with styled(style):
-        return save_figure(params_figure(run, solvers=solvers, title=title), path)
+        return save_figure(params_figure(run, solvers=solvers, title=titled(style, title)), path)

@@ -10,10 +10,10 @@ import numpy as np
 
 from ..loading import Run, RunFileError
 from ..text import plain_text
-from .axes import place_legend, set_limits
+from .axes import place_legend, series_looks, set_limits
 from .curves import metric_axis_label
 from .saving import save_figure
-from .style import pyplot, series_styles, styled
+from .style import pyplot, series_styles, styled, titled
 
 __all__ = ["sweep_figure", "plot_sweep", "sweep_stem"]
 
@@ -51,7 +51,8 @@ def sweep_figure(run: Run, *, metric: str | None = None, title: bool = True, sty
     with styled(style):
         plt = pyplot()
         fig, ax = plt.subplots()
-        styles = series_styles([solver.trainable for _, solver in chosen], len(x))
+        styles = series_styles([solver.trainable for _, solver in chosen], len(x),
+                               series_looks([run], [(label, run, solver) for label, solver in chosen]))
         extent = []
         for (label, solver), style_ in zip(chosen, styles):
             style_ = {**style_, "markevery": None}  # a marker at every swept value
@@ -73,7 +74,7 @@ def sweep_figure(run: Run, *, metric: str | None = None, title: bool = True, sty
             ax.set_xticks(x, [plain_text(t) for t in ticks])
         ax.set_xlabel(plain_text(run.sweep.option))
         ax.set_ylabel(metric_axis_label(info))
-        if title:
+        if titled(style, title):
             problem = run.problem.get("name") or (run.config.get("problem") or {}).get("name") or ""
             ax.set_title(plain_text(f"{problem}: {info.title} after iteration {run.depth} versus "
                                     f"{run.sweep.option}".lstrip(": ")))
@@ -86,4 +87,4 @@ def plot_sweep(run: Run, path: str | Path, *, metric: str | None = None, style: 
                title: bool = True) -> Path:
     """Draw :func:`sweep_figure` and save it to ``path`` (format from the suffix); returns ``path``."""
     with styled(style):
-        return save_figure(sweep_figure(run, metric=metric, title=title), path)
+        return save_figure(sweep_figure(run, metric=metric, title=titled(style, title)), path)

@@ -118,15 +118,52 @@ def _flatten(config: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+EXECUTION_KEYS = ("train.chunk_size", "train.devices")
+"""Configuration keys that say how a run executes, not what it computes: left out of the differences."""
+
+
+def _solver_entries(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    entries = config.get("solvers") if isinstance(config.get("solvers"), list) else []
+    return {str(entry.get("label") or entry.get("name") or i): entry for i, entry in enumerate(entries)
+            if isinstance(entry, dict)}
+
+
 def config_differences(runs: Sequence[Run]) -> tuple[list[str], list[list[str]]]:
-    """``(header, rows)``: every configuration key (dotted, solvers by label) whose value differs between runs."""
-    flats = [_flatten(run.config) for run in runs]
-    keys = list(dict.fromkeys(key for flat in flats for key in flat))
+    """``(header, rows)``: the configuration keys that differ between runs and change what they compute.
+
+    Problem, training and evaluation keys (dotted) whose values differ, less
+    :data:`EXECUTION_KEYS`; one ``solvers`` row with each run's solver labels when
+    they differ (a solver of some runs only is named there, not option by option);
+    for a solver several runs have, each option whose value differs among them
+    (``-`` in a run without the solver), one row for the solvers an option differs
+    in the same way: ``solvers.{a, b}.lr``, ``solvers.*.lr`` when it is every such solver.
+    """
+    flats = [_flatten({key: value for key, value in run.config.items() if key != "solvers"}) for run in runs]
     rows = []
+    tables = {"problem": 0, "train": 1, "evaluation": 2}
+    keys = sorted(dict.fromkeys(key for flat in flats for key in flat), key=lambda k: tables.get(k.split(".")[0], 3))
     for key in keys:
         values = [json.dumps(flat[key]) if key in flat else "(absent)" for flat in flats]
-        if len(set(values)) > 1:
+        if key not in EXECUTION_KEYS and len(set(values)) > 1:
             rows.append([key] + values)
+    solvers = [_solver_entries(run.config) for run in runs]
+    if len({tuple(entries) for entries in solvers}) > 1:
+        rows.append(["solvers"] + [", ".join(entries) or "(none)" for entries in solvers])
+    shared = [label for label in dict.fromkeys(label for entries in solvers for label in entries)
+              if sum(label in entries for entries in solvers) > 1]
+    differing: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for label in shared:
+        options = [_flatten(entries[label]) if label in entries else None for entries in solvers]
+        for key in dict.fromkeys(key for flat in options if flat is not None for key in flat):
+            if key == "label":
+                continue
+            cells = tuple("-" if flat is None else json.dumps(flat[key]) if key in flat else "(absent)"
+                          for flat in options)
+            if len({cell for cell in cells if cell != "-"}) > 1:
+                differing.setdefault((key, cells), []).append(label)
+    for (key, cells), labels in differing.items():
+        which = labels[0] if len(labels) == 1 else "*" if labels == shared else "{" + ", ".join(labels) + "}"
+        rows.append([f"solvers.{which}.{key}", *cells])
     return ["key"] + figures.run_labels(runs), rows
 
 
@@ -199,6 +236,33 @@ def _choose_metric(run: Run, metric: str | None) -> str | None:
     return run.metric(None).name if not metric else None
 
 
+def _groups(runs: list[Run], labels: list[str], metric: str | None) -> dict[tuple[str, str], list[tuple[str, Run]]]:
+    """The runs with curves of the metric shown (``metric``, else each run's primary one), grouped by problem
+    and that metric, in order: only the runs of one group are compared side by side."""
+    groups: dict[tuple[str, str], list[tuple[str, Run]]] = {}
+    for label, run in zip(labels, runs):
+        shown = _choose_metric(run, metric)
+        if shown is not None:
+            groups.setdefault((figures.problem_names([run])[0], shown), []).append((label, run))
+    return groups
+
+
+def _side_by_side(problem: str, shown: str, members: list[tuple[str, Run]], style: Any, stem: str) -> list[Any]:
+    sharing = [run for _, run in members]
+    info = sharing[0].metrics[shown]
+    iterations = sorted({t for run in sharing for t in _iterations(run)})
+    header = ["run", "solver", "kind", "seeds"] + [f"t={t}" for t in iterations]
+    rows = [[label, solver_label, _kind(solver), _seeds_cell(solver)]
+            + [_cell(run, solver, shown, t) for t in iterations]
+            for label, run in members for solver_label, solver in run.solvers.items() if shown in solver.metrics]
+    spread = any(s.spread for r in sharing for s in r.solvers.values())
+    return [Table(header, rows, f"{info.title} after iteration t" + (f" ({problem})" if problem else "")
+                  + (" (median [min, max] over the seeds that did not diverge)" if spread else "")),
+            Figure(stem, lambda: figures.curves_figure(sharing, metric=shown, style=style,
+                                                       title=figures.titled(style)),
+                   f"{info.title} versus iteration, every run" + (f" of {problem}" if problem else ""))]
+
+
 def document(runs: list[Run], metric: str | None, style: Any) -> list[Any]:
     labels = figures.run_labels(runs)
     curve_runs = [run for run in runs if run.has_curves]
@@ -208,31 +272,25 @@ def document(runs: list[Run], metric: str | None, style: Any) -> list[Any]:
     blocks: list[Any] = [Heading(1, title)]
     if len(runs) > 1:
         blocks.append(Heading(2, "Side by side"))
-        shown = metric or (curve_runs[0].metric().name if curve_runs else None)
-        sharing = [run for run in curve_runs if shown in run.metrics]
-        if sharing:
-            info = sharing[0].metrics[shown]
-            iterations = sorted({t for run in sharing for t in _iterations(run)})
-            header = ["run", "solver", "kind", "seeds"] + [f"t={t}" for t in iterations]
-            rows = []
-            for label, run in zip(labels, runs):
-                if run not in sharing:
-                    continue
-                for solver_label, solver in run.solvers.items():
-                    if shown in solver.metrics:
-                        rows.append([label, solver_label, _kind(solver), _seeds_cell(solver)]
-                                    + [_cell(run, solver, shown, t) for t in iterations])
-            blocks.append(Table(header, rows, f"{info.title} after iteration t"
-                                 + (" (median [min, max] over the seeds that did not diverge)"
-                                    if any(s.spread for r in sharing for s in r.solvers.values()) else "")))
-            blocks.append(Figure("overlay-" + _safe_stem(shown), lambda: figures.curves_figure(
-                sharing, metric=shown, style=style), f"{info.title} versus iteration, every run"))
-            left_out = [label for label, run in zip(labels, runs) if run not in sharing]
-            if left_out:
-                blocks.append(Para(f"Not in this comparison (no {shown!r} curves): {', '.join(left_out)}."))
+        groups = _groups(runs, labels, metric)
+        compared = {key: members for key, members in groups.items() if len(members) > 1}
+        for (problem, shown), members in compared.items():
+            if len(compared) > 1:
+                blocks.append(Heading(3, f"{problem or 'runs'}: {members[0][1].metrics[shown].title}"))
+            stem = "overlay-" + (f"{_safe_stem(problem)}-" if len(compared) > 1 else "") + _safe_stem(shown)
+            blocks += _side_by_side(problem, shown, members, style, stem)
+        alone = [f"{members[0][0]} ({problem or 'unnamed problem'}, {members[0][1].metrics[shown].title})"
+                 for (problem, shown), members in groups.items() if len(members) == 1]
+        if alone:
+            blocks.append(Para(f"Not side by side, as the only run of its problem and metric: {', '.join(alone)}; "
+                               f"each run is reported in its own section below."))
+        left_out = [label for label, run in zip(labels, runs) if run.has_curves and _choose_metric(run, metric) is None]
+        if left_out:
+            blocks.append(Para(f"Not in this comparison (no {metric!r} curves): {', '.join(left_out)}."))
         header, rows = config_differences(runs)
         if rows:
-            blocks.append(Table(header, rows, "configuration keys that differ between the runs"))
+            blocks.append(Table(header, rows, "configuration keys that differ between the runs (execution "
+                                              "settings left out: " + ", ".join(EXECUTION_KEYS) + ")"))
         else:
             blocks.append(Para("The runs have the same configuration."))
     for label, run in zip(labels, runs):
@@ -260,7 +318,7 @@ def _run_section(label: str, run: Run, metric: str | None, style: Any, level: in
                           + ("; cells with seeds: median [min, max] over the seeds that did not diverge"
                              if spread else ""))]
         blocks.append(Figure(f"{stem}-{_safe_stem(shown)}", lambda: figures.curves_figure(
-            run, metric=shown, style=style), f"{info.title} versus iteration ({label})"))
+            run, metric=shown, style=style, title=figures.titled(style)), f"{info.title} versus iteration ({label})"))
     elif metric is not None and run.has_curves:
         blocks.append(Para(f"This run has no metric {metric!r}; its metrics: {', '.join(run.metrics)}."))
     if run.kind == "train":
@@ -272,10 +330,12 @@ def _run_section(label: str, run: Run, metric: str | None, style: Any, level: in
                        Table(["solver", "name", "status", "train s", "stored parameters (shape)"], rows)]
     learned = [s for s in run.solvers.values() if s.trainable and (s.params or s.stored_params)]
     if learned:
-        blocks.append(Figure(f"{stem}-params", lambda: figures.params_figure(run, style=style),
+        blocks.append(Figure(f"{stem}-params", lambda: figures.params_figure(run, style=style,
+                                                                             title=figures.titled(style)),
                               f"learned parameters per slot ({label})"))
     if run.has_losses or any(s.stages for s in run.solvers.values()):
-        blocks.append(Figure(f"{stem}-losses", lambda: figures.losses_figure(run, style=style),
+        blocks.append(Figure(f"{stem}-losses", lambda: figures.losses_figure(run, style=style,
+                                                                             title=figures.titled(style)),
                               f"training loss ({label})"))
     text, language = _config_text(run)
     blocks += [Heading(level + 1, "Configuration"), Code(text, language),
