@@ -4,6 +4,8 @@ from importlib.resources import files
 
 from du_framework import Experiment, hookimpl
 
+from .admm import ADMM, DUADMM
+from .amp import AMP, LAMP
 from .problem import SparseRecovery
 from .solvers import DUISTA, FISTA, ISTA, LISTA, TISTA
 
@@ -16,6 +18,8 @@ def register_problems(register):
 @hookimpl
 def register_solvers(register):
     for solver in (ISTA, FISTA, DUISTA, TISTA, LISTA):
+        register(solver)
+    for solver in (AMP, LAMP, ADMM, DUADMM):
         register(solver)
 
 
