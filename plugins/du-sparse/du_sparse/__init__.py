@@ -8,6 +8,6 @@ from .amp import AMP, LAMP, AMPContext, AMPState, iid_diagnosis
 from .solvers import DUISTA, FISTA, ISTA, LISTA, TISTA, FISTAState, LinearContext, TISTAContext, soft_threshold
 
 __all__ = ["SparseRecovery", "BernoulliGaussianPrior", "per_instance_lipschitz_bound", "ISTA", "FISTA", "DUISTA",
-           "TISTA", "LISTA", "LinearContext", "FISTAState", "TISTAContext", "soft_threshold"]
-__all__ += ["AMP", "LAMP", "AMPContext", "AMPState", "iid_diagnosis", "ADMM", "DUADMM", "ADMMContext", "ADMMState",
-            "lasso_factor"]
+           "TISTA", "LISTA", "LinearContext", "FISTAState", "TISTAContext", "soft_threshold",
+           "AMP", "LAMP", "AMPContext", "AMPState", "iid_diagnosis", "ADMM", "DUADMM", "ADMMContext", "ADMMState",
+           "lasso_factor"]

@@ -73,7 +73,7 @@ def _operator_diagnosis(problem) -> str | None:
     for index, matrix in enumerate(np.asarray(problem.operator(instance))):
         reason = iid_diagnosis(matrix)
         if reason is not None:
-            return f"the operator of instance {index} of a test draw: {reason}"
+            return f"instance {index} of a test draw has {reason}"
     return None
 
 
@@ -81,13 +81,13 @@ def _check_operator(solver: "AMP", problem) -> None:
     reason = _operator_diagnosis(problem)
     if reason is None:
         return
-    what = (f"solver {type(solver).name!r} assumes an operator with i.i.d. Gaussian-like entries, but problem "
-            f"{getattr(problem, 'name', '?')!r} ({type(problem).__name__}) has {reason}")
+    what = (f"solver {type(solver).name!r} assumes an operator with i.i.d. Gaussian-like entries, but the operator "
+            f"of problem {getattr(problem, 'name', '?')!r} ({type(problem).__name__}) fails the i.i.d. screen: {reason}")
     if solver.options.iid_check == "refuse":
         raise IncompatibleProblemError(
             f"{what}. Use ista, fista, du-ista, tista or admm there, or set iid_check = \"warn\" to run it anyway")
     warnings.warn(f"{what}; its estimates may grow without bound (NaN or inf curves) (iid_check = \"warn\")",
-                  RuntimeWarning, stacklevel=4)
+                  RuntimeWarning, stacklevel=2)
 
 
 class AMPContext(NamedTuple):
@@ -137,6 +137,15 @@ class AMP(_SparseSolver):
 
     name = "amp"
     description = "AMP (Donoho-Maleki-Montanari): soft threshold alpha ||z|| / sqrt(m), Onsager term"
+
+    @classmethod
+    def fits(cls, problem) -> bool:
+        """The capability, and with ``iid_check = "refuse"`` by default, a shared operator that passes the screen."""
+        if not super().fits(problem):
+            return False
+        if cls.Options().iid_check != "refuse" or getattr(problem, "per_instance_operator", False):
+            return True  # an operator drawn per instance is screened when the solver is built
+        return iid_diagnosis(np.asarray(problem.operator(None))) is None
 
     def __init__(self, options, *, problem, depth):
         super().__init__(options, problem=problem, depth=depth)

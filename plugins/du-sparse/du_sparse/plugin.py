@@ -27,4 +27,5 @@ def register_solvers(register):
 def register_experiments(register):
     register(Experiment(
         "sparse-recovery", files(__package__).joinpath("examples", "sparse_recovery.toml").read_text(encoding="utf-8"),
-        "sparse recovery (n=500, m=250, p=0.1, SNR 40 dB): ISTA, FISTA, DU-ISTA, TISTA and tied/untied LISTA"))
+        "sparse recovery (n=500, m=250, p=0.1, SNR 40 dB): ISTA, FISTA, DU-ISTA, TISTA, tied/untied LISTA, "
+        "AMP, ADMM, DU-ADMM and tied LAMP"))

@@ -285,6 +285,23 @@ def test_amp_refuses_a_non_iid_operator_and_diverges_on_it_when_told_to_run(kind
     assert not np.all(np.isfinite(curve)) or curve[-1] > curve[0] + 10, curve
 
 
+def test_the_cli_refuses_amp_on_a_non_iid_matrix_file_before_running(tmp_path, capsys):
+    from du_framework.cli import main
+
+    matrix = unit_columns(np.random.default_rng(0).standard_normal((20, 40)) + 0.6)  # a nonzero mean
+    assert iid_diagnosis(matrix) is not None
+    np.save(tmp_path / "A.npy", matrix)
+    config = tmp_path / "c.toml"
+    config.write_text(f"""[problem]\nname = "sparse-recovery"\nn = 40\nm = 20\nmatrix = "{tmp_path / 'A.npy'}"
+[train]\ndepth = 3\nsteps_per_stage = 1\nbatch_size = 4\n[evaluation]\nbatch_size = 4\nbatches = 1
+[[solvers]]\nname = "ista"\n[[solvers]]\nname = "amp"\n""")
+    assert main(["compare", "--config", str(config), "--out", str(tmp_path / "run"), "--no-plots", "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert "'amp'" in error and "i.i.d. screen" in error and "--only ista" in error and "--only ista,amp" not in error
+    assert not (tmp_path / "run").exists()
+    assert not AMP.fits(user_problem(matrix)) and AMP.fits(tiny()) and LAMP.fits(user_problem(matrix))
+
+
 def test_amp_is_invariant_to_the_scale_of_the_operator():
     A = np.asarray(problem(60, 30).A, np.float64)
     instance = problem(60, 30).sample(jax.random.key(8), 8)
