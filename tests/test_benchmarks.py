@@ -14,8 +14,13 @@ def test_quick_benchmarks_write_every_result_file(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["comparison.json", "reference.json", "scaling.json",
-                                                         "sharding.json", "theory.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["comparison.json", "families.json", "reference.json",
+                                                         "scaling.json", "sharding.json", "theory.json"]
+    families = json.loads((tmp_path / "families.json").read_text())
+    assert set(families["mimo"]["solvers"]) == {"zf", "lmmse", "pg", "tpg", "oamp", "oamp-net"}
+    assert all(0 <= row["ser"] <= 1 for row in families["mimo"]["solvers"].values())
+    for point in families["ldpc"]["throughput"].values():  # both decoders timed against the ldpc package
+        assert {"bp", "min-sum"} <= set(point) and all(row["ratio_codewords"] > 0 for row in point.values())
     reference = json.loads((tmp_path / "reference.json").read_text())
     rows = reference["rows"]
     assert rows["unfold train (process, empty compile cache)"]["compilations"] == 1

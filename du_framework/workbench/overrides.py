@@ -77,7 +77,7 @@ def _find_solver(solvers: list, selector: str, key: str) -> int:
 
 def _added_solvers(overrides: list[str], solvers: list) -> list[dict[str, Any]]:
     """The solvers ``solvers.LABEL.name=NAME`` adds: a label no solver has (not a position), in order."""
-    labels = {s.get("label", s.get("name")) for s in solvers if isinstance(s, dict)}
+    labels = {str(s.get("label", s.get("name"))) for s in solvers if isinstance(s, dict)}
     added: dict[str, dict[str, Any]] = {}
     for override in overrides:
         key, sep, _ = override.partition("=")
