@@ -20,9 +20,15 @@ def _experiment(registry, name: str):
 
 
 def cmd_examples(args) -> int:
-    registry = load_registry()
     if getattr(args, "examples_command", None) == "copy":
-        return _copy(registry, args)
+        return _copy(load_registry(), args)
+    from .catalogue import cached
+
+    return cached("examples", _listing)
+
+
+def _listing() -> int:
+    registry = load_registry()
     names = sorted(registry.entries["experiment"])
     if not names:
         print("no installed plugin ships an experiment (see unfold list)")

@@ -22,6 +22,12 @@ def _component(registry, kind: str, name: str):
 
 
 def cmd_list(args) -> int:
+    from .catalogue import cached
+
+    return cached(f"list options={args.options!r} json={bool(args.json)}", lambda: _list(args))
+
+
+def _list(args) -> int:
     from ..capabilities import capability_name
 
     registry = load_registry()
