@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # what static tools (type checkers, the API docs) read; at ru
     from .metrics import MSE, NMSE_DB, Metric
     from .observing import RunEnd, RunObserver, RunStart, SolverEnd, StageEnd
     from .options import NoOptions, Tunable, option, parse_options
+    from .networks import Network
     from .params import (Constraint, Interval, NonNegative, Positive, Reciprocal, Unconstrained, learned, learning_rates,
                          per_iteration)
     from .schedules import Incremental, IncrementalFrozen, IncrementalRestart
@@ -90,6 +91,7 @@ _EXPORTS = {
     "Reciprocal": "params",
     "Unconstrained": "params",
     "learned": "params",
+    "Network": "networks",
     "learning_rates": "params",
     "per_iteration": "params",
     "Incremental": "schedules",
@@ -124,6 +126,7 @@ __all__ = [
     "Tunable",
     "parse_options",
     "learned",
+    "Network",
     "per_iteration",
     "learning_rates",
     "Constraint",

@@ -263,18 +263,22 @@ def learned_variables(module: nnx.Module) -> dict[str, nnx.Param]:
 def learning_rates(solver: Any) -> dict[str, float]:
     """The learning rate of every learned parameter of ``solver``, by dotted name.
 
-    Each parameter names the solver option holding its rate (``lr`` metadata;
-    a plain ``nnx.Param`` uses ``"lr"``).
+    Each parameter names the solver option holding its rate (``lr`` metadata,
+    set by :func:`learned` and by :class:`~du_framework.networks.Network` on its
+    weights; a plain ``nnx.Param`` uses ``"lr"``).
 
     Raises:
         ConfigError: the solver's options lack the named rate, or it is not a
-            finite number >= 0.
+            finite number >= 0; or the solver holds a Flax layer outside a
+            :class:`~du_framework.networks.Network`.
     """
     from .errors import ConfigError
+    from .networks import check_networks_declared
 
+    check_networks_declared(solver)
     rates = {}
     for name, variable in learned_variables(solver).items():
-        group = getattr(variable, "lr", "lr") if isinstance(variable, Learned) else "lr"
+        group = getattr(variable, "lr", "lr")  # a Learned's or a Network weight's metadata; "lr" for a plain Param
         rate = getattr(solver.options, group, None)
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not np.isfinite(rate) or rate < 0:
             what = "has no option" if rate is None else f"has {group} = {rate!r} for"

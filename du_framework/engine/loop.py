@@ -26,6 +26,7 @@ from flax import nnx
 
 from ..errors import ConfigError, DUError, PluginError
 from ..interfaces import Problem, Stage, TrainingSchedule, UnfoldedSolver, check_fit
+from ..networks import initialise_networks, networks
 from ..params import learning_rates
 from ..registry import describe_component
 from .distributed import host_local, replicate
@@ -233,9 +234,15 @@ def _prepare(solver, problem, schedule, settings, keys, ensemble, rate_factors=N
     optimizer = build_optimizer(settings, rates, params)
     chunk = max(1, min(settings.chunk_size, max((stage.steps for stage in stages), default=1)))
     keys = [host_key(int(k)) if isinstance(k, (int, np.integer)) else k for k in keys]
+    if networks(solver):  # every run (every member) draws its networks' weights from its own key
+        drawn = [initialise_networks(params, solver, k) for k in keys]
+        pure = jax.tree.map(lambda *leaves: jnp.stack(leaves), *drawn) if ensemble else drawn[0]
+        param_state = jax.tree.map(lambda leaf: leaf, param_state)  # a fresh container
+        nnx.replace_by_pure_dict(param_state, pure)
+    elif ensemble:
+        param_state = jax.tree.map(lambda leaf: jnp.broadcast_to(leaf, (len(keys),) + leaf.shape), param_state)
     if ensemble:
         members = len(keys)
-        param_state = jax.tree.map(lambda leaf: jnp.broadcast_to(leaf, (members,) + leaf.shape), param_state)
         opt_shapes = jax.eval_shape(jax.vmap(optimizer.init), nnx.to_pure_dict(param_state))
         key = jnp.stack(keys)
     else:
