@@ -45,7 +45,7 @@ import numpy as np
 from flax import nnx
 
 __all__ = ["Network", "networks", "initialise_networks", "network_summaries", "parameter_count",
-           "check_networks_declared"]
+           "check_networks_declared", "params_at"]
 
 # The stream an initialisation key is folded from: the training instances use other folds of the run's key.
 _INIT_FOLD = 0x6E657473  # "nets"
@@ -122,6 +122,8 @@ class Network(nnx.Module):
     def at(self, k: jax.Array | int) -> nnx.Module:
         """The network iteration ``k`` uses (copy ``k mod slots``); ``k`` may be traced."""
         graphdef, params = nnx.split(self.module)
+        if self.slots == 1:  # a static index: nothing to gather
+            return nnx.merge(graphdef, jax.tree.map(lambda leaf: leaf[0], params))
         return nnx.merge(graphdef, jax.tree.map(lambda leaf: leaf[k % self.slots], params))
 
     def parameters_per_copy(self) -> int:
@@ -158,11 +160,16 @@ def initialise_networks(params: dict, solver: nnx.Module, key: jax.Array) -> dic
     stream = host_fold_in(key, _INIT_FOLD)
     out = jax.tree.map(lambda leaf: leaf, params)  # a fresh container
     for index, (path, network) in enumerate(sorted(found.items())):
-        node = out
-        for part in path.split("."):
-            node = node[int(part) if part.isdigit() and int(part) in node else part]
-        node["module"] = network.initial_params(host_fold_in(stream, index))
+        params_at(out, path)["module"] = network.initial_params(host_fold_in(stream, index))
     return out
+
+
+def params_at(params: dict, path: str) -> dict:
+    """The part of a pure parameter dict at a dotted attribute path (``"prox"``, ``"blocks.0.prox"``)."""
+    node = params
+    for part in path.split("."):
+        node = node[int(part) if part.isdigit() and int(part) in node else part]
+    return node
 
 
 def network_summaries(module: nnx.Module) -> dict[str, str]:

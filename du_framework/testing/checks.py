@@ -177,10 +177,86 @@ def check_loss_falls(case) -> None:
     _require_trainable(case)
     problem = case.make_problem()
     loss_of = training_loss(problem, _settings(case).loss)
-    before = mean_training_loss(case.build(), problem, loss_of, case.batch_size)
+    # The training run draws its networks' weights from its key (0): "before" starts from those.
+    before = mean_training_loss(_as_initialised(case.build(), 0), problem, loss_of, case.batch_size)
     after = mean_training_loss(_trained(case).solver, problem, loss_of, case.batch_size)
     assert np.isfinite(after), f"the training loss at depth {case.depth} is not finite after training: {after}"
     assert after < before, f"training did not lower the training loss at depth {case.depth}: {before:.4g} -> {after:.4g}"
+
+
+def _as_initialised(solver, seed: int):
+    """``solver`` with its networks' weights as a training run of key ``seed`` draws them."""
+    from ..engine import split_solver
+    from ..engine.keys import host_key
+    from ..networks import initialise_networks
+
+    merge, params, rest = split_solver(solver)
+    return merge(initialise_networks(params, solver, host_key(seed)), rest)
+
+
+def _require_networks(case, per_slot: bool = False):
+    from ..networks import networks
+
+    found = {path: network for path, network in networks(case.build()).items()
+             if not per_slot or network.slots > 1}
+    if not found:
+        _not_applicable(f"{case.solver.name} holds no network" + (" with one copy per slot" if per_slot else ""))
+    return found
+
+
+def check_network_weights_drawn_from_seed(case) -> None:
+    """Every network's weights are drawn from the run's key: the same key gives the same, another key others."""
+    from ..engine import split_solver
+    from ..engine.keys import host_key
+    from ..networks import initialise_networks, params_at
+
+    found = _require_networks(case)
+    solver = case.build()
+    _, params, _ = split_solver(solver)
+
+    def weights(seed):
+        drawn = initialise_networks(params, solver, host_key(seed))
+        return {path: jax.tree.leaves(params_at(drawn, path)) for path in found}
+
+    first, again, other = weights(1), weights(1), weights(2)
+    for path in found:
+        assert all(np.array_equal(a, b) for a, b in zip(first[path], again[path])), (
+            f"network {path}: the same key drew different weights")
+        assert not all(np.array_equal(a, b) for a, b in zip(first[path], other[path])), (
+            f"network {path}: two keys drew the same weights (an ensemble over seeds would start its members alike)")
+
+
+def check_network_copies_independent(case) -> None:
+    """A network with one copy per slot: iteration ``k`` uses copy ``k mod P`` alone.
+
+    After ``t`` active iterations the loss has a nonzero gradient with respect to
+    copy ``t - 1`` and none with respect to the copies of later iterations.
+    """
+    from ..engine import split_solver, unroll
+    from ..networks import params_at
+
+    found = _require_networks(case, per_slot=True)
+    solver, problem = _as_initialised(case.build(), 0), case.make_problem()
+    merge, params, rest = split_solver(solver)
+    instance = problem.sample(jax.random.key(7), case.batch_size)
+
+    @jax.jit
+    def gradient(params, active_depth):
+        def loss(params):
+            x, _ = unroll(merge(params, rest), problem, instance, active_depth)
+            return problem.loss(x, instance)
+        return jax.grad(loss)(params)
+
+    for path, network in found.items():
+        for active in range(1, min(network.slots, case.depth) + 1):
+            copies = [np.abs(np.asarray(leaf)).reshape(network.slots, -1).max(axis=1)
+                      for leaf in jax.tree.leaves(params_at(gradient(params, active), path))]
+            largest = np.max(np.stack(copies), axis=0)  # the largest gradient entry of each copy
+            assert largest[active - 1] > 0, (
+                f"network {path}: after {active} active iteration(s), copy {active - 1} gets no gradient")
+            assert not np.any(largest[active:]), (
+                f"network {path}: after {active} active iteration(s), copies {np.flatnonzero(largest[active:]) + active}"
+                f" of later iterations get a gradient: iteration k must use copy k mod {network.slots} alone")
 
 
 def check_evaluation_curves(case) -> None:
@@ -214,6 +290,8 @@ SOLVER_CHECKS = (
     check_loss_falls,
     check_evaluation_curves,
     check_reported_parameters,
+    check_network_weights_drawn_from_seed,
+    check_network_copies_independent,
 )
 
 
