@@ -45,7 +45,7 @@ import numpy as np
 from flax import nnx
 
 __all__ = ["Network", "networks", "initialise_networks", "network_summaries", "parameter_count",
-           "check_networks_declared", "params_at"]
+           "check_networks_declared", "params_at", "learned_parts"]
 
 # The stream an initialisation key is folded from: the training instances use other folds of the run's key.
 _INIT_FOLD = 0x6E657473  # "nets"
@@ -152,15 +152,13 @@ def initialise_networks(params: dict, solver: nnx.Module, key: jax.Array) -> dic
     and the network's index in path order, so a run's training instances and its
     networks' weights never share random numbers. Everything else is unchanged.
     """
-    from .engine.keys import host_fold_in
-
     found = networks(solver)
     if not found:
         return params
-    stream = host_fold_in(key, _INIT_FOLD)
+    stream = jax.random.fold_in(key, _INIT_FOLD)
     out = jax.tree.map(lambda leaf: leaf, params)  # a fresh container
     for index, (path, network) in enumerate(sorted(found.items())):
-        params_at(out, path)["module"] = network.initial_params(host_fold_in(stream, index))
+        params_at(out, path)["module"] = network.initial_params(jax.random.fold_in(stream, index))
     return out
 
 
@@ -180,6 +178,35 @@ def network_summaries(module: nnx.Module) -> dict[str, str]:
 def parameter_count(module: nnx.Module) -> int:
     """Learned numbers of ``module``: the size of every ``nnx.Param``, networks' copies included."""
     return sum(int(np.size(leaf)) for leaf in jax.tree.leaves(nnx.state(module, nnx.Param)))
+
+
+def learned_parts(solver: nnx.Module) -> list[dict[str, Any]]:
+    """What ``solver`` learns, one entry per learned parameter or :class:`Network`, in attribute order.
+
+    A parameter: ``{"name", "kind": "parameter", "slots", "shape", "parameters", "constraint", "lr", "doc"}``;
+    a network: ``{"name", "kind": "network", "slots", "parameters", "lr", "summary"}`` (``parameters``
+    counts every copy). ``unfold list --options`` prints them.
+    """
+    from .params import learned_variables
+
+    found = networks(solver)
+    parts, seen = [], set()
+    for name, variable in learned_variables(solver).items():
+        owner = next((path for path in found if name.startswith(path + ".")), None)
+        if owner is not None:
+            if owner not in seen:
+                seen.add(owner)
+                network = found[owner]
+                parts.append({"name": owner, "kind": "network", "slots": network.slots,
+                              "parameters": network.parameters_per_copy() * network.slots, "lr": network.lr,
+                              "summary": network.summary()})
+            continue
+        shape = tuple(int(d) for d in np.shape(variable[...]))
+        constraint = getattr(variable, "constraint", None)
+        parts.append({"name": name, "kind": "parameter", "slots": shape[0] if shape else 1, "shape": list(shape),
+                      "parameters": int(np.prod(shape)), "constraint": constraint.describe() if constraint else "any real",
+                      "lr": getattr(variable, "lr", "lr"), "doc": getattr(variable, "doc", "")})
+    return parts
 
 
 def check_networks_declared(solver: nnx.Module) -> None:

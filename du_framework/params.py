@@ -269,13 +269,10 @@ def learning_rates(solver: Any) -> dict[str, float]:
 
     Raises:
         ConfigError: the solver's options lack the named rate, or it is not a
-            finite number >= 0; or the solver holds a Flax layer outside a
-            :class:`~du_framework.networks.Network`.
+            finite number >= 0.
     """
     from .errors import ConfigError
-    from .networks import check_networks_declared
 
-    check_networks_declared(solver)
     rates = {}
     for name, variable in learned_variables(solver).items():
         group = getattr(variable, "lr", "lr")  # a Learned's or a Network weight's metadata; "lr" for a plain Param

@@ -283,7 +283,8 @@ def test_list_options_prints_each_declaration(core_plugin, capsys):
     assert run("list", "--options", "constant-gd", "--json") == 0
     assert json.loads(capsys.readouterr().out) == [{"kind": "solver", "name": "constant-gd", "options": [
         {"key": "step", "type": "float", "default": "0.0", "constraint": ">= 0, finite",
-         "help": "the step (0: the best constant step)"}]}]
+         "help": "the step (0: the best constant step)"}],
+        "learns": {"problem": "conformance-least-squares", "depth": 50, "parts": [], "parameters": 0}}]
 
 
 def test_list_options_prints_every_kind_of_an_ambiguous_name_and_the_nearest_of_an_unknown_one(core_plugin, capsys):

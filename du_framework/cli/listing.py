@@ -116,8 +116,10 @@ def _print_options(registry, name: str, *, as_json: bool = False) -> int:
         hint = nearest(name, known)
         raise ConfigError(f"--options: no problem, solver or schedule is called {name!r}"
                           + (f" (did you mean {hint!r}?)" if hint else "") + f"; known: {', '.join(known)}")
+    learning = {kind: _learning(registry, name) for kind, _ in found if kind == "solver"}
     if as_json:
-        print(json.dumps([{"kind": kind, "name": name, "options": option_rows(getattr(cls, "Options", cls))}
+        print(json.dumps([{"kind": kind, "name": name, "options": option_rows(getattr(cls, "Options", cls)),
+                           **({"learns": learning[kind]} if kind in learning else {})}
                           for kind, cls in found], indent=2))
         return 0
     for index, (kind, cls) in enumerate(found):
@@ -128,9 +130,38 @@ def _print_options(registry, name: str, *, as_json: bool = False) -> int:
             print(_where(kind, name))
         print()
         print(format_options(getattr(cls, "Options", cls)))
+        if kind in learning:
+            print()
+            print(_format_learning(learning[kind]))
         if index < len(found) - 1:
             print()
     return 0
+
+
+def _learning(registry, name: str) -> dict:
+    from ..settings import TrainSettings
+    from ..workbench.build import describe_learning
+
+    return describe_learning(name, _fits(registry, registry.solver(name)), TrainSettings().depth, registry)
+
+
+def _format_learning(learning: dict) -> str:
+    """The "learns" block of ``unfold list --options SOLVER``: each learned parameter and network."""
+    if "unavailable" in learning:
+        return f"learns: not shown ({learning['unavailable']})"
+    if not learning["parts"]:
+        return "learns: nothing (a classical method)"
+    lines = [f"learns (default options, problem {learning['problem']!r}, depth {learning['depth']}):"]
+    width = max(len(part["name"]) for part in learning["parts"])
+    for part in learning["parts"]:
+        if part["kind"] == "network":
+            what = f"network: {part['summary']}"
+        else:
+            shape = "x".join(map(str, part["shape"])) or "1"
+            what = f"{shape} values, {part['constraint']}" + (f": {part['doc']}" if part["doc"] else "")
+        lines.append(f"  {part['name'].ljust(width)}  {what}; rate option {part['lr']}")
+    lines.append(f"  {learning['parameters']:,} learned numbers in all")
+    return "\n".join(lines)
 
 
 def _facts(registry, kind: str, name: str) -> str:

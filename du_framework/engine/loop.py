@@ -26,7 +26,7 @@ from flax import nnx
 
 from ..errors import ConfigError, DUError, PluginError
 from ..interfaces import Problem, Stage, TrainingSchedule, UnfoldedSolver, check_fit
-from ..networks import initialise_networks, networks
+from ..networks import check_networks_declared, initialise_networks, networks
 from ..params import learning_rates
 from ..registry import describe_component
 from .distributed import host_local, replicate
@@ -228,6 +228,7 @@ def _prepare(solver, problem, schedule, settings, keys, ensemble, rate_factors=N
         raise ConfigError(f"train.truncate = {settings.truncate} is more than the solver's {solver.depth} "
                           f"iterations: backpropagate through 1..{solver.depth}")
     mesh = make_mesh(settings.devices, settings.batch_size)
+    check_networks_declared(solver)
     rates = learning_rates(solver)
     graphdef, param_state, rest = nnx.split(solver, nnx.Param, ...)
     params = nnx.to_pure_dict(param_state)

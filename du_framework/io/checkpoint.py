@@ -1,8 +1,10 @@
 """Checkpoints of learned parameters: ``.npz`` arrays plus JSON metadata, no pickle.
 
 A checkpoint holds every ``nnx.Param`` of a solver by dotted name, as stored
-(the raw array, before its constraint is applied), and a JSON header naming the
-solver, its depth, its options, each parameter's shape, dtype and constraint,
+(the raw array, before its constraint is applied; a network's weights under their
+nested path, ``prox.module.layers.0.kernel``), and a JSON header naming the
+solver, its depth, its options, each parameter's shape, dtype, constraint and
+whether reports show it (``report``; false for large matrices and networks' weights),
 and the problem it was trained on: its name, its options, its ``describe()``
 and a SHA-256 fingerprint of ``describe()`` and of every array of the problem
 (:func:`problem_fingerprint`; it changes with a user matrix file's content, a
@@ -64,6 +66,11 @@ def _params(solver: UnfoldedSolver) -> dict[str, tuple[np.ndarray, str]]:
             for name, variable in learned_variables(solver).items()}
 
 
+def _reported(solver: UnfoldedSolver) -> dict[str, bool]:
+    """Whether results and plots show each parameter (``False`` for large matrices and networks' weights)."""
+    return {name: bool(getattr(variable, "report", True)) for name, variable in learned_variables(solver).items()}
+
+
 def problem_fingerprint(problem: Problem) -> str:
     """SHA-256 (hex) of ``problem.describe()`` and of every array leaf of the problem pytree.
 
@@ -106,13 +113,14 @@ def save_checkpoint(path: str | Path, solver: UnfoldedSolver, *, problem: Proble
         extra: more JSON-friendly header entries (label, status, ...).
     """
     path = Path(path)
-    params = _params(solver)
+    params, reported = _params(solver), _reported(solver)
     metadata = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "framework_version": __version__,
         **_identity(solver),
-        "params": {name: {"shape": list(a.shape), "dtype": str(a.dtype), "constraint": constraint}
+        "params": {name: {"shape": list(a.shape), "dtype": str(a.dtype), "constraint": constraint,
+                          "report": reported[name]}
                    for name, (a, constraint) in params.items()},
         **({"problem": problem_identity(problem, problem_options)} if problem is not None else {}),
         **(extra or {}),
@@ -162,6 +170,8 @@ def _validate_metadata(metadata: Any, where: str) -> dict[str, Any]:
         for key in ("dtype", "constraint"):
             if not isinstance(entry.get(key), str):
                 raise bad(f"params.{name}.{key} is {json.dumps(entry.get(key))[:60]}, expected a string")
+        if not isinstance(entry.get("report", True), bool):  # optional: files before networks lack it
+            raise bad(f"params.{name}.report is {json.dumps(entry.get('report'))[:60]}, expected true or false")
     problem = metadata.get("problem")
     if problem is not None:
         if not isinstance(problem, dict) or not isinstance(problem.get("name"), str):

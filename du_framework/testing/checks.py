@@ -102,8 +102,11 @@ def check_state_contract(case) -> None:
 
 
 def check_learning_rates_declared(case) -> None:
-    """Every learned parameter has a learning rate among the solver's options."""
+    """Every learned parameter has a learning rate among the solver's options; Flax layers sit in a ``Network``."""
+    from ..networks import check_networks_declared
+
     _require_trainable(case)
+    check_networks_declared(case.build())
     rates = learning_rates(case.build())
     assert all(rate > 0 for rate in rates.values()), f"learning rates must be > 0: {rates}"
 

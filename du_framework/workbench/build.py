@@ -9,7 +9,8 @@ from ..options import options_to_dict
 from ..registry import Registry, describe_component, get_registry
 from .config import ExperimentConfig, SolverConfig, sweep_point_options
 
-__all__ = ["build_problem", "build_schedule", "build_solver", "build_solvers", "build_sweep_problems"]
+__all__ = ["build_problem", "build_schedule", "build_solver", "build_solvers", "build_sweep_problems",
+           "describe_learning"]
 
 
 def _constructed(build, what: str):
@@ -75,3 +76,29 @@ def build_solvers(config: ExperimentConfig, problem: Problem,
         hint = (f" The solvers of this configuration that fit it: --only {','.join(fitting)}" if fitting
                 else " No solver of this configuration fits it.")
         raise IncompatibleProblemError(f"{error}.{hint}") from None
+
+
+def describe_learning(name: str, problems: list[str], depth: int, registry: Registry | None = None) -> dict:
+    """What solver ``name`` learns with its default options, built on the first of ``problems`` (installed
+    problems it fits, with their default options) that it accepts, at ``depth``.
+
+    Returns ``{"problem": name, "depth": depth, "parts": learned_parts(...), "parameters": count}``, or
+    ``{"unavailable": why}`` when no problem fits or building fails (a listing must not fail on it).
+    """
+    from ..networks import learned_parts, parameter_count
+
+    registry = registry or get_registry()
+    cls, why = registry.solver(name), "no installed problem fits it"
+    for problem_name in problems:
+        problem_cls = registry.problem(problem_name)
+        try:
+            problem = _constructed(lambda: problem_cls.from_options(problem_cls.Options()),
+                                   f"problem {describe_component(problem_cls, 'problem')}")
+            solver = _constructed(lambda: cls(cls.Options(), problem=problem, depth=depth),
+                                  f"solver {describe_component(cls, 'solver')}")
+        except DUError as error:
+            why = str(error)
+            continue
+        return {"problem": problem_name, "depth": depth, "parts": learned_parts(solver),
+                "parameters": parameter_count(solver)}
+    return {"unavailable": why}

@@ -41,6 +41,7 @@ from .display import progress_for
 from ..errors import CheckpointError, TrainingDivergedError
 from ..interfaces import Problem, UnfoldedSolver
 from ..metrics import metric_table
+from ..networks import network_summaries, parameter_count
 from ..options import options_to_dict
 from ..registry import Registry, get_registry
 from .build import build_problem, build_schedule, build_solver, build_solvers, build_sweep_problems
@@ -240,6 +241,8 @@ def run_comparison(
                 problem_mismatch=problem_mismatch,
                 solver=outcomes[0].solver,
                 resumed=resumed,
+                parameter_count=parameter_count(solver) if solver.is_trainable else None,
+                networks=network_summaries(solver),
             )
             if trained:
                 _add_seeds(result, outcomes, curves, seeds[:len(outcomes)] if len(outcomes) > 1 else seeds[:1],

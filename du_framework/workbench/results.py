@@ -131,7 +131,8 @@ class SolverResult:
         losses: ``{seed: LossHistory}`` (seed ``-1`` when a saved file names none).
         stages: ``{seed: StageSummary}``.
         stored_params: a saved run of ``unfold train``: the checkpoint's arrays as stored (``param/<name>``,
-            before the parameter's constraint), else empty.
+            before the parameter's constraint) of the parameters reports show (not those declared
+            ``report=False``: large matrices, networks' weights), else empty.
         checkpoint: the checkpoint file in a saved run folder, if there is one.
         counts: ``{metric: (errors, trials)}``, each ``(depth,)``: for each metric that counts errors, the error
             count and the number of trials behind its curve (the representative seed's evaluation); empty when
@@ -139,6 +140,10 @@ class SolverResult:
         evaluation_batches: batches the evaluation ran (with ``target_errors``, where the count stopped);
             ``None`` when not recorded.
         sweep: one :class:`SweepPoint` per value of ``[evaluation] sweep``, in order; empty without a sweep.
+        parameter_count: learned numbers of a trainable solver (every ``nnx.Param``'s size, networks' weights
+            included); ``None`` for a classical solver (or a run written before it was recorded).
+        networks: ``{path: summary}`` of the solver's :class:`~du_framework.networks.Network` parts
+            (``"MLP 1x64, shared by every iteration, 609 parameters"``); empty without one.
         extra: every other field of a saved entry, as read.
         solver: the trained solver object (in memory only; never saved).
     """
@@ -173,6 +178,8 @@ class SolverResult:
     counts: dict[str, tuple[np.ndarray, np.ndarray]] = dataclasses.field(default_factory=dict)
     evaluation_batches: int | None = None
     sweep: list[SweepPoint] = dataclasses.field(default_factory=list)
+    parameter_count: int | None = None
+    networks: dict[str, str] = dataclasses.field(default_factory=dict)
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     solver: Any = dataclasses.field(default=None, repr=False, compare=False)
 
@@ -219,6 +226,9 @@ class SolverResult:
             **({"counts": counts_dict(self.counts), "evaluation_batches": self.evaluation_batches}
                if self.counts else {}),
             **({"sweep": [point.to_dict() for point in self.sweep]} if self.sweep else {}),
+            # optional: the size of what a trainable solver learns, and its networks
+            **({"parameter_count": self.parameter_count} if self.parameter_count is not None else {}),
+            **({"networks": dict(self.networks)} if self.networks else {}),
         }
 
 

@@ -109,7 +109,9 @@ def load_training_run(folder: Path, label: str) -> Run:
             label=solver_label, name=metadata["solver"],
             options=metadata.get("options") or {k: v for k, v in entry.items() if k not in ("name", "label")},
             trainable=True, metrics={}, train_seconds=float(metadata.get("train_seconds") or 0.0),
-            stored_params={name.removeprefix("param/"): np.asarray(value, np.float64) for name, value in arrays.items()},
+            # the parameters reports show: not large matrices or networks' weights (report=False; in the file)
+            stored_params={name.removeprefix("param/"): np.asarray(value, np.float64) for name, value in arrays.items()
+                           if metadata["params"].get(name.removeprefix("param/"), {}).get("report", True)},
             checkpoint=path, extra={"status": metadata.get("status", "trained")})
         if not run.problem and isinstance(metadata.get("problem"), dict):
             run.problem = dict(metadata["problem"].get("describe") or {})

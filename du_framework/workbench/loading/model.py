@@ -164,7 +164,7 @@ class Run:
 SOLVER_KNOWN = {"name", "options", "metrics", "spread", "params", "references", "trainable", "seeds",
                  "seed_status", "per_seed", "representative_seed", "train_seconds", "compile_seconds",
                  "compilations", "final_loss", "loaded_from", "resumed", "problem_mismatch", "counts",
-                 "evaluation_batches", "sweep"}
+                 "evaluation_batches", "sweep", "parameter_count", "networks"}
 
 
 def parse_solver(label: str, entry: Any, check: Checker, metrics: dict[str, MetricInfo], depth: int | None,
@@ -196,6 +196,9 @@ def parse_solver(label: str, entry: Any, check: Checker, metrics: dict[str, Metr
         loaded_from=check.text(entry.get("loaded_from"), f"{path}.loaded_from", optional=True),
         resumed=check.boolean(entry.get("resumed", False), f"{path}.resumed"),
         problem_mismatch=entry.get("problem_mismatch"),
+        parameter_count=check.integer(entry.get("parameter_count"), f"{path}.parameter_count", optional=True),
+        networks={name: check.text(summary, f"{path}.networks[{json.dumps(name)}]")
+                  for name, summary in check.obj(entry.get("networks") or {}, f"{path}.networks").items()},
         extra={key: value for key, value in entry.items() if key not in SOLVER_KNOWN})
     if schema >= 3:
         parse_seeds(solver, entry, check, path, depth)
