@@ -222,7 +222,8 @@ def check_networks_declared(solver: nnx.Module) -> None:
 
     inside = {path for path, node in nnx.iter_graph(solver) if isinstance(node, Network)}
     for path, node in nnx.iter_graph(solver):
-        if (isinstance(node, nnx.Module) and type(node).__module__.startswith("flax.")
+        # Flax's layers (flax.nnx.nn: Linear, Conv, LayerNorm, ...), not its containers (nnx.List, nnx.Dict)
+        if (isinstance(node, nnx.Module) and type(node).__module__.startswith("flax.nnx.nn.")
                 and not any(path[:len(outer)] == outer for outer in inside)):
             where = ".".join(map(str, path))
             raise ConfigError(
