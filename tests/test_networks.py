@@ -237,3 +237,14 @@ def test_the_kit_catches_a_network_whose_weights_ignore_the_seed():
 
     with pytest.raises(AssertionError, match=r"two keys drew the same weights"):
         checks.check_network_weights_drawn_from_seed(SolverCase(Unseeded, depth=2))
+
+
+def test_a_second_solver_with_the_same_networks_reuses_the_compiled_evaluation(problem):
+    from compile_log import compilations
+
+    from du_framework.engine import evaluate
+
+    evaluate(build(problem, "per-iteration"), problem, key=1, batch_size=8, batches=1)
+    with compilations() as compiled:  # the network's class and sizes are static and compare equal
+        evaluate(build(problem, "per-iteration"), problem, key=1, batch_size=8, batches=1)
+    assert compiled == []
