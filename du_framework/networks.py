@@ -93,7 +93,7 @@ class Network(nnx.Module):
         module: the copies, one module whose weights have a leading axis of length ``slots``.
 
     Raises:
-        TypeError: the module holds variables other than ``nnx.Param``, or none.
+        TypeError: the module holds variables other than ``nnx.Param``, or none; an argument is not hashable.
         ValueError: ``slots`` is not a positive integer, or ``lr`` is empty.
     """
 
@@ -103,6 +103,12 @@ class Network(nnx.Module):
             raise ValueError(f"Network: slots must be a positive integer (1 shared, depth per iteration), got {slots!r}")
         if not isinstance(lr, str) or not lr:
             raise ValueError(f"Network: lr must name the solver option holding the learning rate, got {lr!r}")
+        try:
+            hash((module_type, tuple(args), tuple(sorted(kwargs.items()))))
+        except TypeError as error:
+            raise TypeError(f"Network: the arguments of {getattr(module_type, '__name__', module_type)} must be "
+                            f"hashable (sizes, strings, tuples), being part of the compiled program's identity: "
+                            f"{error}; pass a tuple instead of a list") from None
         self.module_type = module_type
         self.args = tuple(args)
         self.kwargs = tuple(sorted(kwargs.items()))
@@ -131,7 +137,8 @@ class Network(nnx.Module):
         return sum(int(np.prod(leaf.shape[1:])) for leaf in jax.tree.leaves(nnx.state(self.module, nnx.Param)))
 
     def summary(self) -> str:
-        """One line for reports: ``"MLP 2x64, shared, 8,577 parameters"`` or ``"..., 5 copies (one per slot), ..."``."""
+        """One line for reports: ``"MLP 2x64, shared by every iteration, 8,577 parameters"``, or for several copies
+        ``"MLP 2x64, 5 copies (iteration k uses copy k mod 5), 8,577 parameters each, 42,885 in all"``."""
         per_copy = self.parameters_per_copy()
         if self.slots == 1:
             return f"{self.doc}, shared by every iteration, {per_copy:,} parameters"

@@ -187,6 +187,8 @@ def test_a_network_with_state_other_than_params_is_refused():
         Network(Noisy)
     with pytest.raises(ValueError, match="slots must be a positive integer"):
         Network(MLP, 2, 2, slots=0)
+    with pytest.raises(TypeError, match=r"arguments of MLP must be hashable .* pass a tuple instead of a list"):
+        Network(MLP, [2], 2)
 
 
 def test_summaries_and_counts_state_the_architecture_sharing_and_size(problem):
