@@ -128,7 +128,9 @@ def train(solver: UnfoldedSolver, problem: Problem, schedule: TrainingSchedule |
             ``settings.schedule`` (registered names take their default options).
         settings: the ``[train]`` table (:class:`TrainSettings`); ``settings.depth``
             is not used here (the solver's depth is).
-        key: PRNG key or integer seed for the training instances.
+        key: PRNG key or integer seed for the training instances, and for the initial weights of the
+            solver's networks (:class:`~du_framework.networks.Network`: drawn afresh from it, on a stream
+            of their own; every other parameter starts from the solver's values).
         progress: show progress as plain lines on standard error (``True``: see
             :class:`~du_framework.engine.progress.PlainLines`), nothing (``False``), or
             a :class:`~du_framework.engine.progress.Progress` to report to (called on
@@ -167,8 +169,8 @@ def train_ensemble(solver: UnfoldedSolver, problem: Problem,
                    **overrides: Any) -> list[TrainResult]:
     """Train one copy of ``solver`` per key, all at once (``jax.vmap`` over members).
 
-    Member ``i`` sees the instances of ``keys[i]`` and ends with the same
-    parameters as ``train(solver, ..., key=keys[i])`` up to float rounding.
+    Member ``i`` sees the instances of ``keys[i]``, starts from networks drawn from it,
+    and ends with the same parameters as ``train(solver, ..., key=keys[i])`` up to float rounding.
     Everything :func:`train` takes applies (devices and remat included); one
     program is compiled for the whole ensemble.
 
