@@ -79,7 +79,7 @@ class Network(nnx.Module):
     Args:
         module_type: an ``nnx.Module`` class whose constructor takes ``rngs=`` (every
             Flax layer does); it holds only ``nnx.Param`` variables.
-        *args, **kwargs: its constructor's other arguments (hashable values:
+        *args: its constructor's other positional arguments (hashable values:
             sizes, strings, tuples; they are part of the compiled program's identity).
         slots: copies of the network; iteration ``k`` uses copy ``k mod slots``
             (1: shared by every iteration; the solver's depth: one per iteration).
@@ -88,6 +88,7 @@ class Network(nnx.Module):
             the class name).
         seed: the seed of the weights the constructor draws (a training run draws
             them again from its own key, :func:`initialise_networks`).
+        **kwargs: its constructor's keyword arguments (hashable values, as ``args``).
 
     Attributes:
         module: the copies, one module whose weights have a leading axis of length ``slots``.
