@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     listing = add("list", help="list problems, solvers, schedules and experiments with their plugins")
     listing.add_argument("--json", action="store_true", help="print the registry as JSON")
     listing.add_argument("--options", metavar="NAME",
-                         help="print the options of the problem, solver or schedule NAME (or of train, evaluation)")
+                         help="print the options of the problem, solver or schedule NAME (or of train, evaluation); for a "
+                              "solver, also what it learns (parameters, networks, their count)")
 
     compare = add("compare", help="train every solver, evaluate all on the same fresh instances, report")
     _add_experiment_options(compare)
