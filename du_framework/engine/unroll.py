@@ -51,6 +51,16 @@ def remat_levels(remat: bool | int) -> int:
     return int(remat)
 
 
+_LAYOUT_ONLY = frozenset({"transpose", "broadcast_in_dim", "reshape", "copy", "copy_p", "convert_element_type"})
+
+
+def _saved_unless_layout(primitive, *_, **__) -> bool:
+    """Checkpoint policy of a skippable iteration: keep for the backward pass every value the step
+    computes but the outputs of layout-only operations (a transpose or broadcast of a constant operator
+    kept once per iteration is what the policy is there to avoid; they are recomputed, at no arithmetic cost)."""
+    return primitive.name not in _LAYOUT_ONLY
+
+
 def _leaves(tree: Any) -> dict[str, str]:
     """``{path: "dtype[shape]"}`` for every leaf of ``tree`` (``state.x: float32[100,8]``)."""
     flat, _ = jax.tree_util.tree_flatten_with_path(tree)
@@ -141,13 +151,22 @@ def unroll(
     slots = math.prod(shape)
     limit = depth if active_depth is None else jnp.minimum(active_depth, depth)
 
+    skipping = not (active_depth is None and slots == depth)
+
     def advance(state, k):
-        if active_depth is None and slots == depth:  # every iteration applies: no cond
+        if not skipping:  # every iteration applies: no cond
             return step(state, k)
         return jax.lax.cond(k < limit, lambda s: step(s, k), lambda s: s, state)
 
     if levels:
         advance = jax.checkpoint(advance)
+    elif skipping:
+        # Differentiated, a lax.cond returns from both branches every residual of the step, the skip's
+        # as zeros, and the scan stacks them: the operator and its transpose, constant over the
+        # iterations, were copied out once per iteration (16 copies of A at depth 16, written even
+        # by the skipped ones). Under this policy the step keeps every value it computes except
+        # layout-only ones, and reads the constants it closes over from the scan's own constants.
+        advance = jax.checkpoint(advance, policy=_saved_unless_layout)
 
     def inner(state, k):
         state = advance(state, k)
