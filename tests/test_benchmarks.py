@@ -15,12 +15,18 @@ def test_quick_benchmarks_write_every_result_file(tmp_path):
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["comparison.json", "families.json", "reference.json",
-                                                         "scaling.json", "sharding.json", "theory.json"]
+                                                         "scaling.json", "sharding.json", "size.json", "theory.json"]
     families = json.loads((tmp_path / "families.json").read_text())
     assert set(families["mimo"]["solvers"]) == {"zf", "lmmse", "pg", "tpg", "oamp", "oamp-net"}
     assert all(0 <= row["ser"] <= 1 for row in families["mimo"]["solvers"].values())
     for point in families["ldpc"]["throughput"].values():  # both decoders timed against the ldpc package
         assert {"bp", "min-sum"} <= set(point) and all(row["ratio_codewords"] > 0 for row in point.values())
+    size = json.loads((tmp_path / "size.json").read_text())
+    (case,) = size["cases"].values()
+    for row in case["solvers"].values():  # the arithmetic counted, and the roofline measured in the same run
+        assert row["gflop"] > 0 and row["roofline_seconds"] > 0 and row["over_roofline"] > 0
+    assert min(case["gemm_gflops"].values()) > 0
+    assert [row["depth"] for row in size["memory_against_depth"]] == [4, 16]
     reference = json.loads((tmp_path / "reference.json").read_text())
     rows = reference["rows"]
     assert rows["unfold train (process, empty compile cache)"]["compilations"] == 1
