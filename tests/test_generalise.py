@@ -67,7 +67,7 @@ def results(folder: Path) -> dict:
 
 def test_a_periodic_dugd_extended_to_twice_its_depth_matches_a_float64_recursion(run, tmp_path, capsys):
     out = tmp_path / "deeper"
-    assert main(["generalise", str(run), "--depth", str(2 * DEPTH), "--only", "dugd,gd", "--out", str(out)]) == 0
+    assert main(["generalise", str(run), "--depth", str(2 * DEPTH), "--only", "dugd", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert f"depth {DEPTH} (trained)" in printed and f"depth {2 * DEPTH}" in printed
     found = results(out)
@@ -77,14 +77,13 @@ def test_a_periodic_dugd_extended_to_twice_its_depth_matches_a_float64_recursion
     np.testing.assert_allclose(found[("trained", "dugd", 2 * DEPTH)]["curves"]["mse"], expected, rtol=2e-3)
     # The trained depth repeats the run's own evaluation, number for number.
     own = json.loads((run / "results.json").read_text())["solvers"]
-    for label in ("dugd", "gd"):
-        np.testing.assert_allclose(found[("trained", label, DEPTH)]["curves"]["mse"], own[label]["metrics"]["mse"],
-                                   rtol=1e-6)
+    np.testing.assert_allclose(found[("trained", "dugd", DEPTH)]["curves"]["mse"], own["dugd"]["metrics"]["mse"],
+                               rtol=1e-6)
     assert sorted(p.name for p in out.iterdir()) == ["generalise.csv", "generalise.json", "mse-vs-depth.png",
                                                      "table.md"]
     assert (out / "mse-vs-depth.png").read_bytes().startswith(b"\x89PNG")
     rows = (out / "generalise.csv").read_text().splitlines()
-    assert rows[0] == "setting,solver,depth,iteration,mse,nmse_db" and len(rows) == 1 + 2 * (DEPTH + 2 * DEPTH)
+    assert rows[0] == "setting,solver,depth,iteration,mse,nmse_db" and len(rows) == 1 + DEPTH + 2 * DEPTH
 
 
 def test_a_per_iteration_solver_is_refused_deeper_with_exit_2_and_nothing_written(run, tmp_path, capsys):
@@ -110,15 +109,14 @@ def test_a_per_iteration_solver_runs_at_a_shallower_depth_on_its_first_steps(run
 
 def test_another_problem_option_changes_the_numbers_and_the_learned_steps_are_kept(run, tmp_path, capsys):
     out = tmp_path / "other"
-    assert main(["generalise", str(run), "--only", "dugd,gd", "--set", "problem.seed=5", "--set", "problem.lam=3",
+    assert main(["generalise", str(run), "--only", "dugd", "--set", "problem.seed=5", "--set", "problem.lam=3",
                  "--out", str(out)]) == 0
     table = capsys.readouterr().out
-    assert re.search(r"problem\.seed=5\s+dugd", table) and re.search(r"problem\.lam=3\s+gd", table)
+    assert re.search(r"problem\.seed=5\s+dugd", table) and re.search(r"problem\.lam=3\s+dugd", table)
     found = results(out)
-    for label in ("dugd", "gd"):
-        trained = found[("trained", label, DEPTH)]["final"]["mse"]
-        assert found[("problem.seed=5", label, DEPTH)]["final"]["mse"] != pytest.approx(trained, rel=1e-3)
-        assert found[("problem.lam=3", label, DEPTH)]["final"]["mse"] != pytest.approx(trained, rel=1e-3)
+    trained = found[("trained", "dugd", DEPTH)]["final"]["mse"]
+    assert found[("problem.seed=5", "dugd", DEPTH)]["final"]["mse"] != pytest.approx(trained, rel=1e-3)
+    assert found[("problem.lam=3", "dugd", DEPTH)]["final"]["mse"] != pytest.approx(trained, rel=1e-3)
     eta = np.asarray(json.loads((run / "results.json").read_text())["solvers"]["dugd"]["params"]["eta"], np.float64)
     np.testing.assert_allclose(found[("problem.seed=5", "dugd", DEPTH)]["curves"]["mse"],
                                dugd_mse(eta, DEPTH, seed=5), rtol=2e-3)

@@ -108,6 +108,10 @@ def _main(argv: list[str] | None) -> int:
                 initialize_from_environment()  # DU_NUM_PROCESSES etc.: several processes train one run
             enable_compile_cache()  # a later run skips XLA compilation (DU_COMPILE_CACHE=off to disable)
             terminating.enter_context(interrupts.handling())  # SIGTERM ends a run as Ctrl-C does
+        elif args.command == "generalise":
+            from ..engine import enable_compile_cache
+
+            enable_compile_cache()  # one evaluation program per solver, depth and problem shape: kept on disk
         return handlers[args.command](args)
     except TrainingDivergedError as error:
         _error(error)

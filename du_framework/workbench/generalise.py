@@ -189,7 +189,7 @@ def extend_solver(trained: UnfoldedSolver, fresh: UnfoldedSolver, *, label: str)
 def _checkpoints(folder: Path, config: ExperimentConfig, problem: Problem, solvers: list[UnfoldedSolver]
                  ) -> dict[str, list[tuple[int, UnfoldedSolver, bool]]]:
     """Every learned solver's trained copies: ``[(seed, solver, ok)]``, one per training seed."""
-    from .compare import _diverged_at, _load_checkpoints
+    from .compare import diverged_at_of, load_checkpoints
 
     checkpoints = folder / "checkpoints"
     seeds = config.train.seed_list()
@@ -199,12 +199,12 @@ def _checkpoints(folder: Path, config: ExperimentConfig, problem: Problem, solve
             raise ConfigError(f"run {str(folder)!r} has no checkpoint of the learned solver {entry.label!r} "
                               f"(checkpoints/{entry.label}.npz): generalise a run that trained it (unfold compare "
                               f"or unfold train), or leave the solver out with --only")
-    loaded = _load_checkpoints(config, problem, solvers, checkpoints, allow_problem_mismatch=False,
+    loaded = load_checkpoints(config, problem, solvers, checkpoints, allow_problem_mismatch=False,
                                train_missing=False, log=None)
     copies = {}
     for label, (_, founds) in loaded.items():
         found_seeds = list(seeds) if len(founds) == len(seeds) else list(seeds[:1])
-        copies[label] = [(seed, found.solver, _diverged_at(found.metadata) is None)
+        copies[label] = [(seed, found.solver, diverged_at_of(found.metadata) is None)
                          for seed, found in zip(found_seeds, founds)]
     return copies
 
