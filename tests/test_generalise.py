@@ -25,9 +25,9 @@ N, M, LAM, DEPTH, BATCH, BATCHES, EVAL_SEED = 5, 10, 1.0, 4, 16, 2, 11
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A small comparison: DU-GD with period 2, DU-GD with one step per iteration, classical GD."""
+    """A small comparison: DU-GD with period 2 and DU-GD with one step per iteration."""
     out = tmp_path_factory.mktemp("generalise") / "run"
-    code = main(["compare", "--only", "dugd,gd,every", "--out", str(out), "--no-progress", "--no-plots",
+    code = main(["compare", "--only", "dugd,every", "--out", str(out), "--no-progress", "--no-plots",
                  "--set", f"problem.n={N}", "--set", f"problem.m={M}", "--set", f"problem.lam={LAM}",
                  "--set", f"train.depth={DEPTH}", "--set", "train.steps_per_stage=5", "--set", "train.batch_size=16",
                  "--set", f"evaluation.batch_size={BATCH}", "--set", f"evaluation.batches={BATCHES}",
