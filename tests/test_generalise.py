@@ -155,3 +155,24 @@ def test_generalisation_page_examples_execute(tmp_path, monkeypatch):
     for number, code in enumerate(blocks, 1):
         exec(compile(code, f"docs/generalisation.md (block {number})", "exec"), namespace)
     assert "generalisation.md" in (DOCS.parent / "mkdocs.yml").read_text()
+
+
+def test_the_figure_has_a_panel_per_setting_the_deepest_curves_and_the_trained_depth_marked():
+    from du_framework import MSE
+    from du_framework.workbench.figures import generalisation_figure
+    from du_framework.workbench.generalise import Generalisation, Setting
+
+    curves = {(setting, label, depth): {"mse": np.geomspace(1.0, scale * 10.0 ** -depth, depth)}
+              for setting in ("trained", "problem.seed=5") for label, scale in (("dugd", 1.0), ("gd", 3.0))
+              for depth in (4, 8)}
+    result = Generalisation(run=Path("run"), problem="ridge", trained_depth=4, depths=[4, 8],
+                            settings=[Setting("trained"), Setting("problem.seed=5", ("problem.seed=5",))],
+                            solvers=[("dugd", True), ("gd", False)], metrics={"mse": MSE}, primary="mse",
+                            evaluation={}, described="", curves=curves, seeds={"dugd": [1], "gd": []})
+    figure = generalisation_figure(result, title=False)
+    assert [ax.get_title() for ax in figure.axes] == ["trained", "problem.seed=5"]
+    for ax in figure.axes:
+        lines = {line.get_label(): line for line in ax.get_lines()}
+        np.testing.assert_allclose(lines["dugd"].get_ydata(), curves[("trained", "dugd", 8)]["mse"])
+        assert list(lines["trained depth 4"].get_xdata()) == [4, 4]
+        assert ax.get_yscale() == "log" and ax.get_xlabel() == "depth (iterations)"

@@ -50,8 +50,8 @@ def generalisation_figure(result: Any, *, metric: str | None = None, title: bool
                 finals = np.array([result.final(setting.label, label, d, info.name) for d in result.depths])
                 if log:
                     curve[~(curve > 0)], finals[~(finals > 0)] = np.nan, np.nan
-                ax.plot(np.arange(1, deepest + 1), curve, label=plain_text(label),
-                        **{**line, "marker": None})
+                # The curve carries the solver's marker for the legend; the markers sit at the depths.
+                ax.plot(np.arange(1, deepest + 1), curve, label=plain_text(label), **{**line, "markevery": []})
                 ax.plot(result.depths, finals, linestyle="none", marker=line["marker"], color=line["color"],
                         markersize=line["markersize"], markerfacecolor=line.get("markerfacecolor", line["color"]),
                         zorder=line["zorder"] + 0.5)
