@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # installed with it, so that `make test` runs its independent checks.
 PLUGIN_SPECS := $(foreach p,$(PLUGINS),$(if $(shell grep -s '^test *=' $(p)/pyproject.toml),'$(p)[test]',$(p)))
 
-.PHONY: install demo test test-lowest bench docs docs-serve clean tables check-tables
+.PHONY: install demo test test-lowest bench bench-size bench-peers docs docs-serve clean tables check-tables
 
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,23 @@ test: $(STAMP)
 # writes benchmarks/results/*.json. BENCH_ARGS="--only reference,theory" or "--quick".
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
+# The engine at size against the GEMM roofline of the same shapes measured in the same run (sparse recovery
+# n=500 and 2000, ridge n=1000, MIMO 64x64, LDPC; memory against depth to D=1000): about 5 minutes on 2 cores.
+bench-size: $(STAMP)
+	$(BIN)/python benchmarks/run.py --only size $(BENCH_ARGS)
+
+# DU-ISTA at n=500 side by side with a hand-written PyTorch loop, torch.compile and DeepInverse, in the peers'
+# own environment .venv-peers (torch, torchvision, deepinv: never dependencies of du-framework; several GB on
+# x86_64, where pip takes torch from this machine's disk), scored by one evaluator; about 5 minutes once installed.
+PEERS := .venv-peers
+$(PEERS)/.installed: benchmarks/peers/requirements.txt
+	$(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet -r benchmarks/peers/requirements.txt
+	touch $@
+
+bench-peers: $(STAMP) $(PEERS)/.installed
+	$(BIN)/python benchmarks/peers.py --peers-python $(PEERS)/bin/python $(BENCH_ARGS)
 
 # The docs' result tables: docs/tables/NAME.toml is what produced table NAME, NAME.json its numbers and
 # environment, and pages show it between <!-- table: NAME --> and <!-- /table -->. `make tables` reruns

@@ -1,6 +1,6 @@
 """du-framework benchmarks: ``make bench`` (or ``python benchmarks/run.py``).
 
-Six benchmarks, each measured side by side in one run and reported as ratios;
+Seven benchmarks, each measured side by side in one run and reported as ratios;
 absolute seconds are printed and stored, never asserted:
 
 1. ``reference``: the reference schedule, hand-written straightforward JAX (as a
@@ -22,6 +22,10 @@ absolute seconds are printed and stored, never asserted:
 6. ``families``: MIMO detection (64 x 64) and LDPC decoding (the 576-bit
    802.16e code) at size, with the ``ldpc`` package's decoder as a throughput
    peer (``benchmarks/families.py``).
+7. ``size``: the engine at size (sparse recovery n = 500 and 2000, ridge n = 1000, MIMO 64 x 64,
+   LDPC): training time, achieved GFLOP/s and the GEMM roofline of the same shapes measured in the
+   same run, compilations, program memory, and memory against depth up to D = 1000 per backward
+   mode (``benchmarks/size.py``; ``make bench-size`` runs it alone).
 
 Each writes ``benchmarks/results/<name>.json`` (or under ``--out``). ``--quick``
 shrinks every size so that the whole suite runs in about a minute (a smoke test,
@@ -44,10 +48,11 @@ from pathlib import Path
 import numpy as np
 
 from families import bench_families  # beside this script
+from size import bench_size
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-BENCHMARKS = ("reference", "theory", "scaling", "sharding", "comparison", "families")
+BENCHMARKS = ("reference", "theory", "scaling", "sharding", "comparison", "families", "size")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -502,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}")
     runners = {"reference": bench_reference, "theory": bench_theory, "scaling": bench_scaling,
-               "sharding": bench_sharding, "comparison": bench_comparison, "families": bench_families}
+               "sharding": bench_sharding, "comparison": bench_comparison, "families": bench_families, "size": bench_size}
     print("machine:", json.dumps(machine()))
     for name in chosen:
         start = time.perf_counter()

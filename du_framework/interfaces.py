@@ -201,6 +201,12 @@ class UnfoldedSolver(nnx.Module, abc.ABC):
         """The estimate ``x`` held in ``state`` (default: ``state`` itself, or its field ``x``)."""
         return state if isinstance(state, jax.Array) else state.x
 
+    def has_fixed_point(self) -> bool:
+        """Whether every iteration applies one map ``T(x; params)`` (``step`` does not depend on ``k``), whose
+        iterates approach a fixed point ``x* = T(x*)``: then ``train.backward = "implicit"`` may
+        differentiate the fixed point instead of the iterations (default: False)."""
+        return False
+
     def constants(self) -> dict[str, np.ndarray]:
         """Fixed constants a classical solver reports beside the learned ones (default: none)."""
         return {}

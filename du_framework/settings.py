@@ -58,9 +58,11 @@ class TrainSettings:
     remat: bool | int = option(False, ge=0, le=16, help="rematerialise: true (2 levels, ~2 sqrt(D) states) "
                                                         "or a number of checkpoint levels")
     devices: int = option(1, ge=0, help="split each batch over this many devices (0: all)")
-    backward: Literal["full", "truncated"] = option(
-        "full", help="gradient of the loss: full (backpropagate through every active iteration) or truncated "
-                     "(through the last `truncate` active iterations only; memory grows with `truncate`)")
+    backward: Literal["full", "truncated", "implicit"] = option(
+        "full", help="gradient of the loss: full (backpropagate through every active iteration), truncated "
+                     "(through the last `truncate` active iterations only; memory grows with `truncate`) or "
+                     "implicit (differentiate the fixed point the iterations approach, for solvers that have one; "
+                     "memory independent of the depth)")
     truncate: int = option(0, ge=0, le=100_000, help="with backward = 'truncated': the iterations backpropagated "
                                                      "through (1..depth)")
 
@@ -95,6 +97,11 @@ class TrainSettings:
                 raise ValueError(f"train.truncate = {self.truncate} applies only with train.backward = 'truncated' "
                                  f"(train.backward is 'full')")
             return
+        if self.backward == "implicit":
+            if self.truncate or self.remat:
+                raise ValueError("train.backward = 'implicit' stores no iteration: train.truncate and train.remat "
+                                 "do not apply (leave them 0 and false)")
+            return
         if not 1 <= self.truncate <= self.depth:
             raise ValueError(f"train.truncate = {self.truncate}: with train.backward = 'truncated' give the "
                              f"iterations to backpropagate through, 1..{self.depth} (train.depth)")
@@ -105,6 +112,10 @@ class TrainSettings:
     def truncation(self) -> int | None:
         """The ``truncate`` argument of :func:`~du_framework.engine.unroll`: ``None`` for a full backward pass."""
         return self.truncate if self.backward == "truncated" else None
+
+    def implicit(self) -> bool:
+        """Whether the gradient is taken at the fixed point (``backward = "implicit"``)."""
+        return self.backward == "implicit"
 
     def _validate_loss_weights(self) -> None:
         """A known word, or a non-empty list of finite weights >= 0, not all zero (its length, one weight

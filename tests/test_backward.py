@@ -82,7 +82,7 @@ def test_truncated_backpropagation_stores_only_its_last_iterations():
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"backward": "implicit"}, "train.backward must be one of 'full', 'truncated'"),
+    ({"backward": "implicite"}, "train.backward must be one of 'full', 'truncated', 'implicit'"),
     ({"backward": "truncated"}, r"train.truncate = 0: .* give the iterations to backpropagate through, 1..50"),
     ({"backward": "truncated", "truncate": 9, "depth": 8}, r"1..8 \(train.depth\)"),
     ({"truncate": 3}, "applies only with train.backward = 'truncated'"),

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -15,12 +16,18 @@ def test_quick_benchmarks_write_every_result_file(tmp_path):
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["comparison.json", "families.json", "reference.json",
-                                                         "scaling.json", "sharding.json", "theory.json"]
+                                                         "scaling.json", "sharding.json", "size.json", "theory.json"]
     families = json.loads((tmp_path / "families.json").read_text())
     assert set(families["mimo"]["solvers"]) == {"zf", "lmmse", "pg", "tpg", "oamp", "oamp-net"}
     assert all(0 <= row["ser"] <= 1 for row in families["mimo"]["solvers"].values())
     for point in families["ldpc"]["throughput"].values():  # both decoders timed against the ldpc package
         assert {"bp", "min-sum"} <= set(point) and all(row["ratio_codewords"] > 0 for row in point.values())
+    size = json.loads((tmp_path / "size.json").read_text())
+    (case,) = size["cases"].values()
+    for row in case["solvers"].values():  # the arithmetic counted, and the roofline measured in the same run
+        assert row["gflop"] > 0 and row["roofline_seconds"] > 0 and row["over_roofline"] > 0
+    assert min(case["gemm_gflops"].values()) > 0
+    assert [row["depth"] for row in size["memory_against_depth"]] == [4, 16]
     reference = json.loads((tmp_path / "reference.json").read_text())
     rows = reference["rows"]
     assert rows["unfold train (process, empty compile cache)"]["compilations"] == 1
@@ -61,3 +68,32 @@ def test_the_at_size_benchmark_runs_with_installed_or_in_process_plugins(tmp_pat
     facts = json.loads(out.read_text())
     assert sorted(facts["solvers"]) == ["du-ista", "ista"] and facts["sizes"] == "n=20, m=10, depth 2"
     assert facts["solvers"]["du-ista"]["compilations"] == 1 and facts["solvers"]["ista"]["train_seconds"] == 0
+
+
+def test_the_peers_benchmark_says_how_to_create_the_peers_environment(tmp_path):
+    missing = tmp_path / "no-venv" / "bin" / "python"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "peers.py"), "--peers-python", str(missing),
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 2 and "make bench-peers" in done.stderr and not list(tmp_path.glob("*.json"))
+
+
+def test_the_peers_evaluator_is_the_du_ista_recursion():
+    """benchmarks/peers.py's float64 evaluator against du-framework's ISTA on the same operator: ISTA is DU-ISTA
+    with beta = 1/L and theta = lam/L, so both NMSE curves end within the sampling error of 2000 instances."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import peers
+    finally:
+        sys.path.pop(0)
+    from du_framework.engine import evaluate
+    from du_framework.workbench.build import build_problem, build_solver
+    from du_framework.workbench.config import load_config, select_solvers
+
+    overrides = ["problem.n=60", "problem.m=30", "train.depth=8"]
+    config, task = peers.task_of(overrides)
+    ours = peers.evaluate(task, np.full(8, 1 / task["lipschitz"]), np.full(8, task["lam"] / task["lipschitz"]))
+    config = select_solvers(load_config(overrides=overrides, experiment="sparse-recovery"), ["ista"])
+    problem = build_problem(config)
+    ista = build_solver(config.solvers[0], problem, 8)
+    theirs = evaluate(ista, problem, key=3, batch_size=500, batches=4, metrics=("nmse_db",))["nmse_db"][-1]
+    assert abs(ours - theirs) < 0.3 and ours < -1.0

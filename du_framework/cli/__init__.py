@@ -27,6 +27,7 @@ import traceback
 from ..errors import ConfigError, DUError, TrainingDivergedError
 from .completion import COMPLETE_COMMAND, cmd_complete, cmd_completion, completion_script
 from .examples import cmd_examples
+from .generalise import cmd_generalise
 from .experiments import cmd_compare, cmd_train
 from .listing import DOCS_COMMAND, cmd_docs, cmd_list, render_option_tables
 from .parser import build_parser
@@ -90,7 +91,8 @@ def _main(argv: list[str] | None) -> int:
     args = None
     handlers = {"list": cmd_list, "compare": cmd_compare, "train": cmd_train, "docs": cmd_docs,
                 "examples": cmd_examples, "completion": cmd_completion,
-                "tune": cmd_tune, "plot": cmd_plot, "report": cmd_report, COMPLETE_COMMAND: cmd_complete}
+                "tune": cmd_tune, "plot": cmd_plot, "report": cmd_report, "generalise": cmd_generalise,
+                COMPLETE_COMMAND: cmd_complete}
     terminating = contextlib.ExitStack()
     try:
         interrupts.raise_pending()  # a Ctrl-C while the package was imported: stop before any work
@@ -106,6 +108,10 @@ def _main(argv: list[str] | None) -> int:
                 initialize_from_environment()  # DU_NUM_PROCESSES etc.: several processes train one run
             enable_compile_cache()  # a later run skips XLA compilation (DU_COMPILE_CACHE=off to disable)
             terminating.enter_context(interrupts.handling())  # SIGTERM ends a run as Ctrl-C does
+        elif args.command == "generalise":
+            from ..engine import enable_compile_cache
+
+            enable_compile_cache()  # one evaluation program per solver, depth and problem shape: kept on disk
         return handlers[args.command](args)
     except TrainingDivergedError as error:
         _error(error)

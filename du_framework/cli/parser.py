@@ -12,6 +12,8 @@ import argparse
 from .. import __version__
 from ._common import add_source_options
 from .completion import COMPLETE_COMMAND, COMPLETE_KINDS
+from .generalise import EPILOG as GENERALISE_EPILOG
+from .generalise import add_arguments as add_generalise_arguments
 from .tuning import EPILOG as TUNE_EPILOG
 from .tuning import add_arguments as add_tune_arguments
 from .views import PLOT_EPILOG, REPORT_EPILOG, add_plot_arguments, add_report_arguments
@@ -130,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="write a Markdown, LaTeX or HTML report of saved runs",
                                  epilog=REPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_report_arguments(report)
+    generalise = commands.add_parser("generalise", help="evaluate a run's trained solvers deeper than trained and "
+                                                        "on other problem settings",
+                                     epilog=GENERALISE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_generalise_arguments(generalise)
 
     completion = add("completion", help="print a shell completion script (bash or zsh)")
     completion.add_argument("shell", choices=("bash", "zsh"), help="the shell")

@@ -217,6 +217,18 @@ def _rate_factors(rates: dict[str, float], rate_factors: dict[str, Sequence[floa
     return factors
 
 
+def check_implicit(solver: UnfoldedSolver, settings: TrainSettings) -> None:
+    """Refuse ``train.backward = "implicit"`` for a solver without a fixed point or weighted iterations."""
+    if not solver.has_fixed_point():
+        raise ConfigError(f"train.backward = 'implicit' differentiates a fixed point, and solver "
+                          f"{type(solver).name!r} has none (its step changes with the iteration, or it does not "
+                          f"declare has_fixed_point()); use backward = 'full' or 'truncated', or a solver with one "
+                          f"map per iteration (e.g. lista with tied = true)")
+    if settings.loss_weights != "final":
+        raise ConfigError(f"train.backward = 'implicit' differentiates the final estimate only; train.loss_weights = "
+                          f"{settings.loss_weights!r} weighs earlier iterations: set loss_weights = 'final'")
+
+
 def _prepare(solver, problem, schedule, settings, keys, ensemble, rate_factors=None):
     """Everything a run needs before its first call: stages, spec, the initial arguments and the
     learning-rate factors."""
@@ -229,6 +241,8 @@ def _prepare(solver, problem, schedule, settings, keys, ensemble, rate_factors=N
     if settings.backward == "truncated" and settings.truncate > solver.depth:
         raise ConfigError(f"train.truncate = {settings.truncate} is more than the solver's {solver.depth} "
                           f"iterations: backpropagate through 1..{solver.depth}")
+    if settings.implicit():
+        check_implicit(solver, settings)
     mesh = make_mesh(settings.devices, settings.batch_size)
     check_networks_declared(solver)
     rates = learning_rates(solver)

@@ -219,7 +219,7 @@ def _chunk_body(param_state, opt_state, rest, problem, key, active_depth, newest
     def loss_fn(params, instance):
         if weights is None:  # "final": the loss of the final estimate
             x, _ = unroll(merge(params), problem, instance, active_depth, remat=settings.remat,
-                          truncate=settings.truncation())
+                          truncate=settings.truncation(), implicit=settings.implicit())
             return score(x, instance)
         # The loss of every iterate, computed inside the unroll's scan (masked beyond the active depth by its weight).
         _, per_iteration = unroll(merge(params), problem, instance, active_depth, remat=settings.remat,
@@ -304,7 +304,8 @@ def _split_loss_and_grad(params, instance, problem, active_depth, merge, score, 
 
         def forward(params):
             final, recorded = unroll(merge(params), problem, local, active_depth, remat=settings.remat,
-                                     truncate=settings.truncation(), record=(lambda x: x) if stacked else None)
+                                     truncate=settings.truncation(), implicit=settings.implicit(),
+                                     record=(lambda x: x) if stacked else None)
             return recorded if stacked else final
 
         axis = 1 if stacked else 0  # the batch axis of the estimates

@@ -9,6 +9,7 @@ it and its plugin instead of a JAX traceback.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -49,6 +50,18 @@ def remat_levels(remat: bool | int) -> int:
     if not isinstance(remat, (int, np.integer)) or remat < 0:
         raise ValueError(f"remat must be true, false or a number of levels >= 0, got {remat!r}")
     return int(remat)
+
+
+_LAYOUT_ONLY = frozenset({"transpose", "broadcast_in_dim", "reshape", "squeeze", "expand_dims", "copy", "copy_p",
+                          "convert_element_type", "slice", "dynamic_slice"})
+
+
+def _saved_unless_layout(primitive, *_, **__) -> bool:
+    """Checkpoint policy of a skippable iteration: keep for the backward pass every value the step
+    computes but the outputs of layout and indexing operations (a transpose of a constant operator, or
+    iteration k's slice of a stacked learned matrix, kept once per iteration is what the policy is there
+    to avoid; they are recomputed, at no arithmetic cost)."""
+    return primitive.name not in _LAYOUT_ONLY
 
 
 def _leaves(tree: Any) -> dict[str, str]:
@@ -93,6 +106,7 @@ def unroll(
     record: Callable[[jax.Array], Any] | None = None,
     remat: bool | int = False,
     truncate: int | None = None,
+    implicit: bool = False,
 ):
     """Run the solver's iterations on a batch; return ``(x_final, recorded)``.
 
@@ -114,9 +128,22 @@ def unroll(
             own that stores nothing for the backward pass, so memory grows with
             ``truncate``, not the depth. The values computed are those of the full unroll.
 
+        implicit: differentiate the fixed point the iterations approach instead of the
+            iterations (deep-equilibrium style; for a solver whose :meth:`has_fixed_point`):
+            the forward iterations store nothing, and the backward pass solves the adjoint
+            equation ``u = g + J^T u`` (``J`` the step's Jacobian in the state at the final
+            state) by as many fixed-point iterations as the solver's depth, then takes
+            ``u``'s pull-back to the parameters. Memory does not grow with the depth; the
+            gradient is that of the fixed point, which the final state approximates.
+            The context (:meth:`prepare`) is cut from the gradient. No ``record``.
+
     Raises:
         SolverContractError: ``step`` changed the state's structure, shape or dtype.
     """
+    if implicit:
+        if truncate is not None or remat_levels(remat) or record is not None:
+            raise ValueError("implicit differentiation takes the final state alone: no truncate, remat or record")
+        return _implicit(solver, problem, instance, active_depth), None
     if truncate is not None:
         if remat_levels(remat):
             raise ValueError("truncate and remat do not combine: a truncated unroll stores only its last iterations")
@@ -141,13 +168,22 @@ def unroll(
     slots = math.prod(shape)
     limit = depth if active_depth is None else jnp.minimum(active_depth, depth)
 
+    skipping = not (active_depth is None and slots == depth)
+
     def advance(state, k):
-        if active_depth is None and slots == depth:  # every iteration applies: no cond
+        if not skipping:  # every iteration applies: no cond
             return step(state, k)
         return jax.lax.cond(k < limit, lambda s: step(s, k), lambda s: s, state)
 
     if levels:
         advance = jax.checkpoint(advance)
+    elif skipping:
+        # Differentiated, a lax.cond returns from both branches every residual of the step, the skip's
+        # as zeros, and the scan stacks them: the operator and its transpose, constant over the
+        # iterations, were copied out once per iteration (16 copies of A at depth 16, written even
+        # by the skipped ones). Under this policy the step keeps every value it computes except
+        # layout-only ones, and reads the constants it closes over from the scan's own constants.
+        advance = jax.checkpoint(advance, policy=_saved_unless_layout)
 
     def inner(state, k):
         state = advance(state, k)
@@ -204,3 +240,58 @@ def _truncated(solver: UnfoldedSolver, problem: Problem, instance: Any, active_d
         return jnp.where(past, jnp.broadcast_to(final_leaf, placed.shape), placed)
 
     return solver.estimate(state), jax.tree.map(combine, early_records, late_records, final_record)
+
+
+def _implicit(solver: UnfoldedSolver, problem: Problem, instance: Any, active_depth):
+    """:func:`unroll`'s final estimate, differentiated at the fixed point of the solver's step."""
+    merge, params, rest = split_solver(solver)
+    context = _cut(solver.prepare(problem, instance))
+    frozen = merge(_cut(params), rest)
+    step = _checked_step(frozen, problem, context)
+    limit = solver.depth if active_depth is None else jnp.minimum(active_depth, solver.depth)
+
+    def inner(state, k):
+        return jax.lax.cond(k < limit, lambda s: step(s, k), lambda s: s, state), None
+
+    final, _ = jax.lax.scan(inner, _cut(solver.init_state(problem, context)),
+                            jnp.arange(solver.depth, dtype=jnp.int32))
+    return solver.estimate(_at_fixed_point(_Mapping(merge), solver.depth, params, (problem, context, rest), final))
+
+
+class _Mapping:
+    """``T(params, aux, state)``: one iteration of the solver rebuilt from ``params``, the same at every ``k``
+    (everything traced comes in as an argument, so that the custom VJP closes over nothing traced)."""
+
+    def __init__(self, merge):
+        self.merge = merge
+
+    def __call__(self, params, aux, state):
+        problem, context, rest = aux
+        return self.merge(params, rest).step(problem, context, state, jnp.zeros((), jnp.int32))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _at_fixed_point(mapping, iterations: int, params, aux, state):
+    """``state`` (a fixed point of ``mapping(params, aux, .)``), with the implicit function theorem's gradient."""
+    return state
+
+
+def _at_fixed_point_forward(mapping, iterations, params, aux, state):
+    return state, (params, aux, state)
+
+
+def _at_fixed_point_backward(mapping, iterations, residuals, cotangent):
+    params, aux, state = residuals
+    _, pull_state = jax.vjp(lambda s: mapping(params, aux, s), state)
+
+    def adjoint(u, _):  # u <- g + J^T u, converging to (I - J^T)^{-1} g where the step contracts
+        (pulled,) = pull_state(u)
+        return jax.tree.map(jnp.add, cotangent, pulled), None
+
+    u, _ = jax.lax.scan(adjoint, cotangent, None, length=iterations)
+    _, pull_params = jax.vjp(lambda p: mapping(p, aux, state), params)
+    (gradient,) = pull_params(u)
+    return gradient, None, jax.tree.map(jnp.zeros_like, state)
+
+
+_at_fixed_point.defvjp(_at_fixed_point_forward, _at_fixed_point_backward)

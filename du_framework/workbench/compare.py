@@ -69,7 +69,7 @@ class Comparison:
     sweep: SweepAxis | None = None
 
 
-def _load_checkpoints(config: ExperimentConfig, problem: Problem, solvers: list[UnfoldedSolver],
+def load_checkpoints(config: ExperimentConfig, problem: Problem, solvers: list[UnfoldedSolver],
                       load_dir: str | Path | None, *, allow_problem_mismatch: bool, train_missing: bool,
                       log: Callable[[str], None] | None) -> dict[str, tuple[Path, list[LoadedCheckpoint]]]:
     """Every trainable solver's checkpoint in ``load_dir``, loaded and checked before any training:
@@ -177,11 +177,11 @@ def run_comparison(
     schedule = build_schedule(config, registry)
     solvers = build_solvers(config, problem, registry)
     swept = build_sweep_problems(config, registry)  # every point's problem, before any training
-    loaded = _load_checkpoints(config, problem, solvers, load_dir, allow_problem_mismatch=allow_problem_mismatch,
+    loaded = load_checkpoints(config, problem, solvers, load_dir, allow_problem_mismatch=allow_problem_mismatch,
                                train_missing=train_missing, log=log)
     finished: set[str] = set()
     if resume and checkpoint_dir is not None and Path(checkpoint_dir).is_dir():
-        done = _load_checkpoints(config, problem, solvers, checkpoint_dir, allow_problem_mismatch=False,
+        done = load_checkpoints(config, problem, solvers, checkpoint_dir, allow_problem_mismatch=False,
                                  train_missing=True, log=None)
         finished = set(done) - set(loaded)
         loaded = {**done, **loaded}
@@ -210,7 +210,7 @@ def run_comparison(
                 # a finished solver of a resumed run reports the training its checkpoint records
                 outcomes = [TrainResult(found.solver, np.zeros(0), [],
                                         *(_recorded_cost(found.metadata) if entry.label in finished else (0.0, 0.0, 0)),
-                                        diverged_at=_diverged_at(found.metadata)) for found in founds]
+                                        diverged_at=diverged_at_of(found.metadata)) for found in founds]
             elif len(seeds) == 1 or not solver.is_trainable:
                 outcomes = [train_solver(config, index, solver, problem, schedule,
                                          checkpoint_dir=checkpoint_dir, progress=meter, resume=resume)]
@@ -318,7 +318,7 @@ def _solver_done(watchers: Any, result: SolverResult, position: tuple[int, int],
                                   problem.primary(), result.final_loss, result.train_seconds, result))
 
 
-def _diverged_at(metadata: dict[str, Any]) -> dict[str, int] | None:
+def diverged_at_of(metadata: dict[str, Any]) -> dict[str, int] | None:
     """Where a seed's checkpoint says it diverged (``None`` for a trained one)."""
     at = metadata.get("diverged_at") if metadata.get("status") == "diverged" else None
     return {"stage": int(at["stage"]), "step": int(at["step"])} if isinstance(at, dict) and {

@@ -49,6 +49,7 @@ from ...errors import ConfigError
 from ..loading import Run
 from .axes import iteration_ticks, math_name, problem_names, run_labels
 from .curves import FLOAT32_DB_FLOOR, check_one_problem, curves_figure, plot_curves
+from .generalisation import generalisation_figure, plot_generalisation
 from .losses import losses_figure, plot_losses
 from .params import params_figure, plot_params
 from .saving import FORMATS, figure_bytes, figure_format, save_figure
@@ -58,7 +59,7 @@ from .sweep import plot_sweep, sweep_figure, sweep_stem
 __all__ = ["plot_curves", "plot_params", "plot_losses", "write_figures", "curves_figure", "params_figure",
            "losses_figure", "save_figure", "figure_bytes", "figure_format", "run_labels", "iteration_ticks",
            "math_name", "curves_stem", "sweep_figure", "plot_sweep", "sweep_stem", "pyplot", "style_spec", "styled",
-           "titled", "series_styles", "problem_names", "solver_looks", "check_one_problem", "PAPER", "FORMATS", "FLOAT32_DB_FLOOR"]
+           "titled", "series_styles", "generalisation_figure", "plot_generalisation", "problem_names", "solver_looks", "check_one_problem", "PAPER", "FORMATS", "FLOAT32_DB_FLOOR"]
 
 
 def curves_stem(metric: str) -> str:

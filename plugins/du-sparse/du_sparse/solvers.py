@@ -306,6 +306,10 @@ class LISTA(_SparseSolver):
         self.theta = learned(np.full(layers, options.lam / L), constraint=Unconstrained(), lr="lr",
                              doc="soft threshold theta_t")
 
+    def has_fixed_point(self) -> bool:
+        """Tied, every iteration applies one map: ``train.backward = "implicit"`` may differentiate its fixed point."""
+        return bool(self.options.tied)
+
     def step(self, problem, context, x, k):
         B, S = per_iteration(self.B, k), per_iteration(self.S, k)
         return soft_threshold(context.y @ B.T + x @ S.T, per_iteration(self.theta, k))

@@ -252,6 +252,21 @@ def test_lista_ties_weights_on_request():
     np.testing.assert_allclose(mse_curve(tied, problem, 2, 10), ista, rtol=1e-4)
 
 
+def test_tied_lista_trains_by_implicit_differentiation_and_untied_lista_is_refused(medium):
+    """Tied LISTA applies one map per iteration: ``train.backward = "implicit"`` trains it at its fixed point."""
+    from du_framework import Stage
+
+    def nmse_db(solver):
+        return evaluate(solver, medium, key=21, batch_size=200, batches=1, metrics=("nmse_db",))["nmse_db"][-1]
+
+    start = LISTA(LISTA.Options(tied=True, lr=1e-4), problem=medium, depth=30)
+    trained = train(start, medium, [Stage(30, 60)], batch_size=64, key=0, progress=False, backward="implicit").solver
+    assert nmse_db(trained) < nmse_db(start) - 1.0
+    untied = LISTA(LISTA.Options(), problem=medium, depth=4)
+    with pytest.raises(ConfigError, match="'lista' has none"):
+        train(untied, medium, [Stage(4, 1)], batch_size=8, key=0, progress=False, backward="implicit")
+
+
 SOLVERS = (ISTA, FISTA, DUISTA, TISTA, LISTA)
 
 
