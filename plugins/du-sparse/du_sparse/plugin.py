@@ -5,6 +5,7 @@ from importlib.resources import files
 from du_framework import Experiment, hookimpl
 
 from .admm import ADMM, DUADMM
+from .alista import ALISTA, LISTACP
 from .amp import AMP, LAMP
 from .problem import SparseRecovery
 from .solvers import DUISTA, FISTA, ISTA, LISTA, TISTA
@@ -19,7 +20,7 @@ def register_problems(register):
 def register_solvers(register):
     for solver in (ISTA, FISTA, DUISTA, TISTA, LISTA):
         register(solver)
-    for solver in (AMP, LAMP, ADMM, DUADMM):
+    for solver in (AMP, LAMP, ADMM, DUADMM, LISTACP, ALISTA):
         register(solver)
 
 

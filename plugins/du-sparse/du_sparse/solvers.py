@@ -276,7 +276,9 @@ class LISTA(_SparseSolver):
     class Options:
         lam: float = option(0.05, ge=0, help="l1 weight: thresholds start at lam / L")
         tied: bool = option(False, help="one set B, S, theta for every iteration")
-        lr: float = option(1e-4, gt=0, tune=Tunable(1e-6, 1e-2, log=True), help="learning rate of B_t, S_t and theta_t")
+        lr: float = option(1e-4, gt=0, tune=Tunable(1e-6, 1e-2, log=True), help="learning rate of B_t and S_t")
+        threshold_lr: float = option(1e-4, gt=0, tune=Tunable(1e-5, 1e-1, log=True),
+                                     help="learning rate of the thresholds theta_t")
 
     name = "lista"
     description = "LISTA: learned matrices B_t, S_t and thresholds theta_t (tied or not); shared operator only"
@@ -303,7 +305,7 @@ class LISTA(_SparseSolver):
         S = np.broadcast_to(np.eye(A.shape[1]) - A.T @ A / L, (layers, A.shape[1], A.shape[1]))
         self.B = learned(B, lr="lr", report=False, doc="input matrix B_t (n x m)")
         self.S = learned(S, lr="lr", report=False, doc="state matrix S_t (n x n)")
-        self.theta = learned(np.full(layers, options.lam / L), constraint=Unconstrained(), lr="lr",
+        self.theta = learned(np.full(layers, options.lam / L), constraint=Unconstrained(), lr="threshold_lr",
                              doc="soft threshold theta_t")
 
     def step(self, problem, context, x, k):
