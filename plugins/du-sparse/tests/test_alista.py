@@ -11,7 +11,7 @@ import jax
 from du_framework import IncompatibleProblemError, Incremental
 from du_framework.engine import evaluate, train, unroll
 from du_framework.testing import SolverCase, parametrize_with_checks
-from du_sparse import (ALISTA, DUISTA, ISTA, LISTACP, SparseRecovery, analytic_weight, support_counts,
+from du_sparse import (ALISTA, DUISTA, ISTA, LISTA, LISTACP, SparseRecovery, analytic_weight, support_counts,
                        support_selected_threshold)
 
 
@@ -168,6 +168,26 @@ def test_alista_matches_float64_numpy_with_its_analytic_weight():
     solver = ALISTA(ALISTA.Options(), problem=prob, depth=depth)
     np.testing.assert_allclose(iterates(solver, prob, instance), np.array(expected), rtol=0,
                                atol=2e-5 * np.abs(expected).max())
+
+
+def test_lista_with_step_scale_is_du_ista_while_its_matrices_are_at_their_start():
+    """``soft(x + beta_t (B y + S x - x), theta_t)`` with ISTA's ``B``, ``S``: DU-ISTA's step ``beta_t / L``."""
+    prob, depth = problem(), 5
+    instance, A, y = batch(prob, 4, 16)
+    L = float(prob.lipschitz_bound())
+    beta = np.array([1.0, 1.6, 0.7, 1.9, 1.2])
+    theta = np.array([0.02, 0.01, 0.005, 0.004, 0.002])
+    solver = LISTA(LISTA.Options(step_scale=True), problem=prob, depth=depth)
+    solver.beta[...] = beta.astype(np.float32)
+    solver.theta[...] = theta.astype(np.float32)
+    x, expected = np.zeros((16, 60)), []
+    for t in range(depth):
+        x = soft(x + beta[t] / L * (y - x @ A.T) @ A, theta[t])
+        expected.append(x)
+    np.testing.assert_allclose(iterates(solver, prob, instance), np.array(expected), rtol=0,
+                               atol=2e-5 * np.abs(expected).max())
+    assert set(solver.learned_parameters()) == {"theta", "beta"}
+    assert "beta" not in LISTA(LISTA.Options(), problem=prob, depth=depth).learned_parameters()
 
 
 def test_alista_learns_two_scalars_per_iteration():
