@@ -142,7 +142,7 @@ class LISTACP(_CoupledSolver):
         tied: bool = option(False, help="one matrix W for every iteration (theta_t stays per iteration)")
         support_step: float = _support_step(0.0)
         support_max: float = _support_max()
-        lr: float = option(1e-4, gt=0, tune=Tunable(1e-6, 1e-2, log=True), help="learning rate of W_t")
+        lr: float = option(1e-3, gt=0, tune=Tunable(1e-6, 1e-2, log=True), help="learning rate of W_t")
         threshold_lr: float = option(3e-3, gt=0, tune=Tunable(1e-5, 1e-1, log=True),
                                      help="learning rate of the thresholds theta_t")
 

@@ -29,4 +29,4 @@ def register_experiments(register):
     register(Experiment(
         "sparse-recovery", files(__package__).joinpath("examples", "sparse_recovery.toml").read_text(encoding="utf-8"),
         "sparse recovery (n=500, m=250, p=0.1, SNR 40 dB): ISTA, FISTA, DU-ISTA, TISTA, tied/untied LISTA, "
-        "AMP, ADMM, DU-ADMM and tied LAMP"))
+        "LISTA-CPSS, ALISTA, AMP, ADMM, DU-ADMM and tied LAMP"))
