@@ -192,6 +192,14 @@ class ALISTA(_CoupledSolver):
     replaced_by = "tista (its per-instance relative with the pseudo-inverse), ista, fista or du-ista"
     description = "ALISTA: analytic weight W from A, learned step gamma_t and threshold theta_t; shared operator only"
 
+    @classmethod
+    def fits(cls, problem) -> bool:
+        """The capability, a shared operator, and one of full row rank (the analytic weight exists)."""
+        if not super().fits(problem):
+            return False
+        matrix = np.asarray(problem.operator(None), np.float64)
+        return matrix.shape[0] <= matrix.shape[1] and int(np.linalg.matrix_rank(matrix)) == matrix.shape[0]
+
     def __init__(self, options, *, problem, depth):
         super().__init__(options, problem=problem, depth=depth)
         matrix = np.asarray(problem.operator(None), np.float64)

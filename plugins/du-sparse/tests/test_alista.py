@@ -213,7 +213,7 @@ def test_alista_refuses_an_operator_without_full_row_rank():
     from du_framework.testing import small_problem
 
     prob = small_problem()  # a shared LinearObservation with A of 16 x 8: more rows than columns
-    assert ALISTA.fits(prob)
+    assert not ALISTA.fits(prob) and ALISTA.fits(tiny()) and LISTACP.fits(prob)
     with pytest.raises(IncompatibleProblemError, match="'alista'.*full row rank.*16 x 8.*rank 8"):
         ALISTA(ALISTA.Options(), problem=prob, depth=3)
 
@@ -232,6 +232,7 @@ def test_alista_ends_no_worse_than_du_ista_after_the_same_training():
 
 @parametrize_with_checks(
     [SolverCase(ALISTA, ALISTA.Options(support_step=10.0), problem=tiny),
-     SolverCase(LISTACP, LISTACP.Options(support_step=10.0), problem=tiny, id="lista-cpss")])
+     SolverCase(LISTACP, LISTACP.Options(support_step=10.0), problem=tiny, id="lista-cpss"),
+     SolverCase(LISTA, LISTA.Options(step_scale=True, tied=True), problem=tiny, id="lista-step-scale")])
 def test_conformance(case, check):
     check(case)
