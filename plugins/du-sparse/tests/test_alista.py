@@ -134,7 +134,7 @@ def batch(prob, key, size):
 
 
 def test_lista_cp_starts_at_ista():
-    prob, depth = problem(), 8
+    prob, depth = problem(), 4
     instance, *_ = batch(prob, 1, 16)
     ista = iterates(ISTA(ISTA.Options(lam=0.1), problem=prob, depth=depth), prob, instance)
     for tied in (False, True):
@@ -219,10 +219,10 @@ def test_alista_refuses_an_operator_without_full_row_rank():
 
 
 def test_alista_ends_no_worse_than_du_ista_after_the_same_training():
-    prob, depth = problem(100, 50, seed=1), 6
+    prob, depth = problem(60, 30, seed=1), 5
 
     def trained_final_nmse(solver):
-        result = train(solver, prob, Incremental(), steps_per_stage=30, batch_size=64, key=0, progress=False)
+        result = train(solver, prob, Incremental(), steps_per_stage=20, batch_size=64, key=0, progress=False)
         return evaluate(result.solver, prob, key=9, batch_size=200, batches=1, metrics=("nmse_db",))["nmse_db"][-1]
 
     du_ista = trained_final_nmse(DUISTA(DUISTA.Options(), problem=prob, depth=depth))
@@ -231,8 +231,10 @@ def test_alista_ends_no_worse_than_du_ista_after_the_same_training():
 
 
 @parametrize_with_checks(
-    [SolverCase(ALISTA, ALISTA.Options(support_step=10.0), problem=tiny),
-     SolverCase(LISTACP, LISTACP.Options(support_step=10.0), problem=tiny, id="lista-cpss"),
-     SolverCase(LISTA, LISTA.Options(step_scale=True, tied=True), problem=tiny, id="lista-step-scale")])
+    [SolverCase(ALISTA, ALISTA.Options(support_step=10.0), problem=tiny, depth=3, steps_per_stage=15),
+     SolverCase(LISTACP, LISTACP.Options(support_step=10.0), problem=tiny, depth=3, steps_per_stage=15,
+                id="lista-cpss"),
+     SolverCase(LISTA, LISTA.Options(step_scale=True, tied=True), problem=tiny, depth=3, steps_per_stage=15,
+                id="lista-step-scale")])
 def test_conformance(case, check):
     check(case)
