@@ -238,3 +238,16 @@ def test_alista_ends_no_worse_than_du_ista_after_the_same_training():
                 id="lista-step-scale")])
 def test_conformance(case, check):
     check(case)
+
+
+def test_the_cli_refuses_alista_on_a_per_instance_operator_before_running(tmp_path, capsys):
+    from du_framework.cli import main
+
+    config = tmp_path / "c.toml"
+    config.write_text("""[problem]\nname = "sparse-recovery"\nn = 20\nm = 10\noperator = "per-instance"
+[train]\ndepth = 3\nsteps_per_stage = 1\nbatch_size = 4\n[evaluation]\nbatch_size = 4\nbatches = 1
+[[solvers]]\nname = "ista"\n[[solvers]]\nname = "alista"\n""")
+    assert main(["compare", "--config", str(config), "--out", str(tmp_path / "run"), "--no-plots", "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert "'alista'" in error and "per instance" in error and "Traceback" not in error
+    assert not (tmp_path / "run").exists()
