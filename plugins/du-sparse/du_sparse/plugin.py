@@ -5,6 +5,7 @@ from importlib.resources import files
 from du_framework import Experiment, hookimpl
 
 from .admm import ADMM, DUADMM
+from .alista import ALISTA, LISTACP
 from .amp import AMP, LAMP
 from .problem import SparseRecovery
 from .solvers import DUISTA, FISTA, ISTA, LISTA, TISTA
@@ -19,7 +20,7 @@ def register_problems(register):
 def register_solvers(register):
     for solver in (ISTA, FISTA, DUISTA, TISTA, LISTA):
         register(solver)
-    for solver in (AMP, LAMP, ADMM, DUADMM):
+    for solver in (AMP, LAMP, ADMM, DUADMM, LISTACP, ALISTA):
         register(solver)
 
 
@@ -28,4 +29,4 @@ def register_experiments(register):
     register(Experiment(
         "sparse-recovery", files(__package__).joinpath("examples", "sparse_recovery.toml").read_text(encoding="utf-8"),
         "sparse recovery (n=500, m=250, p=0.1, SNR 40 dB): ISTA, FISTA, DU-ISTA, TISTA, tied/untied LISTA, "
-        "AMP, ADMM, DU-ADMM and tied LAMP"))
+        "LISTA-CPSS, ALISTA, AMP, ADMM, DU-ADMM and tied LAMP"))

@@ -266,17 +266,30 @@ class LISTA(_SparseSolver):
     shaped by one fixed ``A``: a problem whose operator is drawn per instance
     (``per_instance_operator``) is refused.
 
+    With ``step_scale`` a scalar ``beta_t`` (initially 1) scales each iteration's move:
+    ``x^(t+1) = soft(x^(t) + beta_t (B_t y + S_t x^(t) - x^(t)), theta_t)``, which is
+    LISTA with ``beta_t B_t`` and ``I + beta_t (S_t - I)``: the same functions, but the
+    optimiser can change the step of every entry at once, as DU-ISTA does (with
+    ``B_t``, ``S_t`` frozen at their start it is DU-ISTA with ``beta_t / L``).
+
     Attributes:
         B, S: the learned matrices, stacked over iterations (not reported in results
             and plots; checkpoints hold them); learning rate ``lr``.
-        theta: thresholds (unconstrained, as DU-ISTA's); learning rate ``lr``.
+        theta: thresholds (unconstrained, as DU-ISTA's); learning rate ``threshold_lr``.
+        beta: with ``step_scale``, the step scales; learning rate ``step_lr``.
     """
 
     @dataclasses.dataclass(frozen=True)
     class Options:
         lam: float = option(0.05, ge=0, help="l1 weight: thresholds start at lam / L")
-        tied: bool = option(False, help="one set B, S, theta for every iteration")
-        lr: float = option(1e-4, gt=0, tune=Tunable(1e-6, 1e-2, log=True), help="learning rate of B_t, S_t and theta_t")
+        tied: bool = option(False, help="one set B, S, theta (and beta) for every iteration")
+        step_scale: bool = option(False, help="learn a scalar beta_t that scales each iteration's move "
+                                              "(a reparametrisation: the same functions as LISTA)")
+        lr: float = option(1e-4, gt=0, tune=Tunable(1e-6, 1e-2, log=True), help="learning rate of B_t and S_t")
+        threshold_lr: float = option(1e-4, gt=0, tune=Tunable(1e-5, 1e-1, log=True),
+                                     help="learning rate of the thresholds theta_t")
+        step_lr: float = option(3e-2, gt=0, tune=Tunable(1e-4, 1e-1, log=True),
+                                help="learning rate of the step scales beta_t (with step_scale)")
 
     name = "lista"
     description = "LISTA: learned matrices B_t, S_t and thresholds theta_t (tied or not); shared operator only"
@@ -303,8 +316,11 @@ class LISTA(_SparseSolver):
         S = np.broadcast_to(np.eye(A.shape[1]) - A.T @ A / L, (layers, A.shape[1], A.shape[1]))
         self.B = learned(B, lr="lr", report=False, doc="input matrix B_t (n x m)")
         self.S = learned(S, lr="lr", report=False, doc="state matrix S_t (n x n)")
-        self.theta = learned(np.full(layers, options.lam / L), constraint=Unconstrained(), lr="lr",
+        self.theta = learned(np.full(layers, options.lam / L), constraint=Unconstrained(), lr="threshold_lr",
                              doc="soft threshold theta_t")
+        if options.step_scale:
+            self.beta = learned(np.ones(layers), constraint=Unconstrained(), lr="step_lr",
+                                doc="step scale beta_t of the move B_t y + S_t x - x")
 
     def has_fixed_point(self) -> bool:
         """Tied, every iteration applies one map: ``train.backward = "implicit"`` may differentiate its fixed point."""
@@ -312,4 +328,7 @@ class LISTA(_SparseSolver):
 
     def step(self, problem, context, x, k):
         B, S = per_iteration(self.B, k), per_iteration(self.S, k)
-        return soft_threshold(context.y @ B.T + x @ S.T, per_iteration(self.theta, k))
+        r = context.y @ B.T + x @ S.T
+        if self.options.step_scale:
+            r = x + per_iteration(self.beta, k) * (r - x)
+        return soft_threshold(r, per_iteration(self.theta, k))
