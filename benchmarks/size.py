@@ -8,8 +8,8 @@ compilations, the arithmetic the schedule performs, the GFLOP/s it achieved, the
 arithmetic takes at the best GEMM rate of the case's shapes measured in the same run (the roofline),
 their ratio, and the training program's memory (XLA's estimate for one compiled step).
 
-Cases: sparse recovery n = 500 (the ``sparse-recovery`` example: DU-ISTA, TISTA, LISTA) and n = 2000
-(m = n / 2, 10 steps per stage), ridge n = 1000 (m = 2000, DU-GD, depth 50, 2 steps per stage), MIMO
+Cases: sparse recovery n = 500 (the ``sparse-recovery`` example: DU-ISTA, TISTA, LISTA, ALISTA) and
+n = 2000 (m = n / 2, 10 steps per stage; tied LISTA), ridge n = 1000 (m = 2000, DU-GD, depth 50, 2 steps per stage), MIMO
 64 x 64 QPSK (TPG; per-instance channels, so the roofline kernel is a batched matrix-vector product) and
 LDPC decoding on the 576-bit 802.16e code (neural min-sum: gathers and segment sums, no GEMM, so no
 roofline is given; its time is reported). Then the memory of one training step against the depth up
@@ -20,7 +20,7 @@ forward and backward of the iteration's matrix products only; the instance sampl
 ``prepare`` (TPG's per-instance LMMSE matrix, say), the loss, the optimiser and every elementwise
 operation are left out, so the achieved rate is a lower bound and the ratio to the roofline an upper one.
 
-* ``du-ista``, ``ista``, ``tista`` (``A``: m x n): ``A x`` and ``A^T r`` (or ``W r``), 2 mn each;
+* ``du-ista``, ``ista``, ``tista``, ``alista`` (``A``: m x n): ``A x`` and ``A^T r`` (or ``W r``), 2 mn each;
   the backward pass to ``x`` costs the same again: 8 mn.
 * ``lista`` (``B``: n x m, ``S``: n x n): ``B y`` (2 nm) and ``S x`` (2 n^2) forward; backward
   ``dS`` (2 n^2), ``dx`` (2 n^2) and ``dB`` (2 nm): 4 nm + 6 n^2.
@@ -56,11 +56,12 @@ def _sparse_flops(label: str, o) -> float:
 def cases(quick: bool) -> list[dict]:
     sparse = lambda n: ("sparse-recovery", [f"problem.n={n}", f"problem.m={n // 2}"])  # noqa: E731
     return [
-        _case("sparse recovery n=500", *sparse(20 if quick else 500), ["du-ista", "tista", "lista"], _sparse_flops,
+        _case("sparse recovery n=500", *sparse(20 if quick else 500), ["du-ista", "tista", "lista", "alista"],
+              _sparse_flops,
               lambda o, b: [("gemm", (b, o.n), (o.n, o.m))]),
         _case("sparse recovery n=2000", "sparse-recovery",
               [f"problem.n={40 if quick else 2000}", f"problem.m={20 if quick else 1000}",
-               "train.steps_per_stage=10"], ["du-ista", "tista", "lista-tied"], _sparse_flops,
+               "train.steps_per_stage=10"], ["du-ista", "tista", "lista-tied", "alista"], _sparse_flops,
               lambda o, b: [("gemm", (b, o.n), (o.n, o.m))]),
         _case("ridge n=1000", "ridge-theory",
               [f"problem.n={20 if quick else 1000}", f"problem.m={40 if quick else 2000}",
