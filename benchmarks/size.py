@@ -9,8 +9,8 @@ arithmetic takes at the best GEMM rate of the case's shapes measured in the same
 their ratio, and the training program's memory (XLA's estimate for one compiled step).
 
 Cases: sparse recovery n = 500 (the ``sparse-recovery`` example: DU-ISTA, TISTA, LISTA, ALISTA) and
-n = 2000 (m = n / 2, 10 steps per stage; tied LISTA), ridge n = 1000 (m = 2000, DU-GD, depth 50, 2 steps per stage), MIMO
-64 x 64 QPSK (TPG; per-instance channels, so the roofline kernel is a batched matrix-vector product) and
+n = 2000 (m = n / 2, 10 steps per stage; tied LISTA), ridge n = 1000 (m = 2000, DU-GD, depth 50, 2 steps
+per stage), MIMO 64 x 64 QPSK (TPG; per-instance channels, so the roofline kernel is a batched matrix-vector product) and
 LDPC decoding on the 576-bit 802.16e code (neural min-sum: gathers and segment sums, no GEMM, so no
 roofline is given; its time is reported). Then the memory of one training step against the depth up
 to D = 1000 for each backward mode (full, remat, truncated K = 16), compiled and not run.
