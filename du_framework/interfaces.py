@@ -110,6 +110,14 @@ class Problem(nnx.Pytree, abc.ABC):
         """JSON-friendly facts about this instance of the problem (for results files)."""
         return {"name": self.name, "dim": self.dim}
 
+    def held_out(self) -> "Problem":
+        """The problem whose instances evaluation draws (default: ``self``).
+
+        A problem built from a finite set of data (images, say) returns a copy that samples only data kept
+        apart from training; :func:`du_framework.engine.evaluate` and its relatives evaluate on it.
+        """
+        return self
+
     @classmethod
     def primary(cls) -> str:
         """Name of the primary metric."""
