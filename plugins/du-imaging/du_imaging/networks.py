@@ -19,7 +19,37 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-__all__ = ["Denoiser", "stacked_denoiser", "apply_slot", "network_parameter_count"]
+__all__ = ["Denoiser", "shifted_matmul_conv", "stacked_denoiser", "apply_slot", "network_parameter_count"]
+
+
+def _same_padding(size: int) -> tuple[int, int]:
+    return (size - 1) // 2, size - 1 - (size - 1) // 2
+
+
+def shifted_matmul_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+                        dimension_numbers=None, feature_group_count=1, precision=None, preferred_element_type=None,
+                        **unused):
+    """``lax.conv_general_dilated`` for what ``nnx.Conv`` asks here (NHWC images, HWIO kernel, stride 1, no
+    dilation, one group), as one matrix product over the ``kh * kw`` shifted copies of the padded input.
+
+    Why: XLA's CPU backend runs the gradient of a convolution inside a loop (the unrolled ``lax.scan``) through a
+    slow generic path, about 50 times slower than the same matrix product (measured on 64 x 64 images with 32
+    channels); the shifted copies and the product differentiate into products and slices that stay fast.
+    """
+    del dimension_numbers, unused  # NHWC / HWIO, as nnx.Conv passes them; no sharding here
+    if (any(s != 1 for s in window_strides) or any(d != 1 for d in (lhs_dilation or ()))
+            or any(d != 1 for d in (rhs_dilation or ())) or feature_group_count != 1):
+        raise ValueError("shifted_matmul_conv supports stride 1, no dilation and one feature group only")
+    kh, kw = rhs.shape[0], rhs.shape[1]
+    pads = [_same_padding(kh), _same_padding(kw)] if isinstance(padding, str) else list(padding)
+    if isinstance(padding, str) and padding.upper() == "VALID":
+        pads = [(0, 0), (0, 0)]
+    padded = jnp.pad(lhs, [(0, 0), tuple(pads[0]), tuple(pads[1]), (0, 0)])
+    height, width = padded.shape[1] - kh + 1, padded.shape[2] - kw + 1
+    shifted = jnp.concatenate([padded[:, i:i + height, j:j + width, :] for i in range(kh) for j in range(kw)],
+                              axis=-1)
+    return jnp.einsum("nhwc,co->nhwo", shifted, rhs.reshape(kh * kw * rhs.shape[2], rhs.shape[3]),
+                      precision=precision, preferred_element_type=preferred_element_type)
 
 
 class Denoiser(nnx.Module):
@@ -35,7 +65,8 @@ class Denoiser(nnx.Module):
         for i in range(layers):
             last = i == layers - 1
             convs.append(nnx.Conv(widths[i], widths[i + 1], (3, 3), padding="SAME", rngs=rngs,
-                                  kernel_init=nnx.initializers.zeros if last else nnx.initializers.he_normal()))
+                                  kernel_init=nnx.initializers.zeros if last else nnx.initializers.he_normal(),
+                                  conv_general_dilated=shifted_matmul_conv))
         self.convs = nnx.List(convs)
 
     def __call__(self, z: jax.Array) -> jax.Array:

@@ -192,9 +192,9 @@ class ImageRestoration(Problem, LinearObservation, RestorationOperator):
 
     def describe(self):
         o = self.options
+        train, held = self.image_names
         facts = {**super().describe(), "operator": o.operator, "size": o.size, "noise": o.noise,
-                 "split": self.split, "training_images": list(self.image_names[0]),
-                 "held_out_images": list(self.image_names[1]), "lipschitz": self.L}
+                 "images": f"{o.images}: {len(train)} training, held out {', '.join(held)}"}
         if o.operator == "blur":
             facts.update(kernel=o.kernel, kernel_size=o.kernel_size)
         return facts

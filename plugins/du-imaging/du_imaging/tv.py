@@ -45,7 +45,8 @@ def total_variation(x: jax.Array) -> jax.Array:
 
 
 def _project(q, weight):
-    magnitude = jnp.sqrt(jnp.sum(q ** 2, axis=-3, keepdims=True))
+    # sqrt of a floor, not of 0: a zero dual field (the start) would otherwise give a NaN gradient
+    magnitude = jnp.sqrt(jnp.maximum(jnp.sum(q ** 2, axis=-3, keepdims=True), jnp.finfo(q.dtype).tiny))
     return q * (weight / jnp.maximum(weight, magnitude))
 
 
