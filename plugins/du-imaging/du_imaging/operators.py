@@ -124,15 +124,15 @@ class Blur:
 
     @staticmethod
     def forward(spectrum, x):
-        return jnp.real(jnp.fft.ifft2(spectrum * jnp.fft.fft2(x)))
+        return jnp.real(jnp.fft.ifft2(_lift(spectrum, x) * jnp.fft.fft2(x)))
 
     @staticmethod
     def adjoint(spectrum, y):
-        return jnp.real(jnp.fft.ifft2(jnp.conj(spectrum) * jnp.fft.fft2(y)))
+        return jnp.real(jnp.fft.ifft2(jnp.conj(_lift(spectrum, y)) * jnp.fft.fft2(y)))
 
     @staticmethod
     def normal_solve(spectrum, r, rho):
-        return jnp.real(jnp.fft.ifft2(jnp.fft.fft2(r) / (jnp.abs(spectrum) ** 2 + rho)))
+        return jnp.real(jnp.fft.ifft2(jnp.fft.fft2(r) / (jnp.abs(_lift(spectrum, r)) ** 2 + rho)))
 
 
 class Inpaint:
@@ -142,15 +142,15 @@ class Inpaint:
 
     @staticmethod
     def forward(mask, x):
-        return mask * x
+        return _lift(mask, x) * x
 
     @staticmethod
     def adjoint(mask, y):
-        return mask * y
+        return _lift(mask, y) * y
 
     @staticmethod
     def normal_solve(mask, r, rho):
-        return r / (mask + rho)
+        return r / (_lift(mask, r) + rho)
 
 
 class SubsampledFourier:
@@ -160,12 +160,13 @@ class SubsampledFourier:
 
     @staticmethod
     def forward(mask, x):
-        k = mask * jnp.fft.fft2(x, norm="ortho")
+        k = _lift(mask, x) * jnp.fft.fft2(x, norm="ortho")
         return jnp.stack([jnp.real(k), jnp.imag(k)], axis=-3)
 
     @staticmethod
     def adjoint(mask, y):
-        k = mask * jax_complex(y[..., 0, :, :], y[..., 1, :, :])
+        real = y[..., 0, :, :]
+        k = _lift(mask, real) * jax_complex(real, y[..., 1, :, :])
         return jnp.real(jnp.fft.ifft2(k, norm="ortho"))
 
     @staticmethod
@@ -174,7 +175,12 @@ class SubsampledFourier:
         # k -> -k, and in general Re(F^H m F x) = F^H m_s F x with m_s the mask's symmetrisation
         # (m(k) + m(-k)) / 2, diagonal in the DFT basis.
         symmetric = (mask + jnp.roll(jnp.flip(mask, axis=(-2, -1)), 1, axis=(-2, -1))) / 2
-        return jnp.real(jnp.fft.ifft2(jnp.fft.fft2(r) / (symmetric + rho)))
+        return jnp.real(jnp.fft.ifft2(jnp.fft.fft2(r) / (_lift(symmetric, r) + rho)))
+
+
+def _lift(data, images):
+    """``data`` (an ``s x s`` array) with leading axes of one, to the rank of ``images`` (explicit broadcasting)."""
+    return jnp.reshape(data, (1,) * (jnp.ndim(images) - jnp.ndim(data)) + jnp.shape(data))
 
 
 def jax_complex(real, imag):

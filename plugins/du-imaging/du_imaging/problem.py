@@ -23,7 +23,7 @@ import numpy as np
 from du_framework import LinearObservation, Metric, Problem, ProblemDataError, option
 
 from .images import HELD_OUT_IMAGES, TRAINING_IMAGES, ImageBank, bundled_images, folder_images, read_png
-from .operators import Blur, Inpaint, SubsampledFourier, cartesian_mask, gaussian_kernel, motion_kernel, random_mask
+from .operators import Blur, Inpaint, _lift, SubsampledFourier, cartesian_mask, gaussian_kernel, motion_kernel, random_mask
 
 __all__ = ["ImageRestoration", "RestorationOperator", "PSNR", "SSIM", "PIXEL_MSE", "psnr", "ssim", "pixel_mse"]
 
@@ -226,7 +226,7 @@ class ImageRestoration(Problem, LinearObservation, RestorationOperator):
         clean = self._forward(x)
         noise = self.noise * jax.random.normal(noise_key, clean.shape, clean.dtype)
         if self.kind != "blur":
-            noise = self._mask() * noise
+            noise = _lift(self._mask(), noise) * noise
         return {"y": clean.reshape(batch_size, -1) + noise.reshape(batch_size, -1),
                 "target": x.reshape(batch_size, -1)}
 
