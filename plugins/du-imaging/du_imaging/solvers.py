@@ -91,7 +91,7 @@ class TVPGD(_Restoration):
     @dataclasses.dataclass(frozen=True)
     class Options:
         lam: float = option(0.01, ge=0, tune=Tunable(1e-4, 0.3, log=True), help="TV weight lambda")
-        step_scale: float = option(1.0, gt=0, lt=2, help="step eta = step_scale / L")
+        step_scale: float = option(1.0, gt=0, lt=2, tune=Tunable(0.5, 1.95), help="step eta = step_scale / L")
         inner: int = option(10, ge=1, le=500, help="dual iterations of each TV prox")
 
     name = "tv-pgd"

@@ -10,9 +10,10 @@ from PIL import Image
 
 from du_framework import ConfigError, ProblemDataError, parse_options
 from du_framework.cli import main
-from du_framework.engine import evaluate, train
-from du_framework.schedules import EndToEnd
+from du_framework.engine import evaluate
 from du_framework.testing import ProblemCase, SolverCase, parametrize_with_checks
+from du_framework.testing.checks import (check_capability_honoured, check_learning_rates_declared,
+                                        check_options_declared, check_state_contract)
 from du_imaging import (ADMMNet, DUPGD, HQSNet, ImageRestoration, PGDNet, TVADMM, TVPGD, Wiener,
                         network_parameter_count, tv_prox)
 
@@ -32,13 +33,27 @@ def small_net(solver, **extra):
     return parse_options(solver.Options, {"channels": 4, "layers": 2, "lr": 3e-3, **extra})
 
 
+def tiny():
+    return imaging(size=8, kernel_size=3)
+
+
+# The whole kit on the problem, a classical solver, a learned-scalar one and a network-holding one; the
+# contract checks that need no training on the others (the suite's time budget).
 @parametrize_with_checks([ProblemCase(ImageRestoration, parse_options(ImageRestoration.Options,
-                                                                      {"size": 16, "kernel_size": 5})),
-                          *[SolverCase(solver, problem=imaging, depth=2, steps_per_stage=8, batch_size=4)
-                            for solver in (Wiener, TVPGD, TVADMM, DUPGD, ADMMNet)],
-                          *[SolverCase(solver, small_net(solver), problem=imaging, depth=2, steps_per_stage=8,
-                                       batch_size=4) for solver in (PGDNet, HQSNet)]])
+                                                                      {"size": 8, "kernel_size": 3})),
+                          SolverCase(Wiener, problem=tiny, depth=2, steps_per_stage=4, batch_size=4),
+                          SolverCase(DUPGD, problem=tiny, depth=2, steps_per_stage=6, batch_size=4),
+                          SolverCase(PGDNet, small_net(PGDNet), problem=tiny, depth=2, steps_per_stage=20,
+                                     batch_size=8)])
 def test_conformance(case, check):
+    check(case)
+
+
+@parametrize_with_checks([SolverCase(solver, small_net(solver) if solver is HQSNet else None, problem=tiny, depth=2)
+                          for solver in (TVPGD, TVADMM, HQSNet, ADMMNet)],
+                         checks=[check_options_declared, check_capability_honoured, check_state_contract,
+                                 check_learning_rates_declared])
+def test_contract(case, check):
     check(case)
 
 
@@ -169,10 +184,10 @@ def test_tv_pgd_and_tv_admm_descend_the_same_objective():
 
     start = objective(instance["y"])
     pgd = [objective(evaluate_estimate(build(TVPGD, problem, depth, lam=lam, inner=30), problem, instance))
-           for depth in (5, 60)]
-    admm = objective(evaluate_estimate(build(TVADMM, problem, 60, lam=lam, rho=0.05, inner=30), problem, instance))
+           for depth in (2, 100)]
+    admm = objective(evaluate_estimate(build(TVADMM, problem, 100, lam=lam, rho=0.5, inner=30), problem, instance))
     assert pgd[1] < pgd[0] < start
-    assert admm == pytest.approx(pgd[1], rel=0.02)
+    assert admm == pytest.approx(pgd[1], rel=0.005)
 
 
 def test_network_weights_are_tied_by_default_and_one_slot_per_iteration_on_request():
@@ -192,15 +207,6 @@ def test_network_weights_are_tied_by_default_and_one_slot_per_iteration_on_reque
     np.testing.assert_allclose(step, x0 - grad / problem.lipschitz_bound(), atol=1e-6)
 
 
-def test_pgd_net_training_raises_held_out_psnr():
-    problem = imaging(noise=0.02)
-    solver = PGDNet(small_net(PGDNet, channels=8, lr=1e-2), problem=problem, depth=2)
-    before = evaluate(solver, problem, key=5, batch_size=16, batches=1)["psnr"][-1]
-    result = train(solver, problem, EndToEnd(), steps_per_stage=20, batch_size=8, key=0, progress=False)
-    after = evaluate(result.solver, problem, key=5, batch_size=16, batches=1)["psnr"][-1]
-    assert after > before + 0.3
-
-
 def test_tv_prox_of_a_weight_per_image():
     z = jax.random.uniform(jax.random.key(0), (2, 8, 8))
     both = tv_prox(z, jnp.array([0.0, 10.0]), 200)
@@ -212,7 +218,8 @@ def test_tv_prox_of_a_weight_per_image():
 
 
 def write_config(tmp_path, **problem):
-    lines = ["[problem]", 'name = "imaging"', "size = 16", "kernel_size = 5"]
+    problem = {"size": 16, "kernel_size": 5, **problem}
+    lines = ["[problem]", 'name = "imaging"']
     lines += [f"{key} = {value!r}".replace("'", '"') for key, value in problem.items()]
     lines += ["[train]", "depth = 2", "steps_per_stage = 2", "batch_size = 2", "[evaluation]", "batch_size = 2",
               "batches = 1", "[[solvers]]", 'name = "tv-pgd"']
