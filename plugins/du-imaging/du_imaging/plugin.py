@@ -29,5 +29,5 @@ def register_experiments(register):
                         "64 x 64 Gaussian deblurring at noise 0.01, held-out images: Wiener, TV-PGD, TV-ADMM, "
                         "DU-PGD, PGD-Net, HQS-Net"))
     register(Experiment("mri", _example("mri.toml"),
-                        "64 x 64 subsampled-Fourier MRI (4x Cartesian), held-out images: zero-filled, TV-PGD, "
+                        "64 x 64 subsampled-Fourier MRI (4x Cartesian), held-out images: least-squares, TV-PGD, "
                         "TV-ADMM, ADMM-Net, PGD-Net"))

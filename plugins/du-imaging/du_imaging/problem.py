@@ -185,6 +185,11 @@ class ImageRestoration(Problem, LinearObservation, RestorationOperator):
     def image_side(self):
         return self.side
 
+    def figures(self, solvers):
+        from .figure import reconstructions_figure
+
+        return {"reconstructions": reconstructions_figure(self, solvers)}
+
     def held_out(self):
         held = copy.copy(self)
         object.__setattr__(held, "split", "held-out")
