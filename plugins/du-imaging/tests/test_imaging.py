@@ -249,3 +249,20 @@ def test_bad_inputs_are_refused_by_the_cli_with_exit_2(tmp_path, folder, capsys,
     lines = [line for line in err.splitlines() if line.startswith("unfold: error:")]
     assert len(lines) == 1 and expected in lines[0], err
     assert not out.exists()
+
+
+def test_compare_writes_the_reconstructions_figure(tmp_path, capsys):
+    config = write_config(tmp_path)
+    out = tmp_path / "run"
+    assert main(["compare", "--config", str(config), "--out", str(out), "--no-progress", "--figures", "png"]) == 0
+    assert "tv-pgd" in capsys.readouterr().out
+    figure = out / "reconstructions.png"
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert Image.open(figure).size[0] > 200
+
+
+def test_the_cores_defaults_evaluate_on_the_problem_itself_and_draw_nothing():
+    from du_framework.testing import small_problem
+
+    problem = small_problem()
+    assert problem.held_out() is problem and problem.figures({}) == {}
