@@ -266,3 +266,20 @@ def test_the_cores_defaults_evaluate_on_the_problem_itself_and_draw_nothing():
 
     problem = small_problem()
     assert problem.held_out() is problem and problem.figures({}) == {}
+
+
+@pytest.mark.parametrize("name, solvers", [
+    ("deblur", ["wiener", "tv-pgd", "tv-admm", "du-pgd", "pgd-net", "hqs-net"]),
+    ("mri", ["least-squares", "tv-pgd", "tv-admm", "admm-net", "pgd-net"]),
+])
+def test_shipped_experiments_are_valid_configurations(name, solvers):
+    import tomllib
+
+    from du_framework.registry import get_registry
+    from du_framework.workbench.config import build_config
+
+    registry = get_registry()
+    assert registry.plugin_of("experiment", name) == "du-imaging"
+    config = build_config(tomllib.loads(registry.experiment(name).config), registry)
+    assert config.problem.name == "imaging" and config.problem.options.size == 64
+    assert [solver.label for solver in config.solvers] == solvers
