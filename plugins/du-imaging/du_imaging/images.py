@@ -107,15 +107,19 @@ def read_png(path: Path) -> np.ndarray:
                     raise ProblemDataError(f"image file {str(path)!r} is {width} x {height} pixels; the largest "
                                            f"side allowed is {MAX_SIDE}")
                 handle.load()
-                array = np.asarray(handle.convert("RGBA" if "A" in handle.getbands() else "RGB")
-                                   if handle.mode not in ("L", "I;16", "I", "F") else handle)
+                if handle.mode.startswith("I"):  # 16-bit grey: full scale is 65535
+                    array = np.asarray(handle, np.float64) / 65535.0
+                elif handle.mode == "F":
+                    array = np.asarray(handle, np.float64)
+                elif handle.mode == "L":
+                    array = np.asarray(handle)
+                else:  # palette, grey with alpha, RGB, RGBA, ...: through RGB(A), then to grey
+                    array = np.asarray(handle.convert("RGBA" if "A" in handle.getbands() else "RGB"))
     except ProblemDataError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,
             Image.DecompressionBombWarning) as error:
         raise ProblemDataError(f"image file {str(path)!r} is not a readable PNG image ({error})") from None
-    if array.dtype.kind in "iu" and array.ndim == 2 and array.max(initial=0) > 255:
-        array = array.astype(np.float64) / 65535.0
     return _grey(array)
 
 

@@ -283,3 +283,14 @@ def test_shipped_experiments_are_valid_configurations(name, solvers):
     config = build_config(tomllib.loads(registry.experiment(name).config), registry)
     assert config.problem.name == "imaging" and config.problem.options.size == 64
     assert [solver.label for solver in config.solvers] == solvers
+
+
+def test_png_modes_read_to_the_same_grey_levels(tmp_path):
+    from du_imaging.images import read_png
+
+    grey = np.arange(0, 240, 10, dtype=np.uint8).reshape(4, 6)
+    Image.fromarray(grey).save(tmp_path / "l.png")
+    Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "i16.png")
+    Image.fromarray(np.stack([grey] * 3, axis=-1)).save(tmp_path / "rgb.png")
+    for name in ("l.png", "i16.png", "rgb.png"):
+        np.testing.assert_allclose(read_png(tmp_path / name), grey / 255.0, atol=2e-3, err_msg=name)
