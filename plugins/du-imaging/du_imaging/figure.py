@@ -23,8 +23,13 @@ def degraded_image(problem, instance) -> np.ndarray:
 
 def restore(solver, problem, instance) -> np.ndarray:
     """The solver's final estimate on ``instance``, ``(batch, s, s)``."""
+    from flax import nnx
+
     from du_framework.engine import unroll
 
+    graphdef, state = nnx.split(solver)
+    # parameters loaded from a checkpoint are numpy arrays, which a traced iteration index cannot index
+    solver = nnx.merge(graphdef, jax.tree.map(jax.numpy.asarray, state))
     estimate, _ = unroll(solver, problem, instance)
     return np.asarray(problem.image(estimate))
 

@@ -96,7 +96,7 @@ def apply_slot(denoiser: Denoiser, k: jax.Array, z: jax.Array) -> jax.Array:
     """The copy of slot ``k mod P`` applied to images ``z`` ``(batch, s, s)``."""
     graphdef, state = nnx.split(denoiser)
     slots = jax.tree.leaves(state)[0].shape[0]
-    one = jax.tree.map(lambda leaf: leaf[k % slots], state)
+    one = jax.tree.map(lambda leaf: jnp.asarray(leaf)[k % slots], state)  # a loaded checkpoint holds numpy arrays
     return nnx.merge(graphdef, one)(z)
 
 

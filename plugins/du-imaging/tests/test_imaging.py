@@ -294,3 +294,16 @@ def test_png_modes_read_to_the_same_grey_levels(tmp_path):
     Image.fromarray(np.stack([grey] * 3, axis=-1)).save(tmp_path / "rgb.png")
     for name in ("l.png", "i16.png", "rgb.png"):
         np.testing.assert_allclose(read_png(tmp_path / name), grey / 255.0, atol=2e-3, err_msg=name)
+
+
+def test_restore_accepts_parameters_held_as_numpy_arrays_as_a_loaded_checkpoint_has_them():
+    from flax import nnx
+
+    from du_imaging.figure import restore
+
+    problem = imaging()
+    solver = PGDNet(small_net(PGDNet), problem=problem, depth=2)
+    graphdef, state = nnx.split(solver)
+    loaded = nnx.merge(graphdef, jax.tree.map(np.asarray, state))
+    instance = problem.held_out().sample(jax.random.key(0), 2)
+    np.testing.assert_allclose(restore(loaded, problem, instance), restore(solver, problem, instance), atol=1e-6)
