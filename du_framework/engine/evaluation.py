@@ -140,6 +140,7 @@ def evaluate_counts(solver: UnfoldedSolver, problem: Problem, *, key: jax.Array 
             or ``target_errors`` / ``max_batches`` below 1.
     """
     check_fit(solver, problem)
+    problem = problem.held_out()  # data kept apart from training, for a problem that has some
     chosen = _chosen_metrics(problem, metrics)
     if isinstance(key, (int, np.integer)):
         key = host_key(int(key))

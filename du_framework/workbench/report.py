@@ -199,5 +199,30 @@ def write_report(comparison: Comparison, out_dir: str | Path, *, plots: bool = T
         run = Run.from_results(json.loads(written_text["results.json"]), folder=out)
         written.update(write_figures(run, out, metric=shown.name, formats=figure_formats, style=style, warn=warn,
                                      title=title))
+        written.update(_problem_figures(comparison, out, figure_formats, warn))
+    return written
+
+
+def _problem_figures(comparison: Comparison, out: Path, formats: tuple[str, ...],
+                     warn: Callable[[str], None]) -> dict[str, Path]:
+    """The problem's own figures of the trained solvers (:meth:`~du_framework.Problem.figures`), saved in ``out``."""
+    from .figures import pyplot, save_figure
+
+    solvers = {label: result.solver for label, result in comparison.results.items() if result.solver is not None}
+    written = {}
+    try:
+        drawn = comparison.problem.figures(solvers) if solvers else {}
+    except (OSError, MemoryError):
+        raise
+    except Exception as error:  # noqa: BLE001 - a plugin's drawing code; the data files are safe
+        warn(f"the figures of problem {comparison.problem.name!r} could not be drawn ({type(error).__name__}: "
+             f"{error}); the results files are complete")
+        return written
+    for stem, fig in drawn.items():
+        try:
+            for kind in formats:
+                written[f"{stem}.{kind}"] = save_figure(fig, out / f"{stem}.{kind}", close=False)
+        finally:
+            pyplot().close(fig)
     return written
 
