@@ -111,22 +111,15 @@ class Problem(nnx.Pytree, abc.ABC):
         return {"name": self.name, "dim": self.dim}
 
     def figures(self, solvers: dict[str, Any]) -> dict[str, Any]:
-        """Figures of this problem's own kind for a comparison's trained solvers, by file stem (default: none).
-
-        ``solvers`` maps each label to its trained solver. Returns ``{stem: matplotlib Figure}``; ``unfold
-        compare`` saves each as ``<stem>.<format>`` in the run folder beside its other figures (an image
-        restoration problem draws the restored images). Import matplotlib inside the method: the kernel never
-        loads it.
-        """
+        """``{file stem: matplotlib Figure}`` of this problem's own kind for ``{label: trained solver}`` (default:
+        none); ``unfold compare`` saves each beside its other figures (an imaging problem draws the restored
+        images). Import matplotlib inside the method: the kernel never loads it."""
         del solvers
         return {}
 
     def held_out(self) -> "Problem":
-        """The problem whose instances evaluation draws (default: ``self``).
-
-        A problem built from a finite set of data (images, say) returns a copy that samples only data kept
-        apart from training; :func:`du_framework.engine.evaluate` and its relatives evaluate on it.
-        """
+        """The problem whose instances evaluation draws (default: ``self``): a problem built from finite data
+        (images, say) returns a copy that samples only data kept apart from training."""
         return self
 
     @classmethod

@@ -5,12 +5,10 @@ padding) with ``channels`` feature maps and ReLU between them (Zhang et al.'s Dn
 batch normalisation and much shallower). ``N``'s last convolution starts at zero, so an untrained ``D`` is the
 identity and an unrolled method with it starts as its classical relative without a regulariser.
 
-:func:`stacked_denoiser` builds ``P`` independent copies with ``nnx.vmap``: every parameter gains a leading axis of
-``P`` slots, which is the kernel's convention for learned parameters (iteration ``k`` uses slot ``k mod P``;
-``P = 1`` ties the weights across iterations, ``P = depth`` gives each iteration its own network), so slot
-freezing, checkpoints and ensembles treat the network's weights like any learned array. :func:`apply_slot`
-runs slot ``k``'s copy. The weights are plain ``nnx.Param`` in the learning-rate group ``lr`` and are left out of
-reports (``report=False``); checkpoints keep them.
+:func:`denoiser_network` holds ``P`` independent copies as a :class:`du_framework.Network` (iteration ``k`` uses
+copy ``k mod P``; ``P = 1`` ties the weights across iterations, ``P = depth`` gives each iteration its own), under
+the kernel's policy for networks: learning-rate group ``lr``, weights drawn from each training run's key, slot
+freezing, checkpoints and ensembles; reports leave the weights out and summarise the network.
 """
 
 from __future__ import annotations
@@ -19,7 +17,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-__all__ = ["Denoiser", "shifted_matmul_conv", "stacked_denoiser", "apply_slot", "network_parameter_count"]
+from du_framework import Network
+
+__all__ = ["Denoiser", "shifted_matmul_conv", "denoiser_network", "network_parameter_count"]
 
 
 def _same_padding(size: int) -> tuple[int, int]:
@@ -78,28 +78,13 @@ class Denoiser(nnx.Module):
         return z - h[..., 0]
 
 
-def stacked_denoiser(slots: int, channels: int, layers: int, seed: int) -> Denoiser:
-    """``slots`` independent :class:`Denoiser` copies, each parameter stacked on a leading axis of ``slots``."""
-
-    @nnx.split_rngs(splits=slots)
-    @nnx.vmap(in_axes=(0,), out_axes=0)
-    def make(rngs):
-        return Denoiser(channels, layers, rngs=rngs)
-
-    denoiser = make(nnx.Rngs(seed))
-    for _, variable in nnx.to_flat_state(nnx.state(denoiser, nnx.Param)):
-        variable.set_metadata(report=False, doc="weights of the CNN denoiser")
-    return denoiser
+def denoiser_network(slots: int, options) -> Network:
+    """The solver's CNN as a :class:`du_framework.Network` of ``slots`` :class:`Denoiser` copies (1: tied across
+    iterations), in the learning-rate group ``lr``; a training run draws its weights from the run's key."""
+    return Network(Denoiser, options.channels, options.layers, slots=slots, lr="lr", seed=options.seed,
+                   doc=f"CNN {options.layers}x{options.channels}")
 
 
-def apply_slot(denoiser: Denoiser, k: jax.Array, z: jax.Array) -> jax.Array:
-    """The copy of slot ``k mod P`` applied to images ``z`` ``(batch, s, s)``."""
-    graphdef, state = nnx.split(denoiser)
-    slots = jax.tree.leaves(state)[0].shape[0]
-    one = jax.tree.map(lambda leaf: jnp.asarray(leaf)[k % slots], state)  # a loaded checkpoint holds numpy arrays
-    return nnx.merge(graphdef, one)(z)
-
-
-def network_parameter_count(denoiser: Denoiser) -> int:
-    """The number of learned weights of all the stacked copies."""
-    return sum(int(jnp.size(leaf)) for leaf in jax.tree.leaves(nnx.state(denoiser, nnx.Param)))
+def network_parameter_count(network: Network) -> int:
+    """The number of learned weights of all the copies."""
+    return sum(int(jnp.size(leaf)) for leaf in jax.tree.leaves(nnx.state(network, nnx.Param)))

@@ -17,7 +17,7 @@ import numpy as np
 
 from du_framework import LinearObservation, Positive, Tunable, UnfoldedSolver, learned, option, per_iteration
 
-from .networks import apply_slot, stacked_denoiser
+from .networks import denoiser_network
 from .problem import RestorationOperator
 from .tv import tv_prox
 
@@ -180,7 +180,7 @@ class _NetworkOptions:
     channels: int = option(32, ge=1, le=256, help="feature maps of the CNN denoiser")
     layers: int = option(4, ge=2, le=20, help="3 x 3 convolutions of the CNN denoiser")
     per_iteration: bool = option(False, help="one CNN per iteration instead of one shared by all")
-    seed: int = option(0, ge=0, help="seed of the CNN's initial weights")
+    seed: int = option(0, ge=0, help="seed of the CNN's weights when built (a training run draws them from its own key)")
     lr: float = option(1e-3, gt=0, help="learning rate of the CNN's weights")
 
 
@@ -191,7 +191,7 @@ class PGDNet(_Restoration):
 
     Attributes:
         eta: steps, initialised at ``1 / L``.
-        denoiser: the CNN's weights (:func:`du_imaging.networks.stacked_denoiser`).
+        denoiser: the CNN, a :class:`du_framework.Network` of :class:`du_imaging.networks.Denoiser`.
     """
 
     @dataclasses.dataclass(frozen=True)
@@ -205,12 +205,11 @@ class PGDNet(_Restoration):
         super().__init__(options, problem=problem, depth=depth)
         self.eta = learned(np.full(depth, 1 / problem.lipschitz_bound()), constraint=Positive(), lr="step_lr",
                            doc="step size eta_t")
-        self.denoiser = stacked_denoiser(depth if options.per_iteration else 1, options.channels, options.layers,
-                                         options.seed)
+        self.denoiser = denoiser_network(depth if options.per_iteration else 1, options)
 
     def step(self, problem, context, x, k):
         z = self.gradient_step(problem, context, x, per_iteration(self.eta, k))
-        return apply_slot(self.denoiser, k, problem.image(z)).reshape(x.shape)
+        return self.denoiser.at(k)(problem.image(z)).reshape(x.shape)
 
 
 class HQSNet(_Restoration):
@@ -233,13 +232,12 @@ class HQSNet(_Restoration):
     def __init__(self, options, *, problem, depth):
         super().__init__(options, problem=problem, depth=depth)
         self.rho = learned(np.full(depth, options.rho), constraint=Positive(), lr="rho_lr", doc="penalty rho_t")
-        self.denoiser = stacked_denoiser(depth if options.per_iteration else 1, options.channels, options.layers,
-                                         options.seed)
+        self.denoiser = denoiser_network(depth if options.per_iteration else 1, options)
 
     def step(self, problem, context, z, k):
         rho = per_iteration(self.rho, k)
         x = problem.normal_solve(None, context.aty + rho * z, rho)
-        return apply_slot(self.denoiser, k, problem.image(x)).reshape(z.shape)
+        return self.denoiser.at(k)(problem.image(x)).reshape(z.shape)
 
 
 class ADMMNet(_Restoration):
