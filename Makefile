@@ -38,7 +38,8 @@ bench: $(STAMP)
 bench-size: $(STAMP)
 	$(BIN)/python benchmarks/run.py --only size $(BENCH_ARGS)
 
-# DU-ISTA at n=500 side by side with a hand-written PyTorch loop, torch.compile and DeepInverse, in the peers'
+# DU-ISTA at n=500 side by side with a hand-written PyTorch loop, torch.compile and DeepInverse, and pgd-net on
+# the deblur experiment beside DeepInverse's unrolled PGD with a DnCNN of its size, in the peers'
 # own environment .venv-peers (torch, torchvision, deepinv: never dependencies of du-framework; several GB on
 # x86_64, where pip takes torch from this machine's disk), scored by one evaluator; about 5 minutes once installed.
 PEERS := .venv-peers
@@ -49,6 +50,7 @@ $(PEERS)/.installed: benchmarks/peers/requirements.txt
 
 bench-peers: $(STAMP) $(PEERS)/.installed
 	$(BIN)/python benchmarks/peers.py --peers-python $(PEERS)/bin/python $(BENCH_ARGS)
+	$(BIN)/python benchmarks/peers_deblur.py --peers-python $(PEERS)/bin/python
 
 # The docs' result tables: docs/tables/NAME.toml is what produced table NAME, NAME.json its numbers and
 # environment, and pages show it between <!-- table: NAME --> and <!-- /table -->. `make tables` reruns
