@@ -70,9 +70,10 @@ def test_the_at_size_benchmark_runs_with_installed_or_in_process_plugins(tmp_pat
     assert facts["solvers"]["du-ista"]["compilations"] == 1 and facts["solvers"]["ista"]["train_seconds"] == 0
 
 
-def test_the_peers_benchmark_says_how_to_create_the_peers_environment(tmp_path):
+@pytest.mark.parametrize("script", ["peers.py", "peers_deblur.py"])
+def test_the_peers_benchmark_says_how_to_create_the_peers_environment(tmp_path, script):
     missing = tmp_path / "no-venv" / "bin" / "python"
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "peers.py"), "--peers-python", str(missing),
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--peers-python", str(missing),
                            "--out", str(tmp_path)], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert done.returncode == 2 and "make bench-peers" in done.stderr and not list(tmp_path.glob("*.json"))
 
