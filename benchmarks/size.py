@@ -150,7 +150,7 @@ def run_case(case: dict, quick: bool) -> dict:
         if case["flops"] is not None:
             flops = case["flops"](label, options) * batch * steps
             roofline = flops / (max(rates.values()) * 1e9)
-            row.update(gflop=round(flops / 1e9, 2), achieved_gflops=round(flops / compute / 1e9, 1),
+            row.update(gflop=float(f"{flops / 1e9:.4g}"), achieved_gflops=float(f"{flops / compute / 1e9:.4g}"),
                        roofline_seconds=round(roofline, 3), over_roofline=round(compute / roofline, 2),
                        over_roofline_with_compile=round(result.train_seconds / roofline, 2))
         rows[label] = row
@@ -186,7 +186,7 @@ def _mib(nbytes) -> str:
 def bench_size(quick: bool) -> dict:
     """Every case (with ``quick``, the first at a tiny size: a smoke test), then memory against depth."""
     results = {}
-    for case in cases(quick)[:1] if quick else cases(quick):
+    for case in [dict(cases(quick)[0], solvers=["du-ista", "alista"])] if quick else cases(quick):
         data = results[case["name"]] = run_case(case, quick)
         rates = data["gemm_gflops"]
         print(f"\n== 7. {case['name']} ({case['experiment']}, batch {data['batch_size']}, "

@@ -32,6 +32,7 @@ DISTRIBUTIONS = {
     "du-linear-systems": ("du_linear_systems", "plugins/du-linear-systems"),
     "du-detection": ("du_detection", "plugins/du-detection"),
     "du-decoding": ("du_decoding", "plugins/du-decoding"),
+    "du-imaging": ("du_imaging", "plugins/du-imaging"),
 }
 
 # Left out of the copy the wheels are built from: environments, caches and build outputs.
