@@ -221,8 +221,13 @@ def _truncated(solver: UnfoldedSolver, problem: Problem, instance: Any, active_d
     step = _checked_step(solver, problem, context)
 
     def scan(step, state, ks, until):
+        def advance(state, k):
+            return jax.lax.cond(k < until, lambda s: step(s, k), lambda s: s, state)
+
+        advance = jax.checkpoint(advance, policy=_saved_unless_layout)  # see unroll: no constant kept per iteration
+
         def inner(state, k):
-            state = jax.lax.cond(k < until, lambda s: step(s, k), lambda s: s, state)
+            state = advance(state, k)
             return state, (record(solver.estimate(state)) if record is not None else None)
         return jax.lax.scan(inner, state, ks)
 
