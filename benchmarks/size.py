@@ -151,7 +151,7 @@ def run_case(case: dict, quick: bool) -> dict:
             flops = case["flops"](label, options) * batch * steps
             roofline = flops / (max(rates.values()) * 1e9)
             row.update(gflop=float(f"{flops / 1e9:.4g}"), achieved_gflops=float(f"{flops / compute / 1e9:.4g}"),
-                       roofline_seconds=round(roofline, 3), over_roofline=round(compute / roofline, 2),
+                       roofline_seconds=float(f"{roofline:.4g}"), over_roofline=round(compute / roofline, 2),
                        over_roofline_with_compile=round(result.train_seconds / roofline, 2))
         rows[label] = row
     return {"sizes": case["name"], "overrides": overrides, "batch_size": batch, "iteration_steps": steps,
