@@ -29,7 +29,10 @@ iteration ``k`` uses slot ``k mod P`` (``P`` the axis' length).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
+from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -241,12 +244,37 @@ def constrained(param: Any) -> np.ndarray:
     return np.asarray(_constraint_of(param).apply(raw), np.float64)
 
 
+# Set by the engine while it traces one iteration: ``(k, {id(variable): slot k of variable})``.
+_ITERATION_SLICES: contextvars.ContextVar[tuple[Any, dict[int, jax.Array]] | None] = contextvars.ContextVar(
+    "du_iteration_slices", default=None)
+
+
+@contextlib.contextmanager
+def iteration_slices(k: jax.Array, slices: dict[int, jax.Array]) -> Iterator[None]:
+    """While tracing iteration ``k``: :func:`per_iteration` of a variable whose ``id`` is in ``slices``, called
+    with this very ``k``, returns the slice given here instead of indexing the whole parameter.
+
+    The engine hands each iteration of its scan its slot of every per-iteration parameter as a scan input:
+    in the backward pass the gradient of iteration ``k``'s slot is then stacked as the scan's output,
+    where indexing the whole parameter inside the scan would add a dense gradient of the whole parameter
+    (every slot, zeros but one) once per iteration. Values are the same either way.
+    """
+    token = _ITERATION_SLICES.set((k, slices))
+    try:
+        yield
+    finally:
+        _ITERATION_SLICES.reset(token)
+
+
 def per_iteration(param: Any, k: jax.Array) -> jax.Array:
     """The value of ``param`` used by iteration ``k`` (slot ``k mod P``), constrained.
 
     ``param`` may be a :class:`Learned` variable (its constraint is applied), a
     plain ``nnx.Param`` or a plain array.
     """
+    given = _ITERATION_SLICES.get()
+    if given is not None and given[0] is k and id(param) in given[1]:
+        return _constraint_of(param).apply(given[1][id(param)])
     raw = param[...] if isinstance(param, nnx.Variable) else param
     return _constraint_of(param).apply(raw[k % raw.shape[0]])
 

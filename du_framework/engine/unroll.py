@@ -20,8 +20,9 @@ import numpy as np
 from flax import nnx
 
 from ..errors import SolverContractError
-from ..registry import describe_solver
 from ..interfaces import Problem, UnfoldedSolver
+from ..params import Learned, iteration_slices
+from ..registry import describe_solver
 
 __all__ = ["unroll", "remat_levels", "split_solver"]
 
@@ -97,6 +98,51 @@ def _checked_step(solver: UnfoldedSolver, problem: Problem, context: Any):
     return step
 
 
+def _slotted(solver: UnfoldedSolver) -> list[nnx.Variable]:
+    """The solver's :func:`~du_framework.params.learned` parameters with more than one slot (their leading
+    axis), which :func:`~du_framework.params.per_iteration` indexes. Other variables (a network's weights,
+    a plain ``nnx.Param``) are left to be indexed whole, as before."""
+    found = []
+    for _, node in nnx.iter_graph(solver):
+        if isinstance(node, Learned) and jnp.ndim(node[...]) >= 1 and node[...].shape[0] > 1:
+            found.append(node)
+    return found
+
+
+def _slices_of(variables: list[nnx.Variable], iterations: np.ndarray | jax.Array, depth: int) -> list[jax.Array]:
+    """Slot ``k mod P`` of each variable for every ``k`` of ``iterations`` (any shape; those past the depth,
+    skipped, take the last iteration's): stacked with ``iterations``' shape in front."""
+    out = []
+    for variable in variables:
+        value = variable[...]
+        slots = value.shape[0]
+        if isinstance(iterations, np.ndarray):
+            index = np.minimum(iterations, depth - 1) % slots
+            flat = index.reshape(-1)
+            if flat.size == slots and np.array_equal(flat, np.arange(slots)):
+                taken = value  # every slot once, in order: the parameter itself
+            else:
+                taken = value[flat]
+        else:
+            flat = (jnp.minimum(iterations, depth - 1) % slots).reshape(-1)
+            taken = jnp.take(value, flat, axis=0)
+        out.append(taken.reshape(iterations.shape + value.shape[1:]))
+    return out
+
+
+def _sliced_step(step, variables: list[nnx.Variable]):
+    """``step(state, k, slices)``: the checked step traced with each variable's slot for ``k`` given
+    (:func:`~du_framework.params.iteration_slices`)."""
+    if not variables:
+        return lambda state, k, slices: step(state, k)
+
+    def sliced(state, k, slices):
+        with iteration_slices(k, {id(variable): piece for variable, piece in zip(variables, slices)}):
+            return step(state, k)
+
+    return sliced
+
+
 def unroll(
     solver: UnfoldedSolver,
     problem: Problem,
@@ -169,11 +215,16 @@ def unroll(
     limit = depth if active_depth is None else jnp.minimum(active_depth, depth)
 
     skipping = not (active_depth is None and slots == depth)
+    # Each iteration gets its slot of every per-iteration parameter as a scan input (see iteration_slices).
+    variables = _slotted(solver)
+    sliced_step = _sliced_step(step, variables)
+    ks = np.arange(slots, dtype=np.int32).reshape(shape)
+    slices = _slices_of(variables, ks, depth)
 
-    def advance(state, k):
+    def advance(state, k, slices):
         if not skipping:  # every iteration applies: no cond
-            return step(state, k)
-        return jax.lax.cond(k < limit, lambda s: step(s, k), lambda s: s, state)
+            return sliced_step(state, k, slices)
+        return jax.lax.cond(k < limit, lambda s: sliced_step(s, k, slices), lambda s: s, state)
 
     if levels:
         advance = jax.checkpoint(advance)
@@ -185,16 +236,16 @@ def unroll(
         # layout-only ones, and reads the constants it closes over from the scan's own constants.
         advance = jax.checkpoint(advance, policy=_saved_unless_layout)
 
-    def inner(state, k):
-        state = advance(state, k)
+    def inner(state, xs):
+        state = advance(state, *xs)
         return state, (record(solver.estimate(state)) if record is not None else None)
 
     def nest(level):
         if level <= 1:
-            return lambda state, ks: jax.lax.scan(inner, state, ks)
-        return lambda state, ks: jax.lax.scan(jax.checkpoint(nest(level - 1)), state, ks)
+            return lambda state, xs: jax.lax.scan(inner, state, xs)
+        return lambda state, xs: jax.lax.scan(jax.checkpoint(nest(level - 1)), state, xs)
 
-    state, recorded = nest(levels)(state0, jnp.arange(slots, dtype=jnp.int32).reshape(shape))
+    state, recorded = nest(levels)(state0, (jnp.asarray(ks), slices))
     if record is not None:
         recorded = jax.tree.map(lambda r: r.reshape((slots,) + r.shape[len(shape):])[:depth], recorded)
     return solver.estimate(state), recorded
@@ -220,20 +271,24 @@ def _truncated(solver: UnfoldedSolver, problem: Problem, instance: Any, active_d
     frozen_step = _checked_step(frozen, problem, _cut(context))
     step = _checked_step(solver, problem, context)
 
-    def scan(step, state, ks, until):
-        def advance(state, k):
-            return jax.lax.cond(k < until, lambda s: step(s, k), lambda s: s, state)
+    def scan(step, state, ks, until, variables=()):
+        sliced_step = _sliced_step(step, list(variables))
+
+        def advance(state, k, slices):
+            return jax.lax.cond(k < until, lambda s: sliced_step(s, k, slices), lambda s: s, state)
 
         advance = jax.checkpoint(advance, policy=_saved_unless_layout)  # see unroll: no constant kept per iteration
 
-        def inner(state, k):
-            state = advance(state, k)
+        def inner(state, xs):
+            state = advance(state, *xs)
             return state, (record(solver.estimate(state)) if record is not None else None)
-        return jax.lax.scan(inner, state, ks)
+        return jax.lax.scan(inner, state, (ks, _slices_of(list(variables), ks, depth)))
 
     early, early_records = scan(frozen_step, _cut(solver.init_state(problem, context)),
                                 jnp.arange(depth, dtype=jnp.int32), start)
-    state, late_records = scan(step, _cut(early), start + jnp.arange(truncate, dtype=jnp.int32), limit)
+    # The differentiated iterations take their slots as scan inputs (see unroll).
+    state, late_records = scan(step, _cut(early), start + jnp.arange(truncate, dtype=jnp.int32), limit,
+                               _slotted(solver))
     if record is None:
         return solver.estimate(state), None
     final_record = record(solver.estimate(state))
