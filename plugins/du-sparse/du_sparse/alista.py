@@ -21,7 +21,7 @@ from du_framework import IncompatibleProblemError, Tunable, Unconstrained, learn
 
 from .solvers import _SparseSolver, soft_threshold
 
-__all__ = ["analytic_weight", "support_counts", "support_selected_threshold", "LISTACP", "ALISTA"]
+__all__ = ["analytic_weight", "support_counts", "kth_largest_magnitude", "support_selected_threshold", "LISTACP", "ALISTA"]
 
 
 def analytic_weight(matrix: np.ndarray) -> np.ndarray:
@@ -66,6 +66,42 @@ def support_counts(dim: int, depth: int, step_percent: float, max_percent: float
     return np.floor(percent * dim / 100 + 1e-9).astype(np.int32)
 
 
+def kth_largest_magnitude(magnitude: jax.Array, count: jax.Array) -> jax.Array:
+    """The ``count``-th largest entry of each row of a non-negative array (``count`` clipped to ``1..dim``).
+
+    For float32 it bisects on the bit patterns, which order non-negative floats as their
+    values do: 31 halvings of ``[0, 2^31)``, each counting the entries at or above the midpoint,
+    find the largest pattern with at least ``count`` entries at or above it, which is an entry's
+    own pattern. That is ``O(dim)`` work per halving against a sort's ``O(dim log dim)`` with
+    poor vectorisation on a CPU (about 10x faster at ``dim = 500``; the values are the same
+    bits). Other dtypes sort.
+
+    Args:
+        magnitude: shape ``(..., dim)``, non-negative (NaN orders last, as in a sort).
+        count: a scalar, possibly traced.
+
+    Returns:
+        shape ``(...)``.
+    """
+    dim = magnitude.shape[-1]
+    count = jnp.clip(count, 1, dim)
+    if magnitude.dtype != jnp.float32:
+        ordered = jnp.sort(magnitude, axis=-1)
+        return jnp.take(ordered, dim - count, axis=-1)
+    bits = jax.lax.bitcast_convert_type(magnitude, jnp.int32)
+
+    def halve(_, bounds):
+        low, high = bounds  # count(bits >= low) >= count always; the answer lies in [low, high]
+        mid = high - (high - low) // 2  # the upper midpoint, without overflowing int32
+        enough = jnp.sum(bits >= mid[..., None], axis=-1) >= count
+        return jnp.where(enough, mid, low), jnp.where(enough, high, mid - 1)
+
+    low = jnp.zeros(magnitude.shape[:-1], jnp.int32)
+    high = jnp.full(magnitude.shape[:-1], jnp.iinfo(jnp.int32).max, jnp.int32)
+    low, _ = jax.lax.fori_loop(0, 31, halve, (low, high))
+    return jax.lax.bitcast_convert_type(low, jnp.float32)
+
+
 def support_selected_threshold(r: jax.Array, threshold: jax.Array, count: jax.Array) -> jax.Array:
     """Soft threshold, except that the ``count`` largest ``|r_i|`` of each row above ``threshold`` pass unchanged.
 
@@ -74,9 +110,7 @@ def support_selected_threshold(r: jax.Array, threshold: jax.Array, count: jax.Ar
     ``0`` is the plain soft threshold. The selection itself passes no gradient.
     """
     magnitude = jnp.abs(r)
-    ordered = jnp.sort(jax.lax.stop_gradient(magnitude), axis=-1)
-    dim = r.shape[-1]
-    kth_largest = jnp.take(ordered, jnp.clip(dim - count, 0, dim - 1), axis=-1)[..., None]
+    kth_largest = kth_largest_magnitude(jax.lax.stop_gradient(magnitude), count)[..., None]
     selected = (magnitude >= kth_largest) & (count > 0) & (magnitude > threshold)
     return jnp.where(selected, r, soft_threshold(r, threshold))
 

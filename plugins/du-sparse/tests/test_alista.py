@@ -12,7 +12,7 @@ from du_framework import IncompatibleProblemError, Incremental
 from du_framework.engine import evaluate, train, unroll
 from du_framework.testing import SolverCase, parametrize_with_checks
 from du_sparse import (ALISTA, DUISTA, ISTA, LISTA, LISTACP, SparseRecovery, analytic_weight, support_counts,
-                       support_selected_threshold)
+                       kth_largest_magnitude, support_selected_threshold)
 
 
 def problem(n=60, m=30, operator="shared", seed=0, p=0.1, snr_db=40.0):
@@ -123,6 +123,27 @@ def test_support_selected_threshold_matches_numpy(count):
     threshold = 0.4
     got = support_selected_threshold(jax.numpy.asarray(r, jax.numpy.float32), threshold, jax.numpy.asarray(count))
     np.testing.assert_allclose(np.asarray(got), shrink_ss_numpy(r, threshold, count), atol=1e-6)
+
+
+def _awkward_magnitudes() -> np.ndarray:
+    """Rows of 50 float32 magnitudes with zeros, ties, subnormals, huge values and infinities."""
+    rng = np.random.default_rng(3)
+    rows = [np.abs(rng.standard_normal(50)),
+            np.zeros(50),
+            np.repeat([0.0, 1.0, 2.5, 2.5000002, 7.0], 10),
+            np.abs(rng.standard_normal(50)) * np.float32(1e-39),  # subnormal
+            np.concatenate([[np.inf, np.inf, 3e38, np.finfo(np.float32).tiny], np.abs(rng.standard_normal(46))])]
+    return np.abs(np.stack(rows)).astype(np.float32)
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 13, 25, 49, 50, 51])
+def test_kth_largest_magnitude_is_numpys_sorted_entry_bit_for_bit(count):
+    magnitude = _awkward_magnitudes()
+    want = np.sort(magnitude, axis=-1)[:, 50 - min(max(count, 1), 50)]
+    got = np.asarray(jax.jit(kth_largest_magnitude)(jax.numpy.asarray(magnitude), jax.numpy.asarray(count)))
+    np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))
+    half = np.asarray(kth_largest_magnitude(jax.numpy.asarray(magnitude, jax.numpy.float16), count))  # the sort path
+    np.testing.assert_array_equal(half, np.sort(magnitude.astype(np.float16), -1)[:, 50 - min(max(count, 1), 50)])
 
 
 # -- the iterations ------------------------------------------------------------------------------------------
