@@ -126,24 +126,40 @@ def test_support_selected_threshold_matches_numpy(count):
 
 
 def _awkward_magnitudes() -> np.ndarray:
-    """Rows of 50 float32 magnitudes with zeros, ties, subnormals, huge values and infinities."""
+    """Rows of 50 float32 magnitudes with zeros (of both signs), ties, subnormals, huge values, infinities and
+    NaNs (of both signs: x86's default NaN, from 0 * inf, has its sign bit set)."""
     rng = np.random.default_rng(3)
+    negative_nan = np.array([0x7FC00000 | -0x80000000], np.int32).view(np.float32)[0]
     rows = [np.abs(rng.standard_normal(50)),
             np.zeros(50),
             np.repeat([0.0, 1.0, 2.5, 2.5000002, 7.0], 10),
             np.abs(rng.standard_normal(50)) * np.float32(1e-39),  # subnormal
-            np.concatenate([[np.inf, np.inf, 3e38, np.finfo(np.float32).tiny], np.abs(rng.standard_normal(46))])]
-    return np.abs(np.stack(rows)).astype(np.float32)
+            np.concatenate([[np.inf, np.inf, 3e38, np.finfo(np.float32).tiny], np.abs(rng.standard_normal(46))]),
+            np.concatenate([[-0.0] * 20, np.abs(rng.standard_normal(30))]),
+            np.concatenate([[np.nan, negative_nan], np.abs(rng.standard_normal(48))])]
+    return np.stack(rows).astype(np.float32)
+
+
+def _sorted_entry(magnitude: np.ndarray, count: int) -> np.ndarray:
+    """NumPy's answer: the entry ``count`` (clipped to 1..50) from the top of each sorted row of ``|magnitude|``."""
+    return np.sort(np.abs(magnitude), axis=-1)[:, 50 - min(max(count, 1), 50)]
 
 
 @pytest.mark.parametrize("count", [0, 1, 2, 13, 25, 49, 50, 51])
 def test_kth_largest_magnitude_is_numpys_sorted_entry_bit_for_bit(count):
     magnitude = _awkward_magnitudes()
-    want = np.sort(magnitude, axis=-1)[:, 50 - min(max(count, 1), 50)]
+    want = _sorted_entry(magnitude, count)
     got = np.asarray(jax.jit(kth_largest_magnitude)(jax.numpy.asarray(magnitude), jax.numpy.asarray(count)))
     np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))
     half = np.asarray(kth_largest_magnitude(jax.numpy.asarray(magnitude, jax.numpy.float16), count))  # the sort path
-    np.testing.assert_array_equal(half, np.sort(magnitude.astype(np.float16), -1)[:, 50 - min(max(count, 1), 50)])
+    np.testing.assert_array_equal(half.view(np.int16), _sorted_entry(magnitude.astype(np.float16), count).view(np.int16))
+
+
+def test_kth_largest_magnitude_passes_no_gradient():
+    magnitude = jax.numpy.asarray(_awkward_magnitudes()[:1])
+    for dtype in (jax.numpy.float32, jax.numpy.float16):
+        grad = jax.grad(lambda m: kth_largest_magnitude(m, 3).astype(jax.numpy.float32).sum())(magnitude.astype(dtype))
+        np.testing.assert_array_equal(np.asarray(grad, np.float32), 0.0)
 
 
 # -- the iterations ------------------------------------------------------------------------------------------
