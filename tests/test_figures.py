@@ -250,6 +250,9 @@ def test_losses_every_seed_from_step_one(run):
     assert np.isnan(diverged.get_ydata()[4:]).all() and np.isfinite(diverged.get_ydata()[:4]).all()
     low, high = ax.get_xlim()
     assert [t for t in ax.get_xticks() if low <= t <= high][0] == 1
+    (boundaries,) = ax.collections  # stages 1, 1, 2, 2, 3, 3: between steps 2 and 3, and 4 and 5
+    assert [segment[:, 0].tolist() for segment in boundaries.get_segments()] == [[2.5, 2.5], [4.5, 4.5]]
+    assert [segment[:, 1].tolist() for segment in boundaries.get_segments()] == [[0.0, 1.0]] * 2, "the whole height"
     with pytest.raises(RunFileError, match="no loss history saved"):
         figures.losses_figure(load_run(SCHEMA2_RUN))
 
