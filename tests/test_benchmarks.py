@@ -1,6 +1,7 @@
 """The benchmark suite runs end to end (tiny sizes: a smoke test, no timing asserted)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +99,16 @@ def test_the_peers_evaluator_is_the_du_ista_recursion():
     ista = build_solver(config.solvers[0], problem, 8)
     theirs = evaluate(ista, problem, key=3, batch_size=500, batches=4, metrics=("nmse_db",))["nmse_db"][-1]
     assert abs(ours - theirs) < 0.3 and ours < -1.0
+
+
+def test_the_start_up_split_names_the_slow_imports():
+    """The comparison benchmark splits an import-only process by package (``python -X importtime``)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import run as benchmarks
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    seconds = benchmarks.import_breakdown(dict(os.environ))
+    assert set(seconds) == set(benchmarks.WATCHED_PACKAGES), "each watched package is imported, and found"
+    assert all(value > 0 for value in seconds.values())
+    assert seconds["jax"] > seconds["ml_dtypes"], "a package's time holds what it imported first (ml_dtypes: jax's)"
