@@ -45,6 +45,9 @@ def test_quick_benchmarks_write_every_result_file(tmp_path):
     for run in comparison["runs"].values():  # the parts add up: training is inside the process's wall time
         assert 0 < run["training_seconds"] < run["wall_seconds"]
         assert run["non_training_share"] == pytest.approx(1 - run["training_seconds"] / run["wall_seconds"])
+    seconds = comparison["quick_commands_seconds"]  # `unfold --help` imports no jax: it is the faster
+    assert 0 < seconds["unfold_help"] < seconds["import_jax"]
+    assert comparison["ratios"]["help_over_import_jax"] == pytest.approx(seconds["unfold_help"] / seconds["import_jax"])
 
 
 def test_an_unknown_benchmark_is_refused():
