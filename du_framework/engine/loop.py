@@ -38,7 +38,7 @@ from .progress import Progress, as_progress
 from .resume import TrainState
 from .settings import TrainSettings
 from .transforms import build_optimizer, check_optimizer_settings
-from .unroll import remat_levels
+from .unroll import remat_levels, unrolled_iterations
 
 __all__ = ["TrainResult", "train", "train_ensemble", "program_memory", "resolve_settings", "expand_schedule"]
 
@@ -238,6 +238,10 @@ def _prepare(solver, problem, schedule, settings, keys, ensemble, rate_factors=N
     training_loss(problem, settings.loss)  # refuse an unknown or higher-is-better metric before compiling
     check_loss_weights(settings, solver.depth, stages)
     remat_levels(settings.remat)  # refuse a bad value before compiling
+    try:
+        unrolled_iterations(settings.unroll, solver.depth)
+    except ValueError as error:  # a TrainSettings built in Python, not parsed from a configuration
+        raise ConfigError(f"train.{error}") from None
     if settings.backward == "truncated" and settings.truncate > solver.depth:
         raise ConfigError(f"train.truncate = {settings.truncate} is more than the solver's {solver.depth} "
                           f"iterations: backpropagate through 1..{solver.depth}")

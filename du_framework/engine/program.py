@@ -219,11 +219,12 @@ def _chunk_body(param_state, opt_state, rest, problem, key, active_depth, newest
     def loss_fn(params, instance):
         if weights is None:  # "final": the loss of the final estimate
             x, _ = unroll(merge(params), problem, instance, active_depth, remat=settings.remat,
-                          truncate=settings.truncation(), implicit=settings.implicit())
+                          truncate=settings.truncation(), implicit=settings.implicit(), unroll=settings.unroll)
             return score(x, instance)
         # The loss of every iterate, computed inside the unroll's scan (masked beyond the active depth by its weight).
         _, per_iteration = unroll(merge(params), problem, instance, active_depth, remat=settings.remat,
-                                  truncate=settings.truncation(), record=lambda x: jnp.asarray(loss_of(x, instance)))
+                                  truncate=settings.truncation(), record=lambda x: jnp.asarray(loss_of(x, instance)),
+                                  unroll=settings.unroll)
         return scored(weighted(per_iteration))
 
     def loss_and_grad(params, instance):
@@ -305,7 +306,7 @@ def _split_loss_and_grad(params, instance, problem, active_depth, merge, score, 
         def forward(params):
             final, recorded = unroll(merge(params), problem, local, active_depth, remat=settings.remat,
                                      truncate=settings.truncation(), implicit=settings.implicit(),
-                                     record=(lambda x: x) if stacked else None)
+                                     record=(lambda x: x) if stacked else None, unroll=settings.unroll)
             return recorded if stacked else final
 
         axis = 1 if stacked else 0  # the batch axis of the estimates

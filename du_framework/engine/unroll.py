@@ -24,7 +24,7 @@ from ..interfaces import Problem, UnfoldedSolver
 from ..params import Learned, iteration_slices
 from ..registry import describe_solver
 
-__all__ = ["unroll", "remat_levels", "split_solver"]
+__all__ = ["unroll", "remat_levels", "unrolled_iterations", "split_solver"]
 
 
 def split_solver(solver: UnfoldedSolver):
@@ -42,6 +42,16 @@ def split_solver(solver: UnfoldedSolver):
         return nnx.merge(graphdef, state, rest)
 
     return merge, params, rest
+
+
+def unrolled_iterations(unroll: bool | int, length: int) -> int:
+    """Iterations traced per body of a loop of ``length`` iterations for an ``unroll`` setting (``lax.scan``'s
+    ``unroll``): ``True`` all of them (no loop is left), ``False`` one, ``k`` at most ``k``."""
+    if isinstance(unroll, (bool, np.bool_)):
+        return max(length, 1) if unroll else 1
+    if not isinstance(unroll, (int, np.integer)) or unroll < 1:
+        raise ValueError(f"unroll must be true, false or a number of iterations >= 1, got {unroll!r}")
+    return max(1, min(int(unroll), length))
 
 
 def remat_levels(remat: bool | int) -> int:
@@ -153,6 +163,7 @@ def unroll(
     remat: bool | int = False,
     truncate: int | None = None,
     implicit: bool = False,
+    unroll: bool | int = 1,
 ):
     """Run the solver's iterations on a batch; return ``(x_final, recorded)``.
 
@@ -182,6 +193,10 @@ def unroll(
             ``u``'s pull-back to the parameters. Memory does not grow with the depth; the
             gradient is that of the fixed point, which the final state approximates.
             The context (:meth:`prepare`) is cut from the gradient. No ``record``.
+        unroll: iterations traced per body of the loop over the depth (``lax.scan``'s ``unroll``; with
+            ``remat``, of the innermost loop, over the iterations of a block; with ``truncate``, of both
+            loops): 1 is the smallest program; ``True`` (all of them) leaves no loop. The values are
+            those of any other setting, to rounding.
 
     Raises:
         SolverContractError: ``step`` changed the state's structure, shape or dtype.
@@ -189,11 +204,11 @@ def unroll(
     if implicit:
         if truncate is not None or remat_levels(remat) or record is not None:
             raise ValueError("implicit differentiation takes the final state alone: no truncate, remat or record")
-        return _implicit(solver, problem, instance, active_depth), None
+        return _implicit(solver, problem, instance, active_depth, unroll), None
     if truncate is not None:
         if remat_levels(remat):
             raise ValueError("truncate and remat do not combine: a truncated unroll stores only its last iterations")
-        return _truncated(solver, problem, instance, active_depth, record, int(truncate))
+        return _truncated(solver, problem, instance, active_depth, record, int(truncate), unroll)
     context = solver.prepare(problem, instance)
     state0 = solver.init_state(problem, context)
     step = _checked_step(solver, problem, context)
@@ -242,7 +257,7 @@ def unroll(
 
     def nest(level):
         if level <= 1:
-            return lambda state, xs: jax.lax.scan(inner, state, xs)
+            return lambda state, xs: jax.lax.scan(inner, state, xs, unroll=unrolled_iterations(unroll, shape[-1]))
         return lambda state, xs: jax.lax.scan(jax.checkpoint(nest(level - 1)), state, xs)
 
     state, recorded = nest(levels)(state0, (jnp.asarray(ks), slices))
@@ -256,7 +271,8 @@ def _cut(tree: Any) -> Any:
     return jax.tree.map(lambda leaf: jax.lax.stop_gradient(leaf) if isinstance(leaf, jax.Array) else leaf, tree)
 
 
-def _truncated(solver: UnfoldedSolver, problem: Problem, instance: Any, active_depth, record, truncate: int):
+def _truncated(solver: UnfoldedSolver, problem: Problem, instance: Any, active_depth, record, truncate: int,
+               unroll: bool | int = 1):
     """:func:`unroll` backpropagating through the last ``truncate`` active iterations: iterations
     ``0 .. start-1`` (``start = max(limit - truncate, 0)``) with everything cut from the gradient, then
     ``truncate`` iterations from ``start`` that are differentiated."""
@@ -282,7 +298,8 @@ def _truncated(solver: UnfoldedSolver, problem: Problem, instance: Any, active_d
         def inner(state, xs):
             state = advance(state, *xs)
             return state, (record(solver.estimate(state)) if record is not None else None)
-        return jax.lax.scan(inner, state, (ks, _slices_of(list(variables), ks, depth)))
+        return jax.lax.scan(inner, state, (ks, _slices_of(list(variables), ks, depth)),
+                            unroll=unrolled_iterations(unroll, len(ks)))
 
     early, early_records = scan(frozen_step, _cut(solver.init_state(problem, context)),
                                 jnp.arange(depth, dtype=jnp.int32), start)
@@ -302,7 +319,7 @@ def _truncated(solver: UnfoldedSolver, problem: Problem, instance: Any, active_d
     return solver.estimate(state), jax.tree.map(combine, early_records, late_records, final_record)
 
 
-def _implicit(solver: UnfoldedSolver, problem: Problem, instance: Any, active_depth):
+def _implicit(solver: UnfoldedSolver, problem: Problem, instance: Any, active_depth, unroll: bool | int = 1):
     """:func:`unroll`'s final estimate, differentiated at the fixed point of the solver's step."""
     merge, params, rest = split_solver(solver)
     context = _cut(solver.prepare(problem, instance))
@@ -314,7 +331,7 @@ def _implicit(solver: UnfoldedSolver, problem: Problem, instance: Any, active_de
         return jax.lax.cond(k < limit, lambda s: step(s, k), lambda s: s, state), None
 
     final, _ = jax.lax.scan(inner, _cut(solver.init_state(problem, context)),
-                            jnp.arange(solver.depth, dtype=jnp.int32))
+                            jnp.arange(solver.depth, dtype=jnp.int32), unroll=unrolled_iterations(unroll, solver.depth))
     return solver.estimate(_at_fixed_point(_Mapping(merge), solver.depth, params, (problem, context, rest), final))
 
 

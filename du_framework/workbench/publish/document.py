@@ -118,7 +118,7 @@ def _flatten(config: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-EXECUTION_KEYS = ("train.chunk_size", "train.devices")
+EXECUTION_KEYS = ("train.chunk_size", "train.devices", "train.unroll")
 """Configuration keys that say how a run executes, not what it computes: left out of the differences."""
 
 
