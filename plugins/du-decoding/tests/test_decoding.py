@@ -283,3 +283,4 @@ def test_the_ldpc_experiment_is_a_valid_configuration():
     config = load_config(experiment="ldpc")
     assert config.problem.name == "ldpc"
     assert [solver.name for solver in config.solvers] == ["neural-min-sum", "normalized-min-sum", "min-sum", "bp"]
+    assert config.train.unroll is True, "no loop over the depth: measured faster (docs/performance.md)"

@@ -283,6 +283,7 @@ def test_shipped_experiments_are_valid_configurations(name, solvers):
     config = build_config(tomllib.loads(registry.experiment(name).config), registry)
     assert config.problem.name == "imaging" and config.problem.options.size == 64
     assert [solver.label for solver in config.solvers] == solvers
+    assert config.train.unroll is True, "no loop over the depth: measured faster (docs/performance.md)"
 
 
 def test_png_modes_read_to_the_same_grey_levels(tmp_path):
