@@ -478,7 +478,7 @@ def bench_comparison(quick: bool) -> dict:
         # Start-up alone: the interpreter and the imports every `unfold compare` pays before its work.
         imports = None if quick else run_process([sys.executable, "-c", f"import {STARTUP_IMPORTS}"], env=env)
         breakdown = {} if quick else import_breakdown(env)
-        # `unfold --help` against `import jax` (the goal: under a third), each the best of three, interleaved
+        # `unfold --help` against `import jax` (the goal: under a third), each the best of three runs
         quick_commands = {"unfold_help": [unfold, "--help"], "import_jax": [sys.executable, "-c", "import jax"]}
         best = {name: min(run_process(command, env=env)["wall_seconds"] for _ in range(1 if quick else 3))
                 for name, command in quick_commands.items()}

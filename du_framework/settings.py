@@ -58,9 +58,10 @@ class TrainSettings:
     remat: bool | int = option(False, ge=0, le=16, help="rematerialise: true (2 levels, ~2 sqrt(D) states) "
                                                         "or a number of checkpoint levels")
     unroll: bool | int = option(
-        1, ge=1, le=100_000, help="iterations traced per body of the loop over the depth (lax.scan's unroll): 1 "
-                                  "compiles fastest; true (the whole depth) leaves no loop, often faster for steps "
-                                  "with large intermediates (networks, FFTs, gathers), slower for small dense ones")
+        1, ge=1, le=100_000, help="iterations traced per body of the loop over the depth (lax.scan's unroll; with "
+                                  "remat, of a block): 1 usually compiles fastest; true (all of them) leaves no "
+                                  "loop over the iterations, faster on a 2-core CPU for steps with large "
+                                  "intermediates (networks, FFTs, gathers), slower for small dense ones")
     devices: int = option(1, ge=0, help="split each batch over this many devices (0: all)")
     backward: Literal["full", "truncated", "implicit"] = option(
         "full", help="gradient of the loss: full (backpropagate through every active iteration), truncated "

@@ -252,7 +252,8 @@ def test_losses_every_seed_from_step_one(run):
     assert [t for t in ax.get_xticks() if low <= t <= high][0] == 1
     (boundaries,) = ax.collections  # stages 1, 1, 2, 2, 3, 3: between steps 2 and 3, and 4 and 5
     assert [segment[:, 0].tolist() for segment in boundaries.get_segments()] == [[2.5, 2.5], [4.5, 4.5]]
-    assert [segment[:, 1].tolist() for segment in boundaries.get_segments()] == [[0.0, 1.0]] * 2, "the whole height"
+    assert [segment[:, 1].tolist() for segment in boundaries.get_segments()] == [[0.0, 1.0]] * 2
+    assert boundaries.get_transform() == ax.get_xaxis_transform(), "x in steps, y the whole height of the axes"
     with pytest.raises(RunFileError, match="no loss history saved"):
         figures.losses_figure(load_run(SCHEMA2_RUN))
 

@@ -1,5 +1,6 @@
 """train.unroll: iterations traced per body of the loop over the depth. The same gradient, to rounding, as the
-loop, in every backward mode, against a float64 NumPy adjoint; no loop left with ``true``; bad values refused."""
+loop, in every backward mode (against a float64 NumPy adjoint where one is written out); no loop over the depth
+left with ``true``; each setting its own program; bad values refused."""
 
 import jax
 import jax.numpy as jnp
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 from core_solvers import StepGD
 from test_backward import eta, numpy_gradient
+from test_implicit import DampedGD
 
 from du_framework import ConfigError, Stage
 from du_framework.engine import TrainSettings, train, unroll
@@ -48,8 +50,31 @@ def test_an_unrolled_loop_gives_the_float64_gradient_of_the_loop(problem, mode, 
 
 def test_unrolled_losses_of_every_iteration_are_those_of_the_loop(problem):
     looped = one_sgd_step(problem, 5, loss_weights="all")
-    np.testing.assert_allclose(one_sgd_step(problem, 5, loss_weights="all", unroll=True), looped, rtol=1e-5,
-                               atol=1e-9)
+    for unroll_setting in (True, 3):
+        np.testing.assert_allclose(one_sgd_step(problem, 5, loss_weights="all", unroll=unroll_setting), looped,
+                                   rtol=1e-5, atol=1e-9)
+
+
+def test_the_implicit_gradient_unrolled_is_the_loops(problem):
+    def gradient(**settings):
+        start = DampedGD(DampedGD.Options(lr=LR), problem=problem, depth=DEPTH)
+        result = train(start, problem, [Stage(DEPTH, 1)], batch_size=8, key=0, optimizer="sgd", log_loss=False,
+                       backward="implicit", progress=False, **settings)
+        return np.array([(float(start.mu[0]) - float(result.solver.mu[0])) / LR])
+
+    looped = gradient()
+    assert looped[0] != 0.0
+    np.testing.assert_allclose(gradient(unroll=True), looped, rtol=1e-5)
+
+
+def test_each_setting_is_its_own_program(problem):
+    """True == 1 in Python: the program cache must still tell unroll=True from 1, and remat=True (2 levels)
+    from 1 (one level)."""
+    module = StepGD(StepGD.Options(lr=LR), problem=problem, depth=DEPTH)
+    runs = [("unroll", 1), ("unroll", True), ("unroll", DEPTH), ("remat", 1), ("remat", True)]
+    compiled = [train(module, problem, [Stage(DEPTH, 1)], batch_size=8, key=0, progress=False,
+                      **{name: value}).compilations for name, value in runs]
+    assert compiled == [1, 1, 0, 1, 1], "unroll=True and unroll=DEPTH are the same program; the rest differ"
 
 
 def scan_unrolls(function) -> list[int]:
@@ -81,6 +106,8 @@ def test_the_setting_reaches_the_loop_over_the_depth(problem):
     assert scan_unrolls(lambda: unroll(module, problem, instance, remat=True, unroll=True)) == [1, 3]
     # truncated: the loop of the early iterations (the whole depth) and the differentiated one (truncate)
     assert scan_unrolls(lambda: unroll(module, problem, instance, truncate=2, unroll=True)) == [DEPTH, 2]
+    damped = DampedGD(DampedGD.Options(), problem=problem, depth=DEPTH)
+    assert scan_unrolls(lambda: unroll(damped, problem, instance, implicit=True, unroll=True)) == [DEPTH]
     values = [unroll(module, problem, instance, unroll=setting)[0] for setting in (1, True)]
     np.testing.assert_allclose(values[1], values[0], rtol=1e-6)
 

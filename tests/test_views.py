@@ -147,6 +147,7 @@ def write_other_problem(folder: Path) -> Path:
     config = results["config"]
     config["problem"] = {"name": "other", "p": 0.1}
     config["train"]["chunk_size"] = 8  # how the run executes: not a difference that matters
+    config["train"]["unroll"] = True
     config["solvers"] = [{"name": "learned-gd", "label": "learned", "period": 4},
                          {"name": "ista", "label": "ista", "lam": 0.1, "lr": 0.5, "tol": 1.0}]
     results["solvers"]["ista"] = results["solvers"].pop("gd")
@@ -186,7 +187,7 @@ def test_the_keys_that_differ_are_those_that_change_the_results(schema3, tmp_pat
     keys = {row[0]: row[1:] for row in rows}
     assert header == ["key", "s3", "elsewhere"]
     assert keys["problem.name"] == ['"toy"', '"other"'] and "problem.p" in keys
-    assert "train.chunk_size" not in keys, "an execution setting does not change the results"
+    assert "train.chunk_size" not in keys and "train.unroll" not in keys, "execution settings are left out"
     assert keys["solvers"] == ["learned, gd", "learned, ista"], "solvers of one run only: one row, not their options"
     assert not any(key.startswith(("solvers.gd.", "solvers.ista.")) for key in keys)
     assert keys["solvers.learned.period"] == ["2", "4"]

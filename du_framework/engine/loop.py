@@ -272,7 +272,11 @@ def _prepare(solver, problem, schedule, settings, keys, ensemble, rate_factors=N
     # A placeholder of the right structure: the program initialises the optimiser on its first
     # chunk (a restart), so no eager operation is compiled for it on the host.
     opt_state = jax.tree.map(lambda leaf: np.zeros(leaf.shape, leaf.dtype), opt_shapes)
-    spec = ProgramSpec.make(graphdef, rates, settings, chunk=chunk, ensemble=ensemble, mesh=mesh,
+    # The jit cache compares settings by value, and True == 1: remat and unroll enter as what they mean
+    # (levels, iterations per body), or remat=True (2 levels) would reuse remat=1's program, unroll=True unroll=1's.
+    shaping = dataclasses.replace(settings, remat=remat_levels(settings.remat),
+                                  unroll=unrolled_iterations(settings.unroll, solver.depth))
+    spec = ProgramSpec.make(graphdef, rates, shaping, chunk=chunk, ensemble=ensemble, mesh=mesh,
                             member_rates=rate_factors is not None)
     factors = _rate_factors(rates, rate_factors, len(keys))
     state = (param_state, opt_state, rest, problem, key)

@@ -75,8 +75,8 @@ def losses_figure(runs: Run | Sequence[Run], *, solvers: Sequence[str] | str | N
         log = bool(values.size and np.all(values > 0))
         if log:
             ax.set_yscale("log")
-        if boundaries is not None and 0 < len(boundaries) <= 200:  # one collection: drawn, and avoided by the
-            ax.vlines(boundaries, 0.0, 1.0, transform=ax.get_xaxis_transform(),  # legend, at a line's cost
+        if boundaries is not None and 0 < len(boundaries) <= 200:  # one collection, drawn at about a line's cost
+            ax.vlines(boundaries, 0.0, 1.0, transform=ax.get_xaxis_transform(),
                       colors="0.8", linewidths=0.5, zorder=0)
         set_limits(ax, everything, log=log)
         set_integer_axis(ax, longest)

@@ -35,7 +35,7 @@ OPTIMIZER_ALIASES = {"sgd-momentum": ("sgd", {"momentum": 0.9})}
 
 # [train] keys that make up the budget: equal for every solver, never searched.
 _BUDGET_KEYS = ("schedule", "depth", "steps_per_stage", "batch_size", "seed", "seeds", "chunk_size", "remat",
-                "devices")
+                "devices", "unroll")
 _SEARCHABLE_TRAIN = ("optimizer", "log_loss", "lr_schedule", "loss")
 
 
