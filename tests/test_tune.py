@@ -255,6 +255,8 @@ def test_a_space_key_for_a_budget_setting_or_an_unknown_option_is_refused(plugin
     solver = build_solver(config.solver("learned"), build_problem(config), 3)
     with pytest.raises(ConfigError, match=r"train.batch_size is part of the equal budget"):
         search_space(config.solver("learned"), solver, space={"train.batch_size": Tunable(8, 32)})
+    with pytest.raises(ConfigError, match=r"train.unroll is part of the equal budget"):
+        search_space(config.solver("learned"), solver, space={"train.unroll": Tunable(choices=[1, True])})
     with pytest.raises(ConfigError, match=r"has no option 'lrr' \(did you mean 'solvers.learned.lr'\?\)"):
         search_space(config.solver("learned"), solver, space={"solvers.learned.lrr": Tunable(0.1, 1.0)})
     with pytest.raises(ConfigError, match=r"solvers.learned.period must be >= 0, got -1"):
