@@ -239,7 +239,7 @@ def _prepare(solver, problem, schedule, settings, keys, ensemble, rate_factors=N
     check_loss_weights(settings, solver.depth, stages)
     remat_levels(settings.remat)  # refuse a bad value before compiling
     try:
-        unrolled_iterations(settings.unroll, solver.depth)
+        per_body = unrolled_iterations(settings.unroll, solver.depth)
     except ValueError as error:  # a TrainSettings built in Python, not parsed from a configuration
         raise ConfigError(f"train.{error}") from None
     if settings.backward == "truncated" and settings.truncate > solver.depth:
@@ -274,8 +274,7 @@ def _prepare(solver, problem, schedule, settings, keys, ensemble, rate_factors=N
     opt_state = jax.tree.map(lambda leaf: np.zeros(leaf.shape, leaf.dtype), opt_shapes)
     # The jit cache compares settings by value, and True == 1: remat and unroll enter as what they mean
     # (levels, iterations per body), or remat=True (2 levels) would reuse remat=1's program, unroll=True unroll=1's.
-    shaping = dataclasses.replace(settings, remat=remat_levels(settings.remat),
-                                  unroll=unrolled_iterations(settings.unroll, solver.depth))
+    shaping = dataclasses.replace(settings, remat=remat_levels(settings.remat), unroll=per_body)
     spec = ProgramSpec.make(graphdef, rates, shaping, chunk=chunk, ensemble=ensemble, mesh=mesh,
                             member_rates=rate_factors is not None)
     factors = _rate_factors(rates, rate_factors, len(keys))
